@@ -1,0 +1,116 @@
+"""Flows, their deployments, and deployment schedules."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class Flow(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Deployment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="deployments")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    version = models.CharField(max_length=100, blank=True)
+    entrypoint = models.CharField(
+        max_length=500, help_text="path/to/file.py:function, relative to the working directory."
+    )
+    path = models.CharField(
+        max_length=1000, blank=True, help_text="Working directory the entrypoint is relative to."
+    )
+    pull_steps = models.JSONField(default=list, blank=True)
+    parameters = models.JSONField(default=dict, blank=True, help_text="Default parameters.")
+    parameter_schema = models.JSONField(default=dict, blank=True)
+    enforce_parameter_schema = models.BooleanField(default=True)
+    tags = models.JSONField(default=list, blank=True)
+    work_pool = models.ForeignKey(
+        "workpools.WorkPool", on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
+    )
+    work_queue = models.ForeignKey(
+        "workpools.WorkQueue", on_delete=models.SET_NULL, null=True, blank=True, related_name="deployments",
+        help_text="Empty: routed to the first queue of the pool whose tags match.",
+    )
+    job_variables = models.JSONField(default=dict, blank=True)
+    paused = models.BooleanField(default=False)
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["flow__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "name"], name="deployment_unique_name_per_flow"),
+            models.CheckConstraint(condition=~Q(name=""), name="deployment_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow.name}/{self.name}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow.name}/{self.name}"
+
+
+class ScheduleKind(models.TextChoices):
+    CRON = "cron", "Cron"
+    INTERVAL = "interval", "Interval"
+    RRULE = "rrule", "RRule"
+
+
+class DeploymentSchedule(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="schedules")
+    slug = models.SlugField(
+        max_length=100,
+        help_text="Stable identity across redeploys; part of every scheduled run's key.",
+    )
+    kind = models.CharField(max_length=10, choices=ScheduleKind.choices)
+    cron = models.CharField(max_length=200, blank=True)
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    anchor_at = models.DateTimeField(null=True, blank=True)
+    rrule = models.TextField(blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    active = models.BooleanField(default=True)
+    parameters = models.JSONField(default=dict, blank=True, help_text="Overrides for this schedule's runs.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["deployment", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "slug"], name="schedule_unique_slug_per_deployment"),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind=ScheduleKind.CRON, interval_seconds__isnull=True, rrule="") & ~Q(cron="")
+                )
+                | (Q(kind=ScheduleKind.INTERVAL, interval_seconds__gt=0, cron="", rrule=""))
+                | (Q(kind=ScheduleKind.RRULE, cron="", interval_seconds__isnull=True) & ~Q(rrule="")),
+                name="schedule_kind_matches_fields",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment} [{self.describe_definition()}]"
+
+    def describe_definition(self) -> str:
+        if self.kind == ScheduleKind.CRON:
+            return f"cron {self.cron} ({self.timezone})"
+        if self.kind == ScheduleKind.INTERVAL:
+            return f"every {self.interval_seconds}s"
+        return f"rrule {self.rrule}"

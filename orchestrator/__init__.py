@@ -1,0 +1,21 @@
+"""The orchestrator: a Django project, and the flow SDK users import.
+
+    from orchestrator import flow, task, get_run_logger
+
+The SDK names are loaded lazily, so importing the Django project (settings, urls) stays
+cheap and never configures Django as a side effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["flow", "task", "get_run_logger"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from orchestrator import sdk
+
+        return getattr(sdk, name)
+    raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")

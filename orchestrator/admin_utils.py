@@ -1,0 +1,50 @@
+"""Shared pieces for the admin: row-by-row actions and a paginator fit for big tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db import connection
+from django.utils.functional import cached_property
+
+from runs.errors import OrchestratorError
+
+
+def apply_each(
+    modeladmin: admin.ModelAdmin, request: Any, objects: Iterable[Any], action: Callable[[Any], Any], done: str
+) -> None:
+    """Run a service on each selected object; report successes once and each failure by name,
+    so one finished run in a selection does not hide what happened to the others."""
+    ok = 0
+    for obj in objects:
+        try:
+            action(obj)
+        except OrchestratorError as error:
+            modeladmin.message_user(request, f"{obj}: {error}", messages.ERROR)
+        else:
+            ok += 1
+    if ok:
+        noun = modeladmin.model._meta.verbose_name if ok == 1 else modeladmin.model._meta.verbose_name_plural
+        modeladmin.message_user(request, f"{done} {ok} {noun}.", messages.SUCCESS)
+
+
+class EstimatedCountPaginator(Paginator):
+    """On PostgreSQL an unfiltered admin list of a huge table would COUNT(*) every row on each
+    page view; use the planner's estimate once it is large. Filtered lists count for real."""
+
+    EXACT_BELOW = 100_000
+
+    @cached_property
+    def count(self) -> int:  # type: ignore[override]
+        query = getattr(self.object_list, "query", None)
+        if connection.vendor == "postgresql" and query is not None and not query.where:
+            table = self.object_list.model._meta.db_table
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
+                row = cursor.fetchone()
+            if row and row[0] >= self.EXACT_BELOW:
+                return int(row[0])
+        return super().count

@@ -1,0 +1,61 @@
+"""`manage.py up`: run the whole orchestrator on this host (what `make up` calls)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from orchestrator.bootstrap import ensure_admin
+from orchestrator.supervisor import Program, Supervisor
+
+
+class Command(BaseCommand):
+    help = "Migrate, create the admin account on first run, then run the web app (and services) until Ctrl-C."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        if not 0 < port < 65536:
+            raise CommandError(f"--port {port} is not a TCP port.")
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        username = settings.ADMIN_USERNAME
+        generated = ensure_admin(username, settings.ADMIN_PASSWORD)
+
+        url = f"http://{host}:{port}/"
+        self.stdout.write(self.style.SUCCESS(f"Orchestrator starting at {url}  (admin: {url}admin/)"))
+        self.stdout.write(f"Data directory: {settings.ORCHESTRATOR_HOME}")
+        if generated:
+            self.stdout.write(self.style.WARNING(f"Log in as {username!r} with password {generated!r}"))
+            self.stdout.write("  (shown only this once; change it with: manage.py changepassword " + username + ")")
+        elif settings.ADMIN_PASSWORD:
+            self.stdout.write(f"Log in as {username!r} with the password from ORCHESTRATOR_ADMIN_PASSWORD.")
+        else:
+            self.stdout.write(
+                f"Log in as {username!r} with the password printed on the first run "
+                f"(forgot it? manage.py changepassword {username})."
+            )
+        self.stdout.write("Press Ctrl-C to stop.")
+
+        python = sys.executable
+        programs = [
+            Program(
+                "web",
+                [python, "-m", "gunicorn", "orchestrator.wsgi", "--bind", f"{host}:{port}",
+                 "--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5"],
+            ),
+        ]
+        supervisor = Supervisor(programs, out=self.stdout)
+        signal.signal(signal.SIGINT, supervisor.on_signal)
+        signal.signal(signal.SIGTERM, supervisor.on_signal)
+        code = supervisor.run()
+        self.stdout.write("Stopped.")
+        if code:
+            raise CommandError(f"A process exited with code {code}; everything was stopped.")

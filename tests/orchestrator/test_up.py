@@ -1,0 +1,91 @@
+"""`manage.py up` (what `make up` runs), for real: a fresh data directory, the printed
+credentials log in to the admin, and Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_until(proc: subprocess.Popen, pattern: str, deadline: float, seen: list[str]) -> re.Match:
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if match := re.search(pattern, line):
+            return match
+    raise AssertionError(f"never saw {pattern!r}; output was:\n{''.join(seen)}")
+
+
+def wait_for_http(url: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} never answered")
+
+
+def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "ORCHESTRATOR_ADMIN_PASSWORD"}}
+    env["ORCHESTRATOR_HOME"] = str(tmp_path / "home")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "up", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        match = read_until(proc, r"Log in as '(\w+)' with password '([^']+)'", deadline, seen)
+        username, password = match.groups()
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", deadline)
+
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        login_page = opener.open(f"{base}/admin/login/").read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
+        body = urllib.parse.urlencode(
+            {"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"}
+        ).encode()
+        request = urllib.request.Request(f"{base}/admin/login/?next=/admin/", data=body, headers={"Referer": f"{base}/admin/login/"})
+        admin_index = opener.open(request).read().decode()
+        assert "Pools, deployments and runs" in admin_index
+        assert "Work pools" in admin_index and "Flow runs" in admin_index
+        # The admin's stylesheet is served (whitenoise), so the page looks right.
+        assert opener.open(f"{base}/static/admin/css/base.css").status == 200
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            rest, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert "Stopped." in rest
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
