@@ -20,6 +20,9 @@ install: $(VENV)/.installed
 up: $(VENV)/.installed
 	$(PY) manage.py up --port $(PORT)
 
+# Tests keep their data (SQLite test file, broker folders) inside the checkout unless told
+# otherwise, so two checkouts can run their suites at once.
+test: export ORCHESTRATOR_HOME ?= $(CURDIR)/.test-home
 test: $(VENV)/.installed
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Models have changes without migrations: run manage.py makemigrations"; exit 1; }
 	$(PY) -m pytest $(PYTEST_ARGS)

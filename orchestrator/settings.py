@@ -140,6 +140,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # WORKER_HEARTBEAT_MISSES intervals without one.
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
 WORKER_HEARTBEAT_MISSES = env_int("WORKER_HEARTBEAT_MISSES", 3, minimum=1)
+# Flow-run processes heartbeat their run on this interval; a run whose heartbeat is older than
+# RUN_HEARTBEAT_MISSES intervals is presumed dead and marked CRASHED by the reaper.
+RUN_HEARTBEAT_SECONDS = env_float("RUN_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
+RUN_HEARTBEAT_MISSES = env_int("RUN_HEARTBEAT_MISSES", 3, minimum=1)
 # A queue is READY while some worker polled it within this many seconds.
 QUEUE_READY_SECONDS = env_float("QUEUE_READY_SECONDS", 60.0, minimum=1)
 # A run still SCHEDULED this long past its time is renamed Late.

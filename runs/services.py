@@ -116,6 +116,15 @@ def set_state(
     return run
 
 
+def record_run_heartbeat(run_id: Any) -> bool:
+    """The run's process is alive. Returns False when the run is no longer PENDING/RUNNING
+    (cancelled, crashed by the reaper, ...), which tells the process to stop."""
+    alive = FlowRun.objects.filter(pk=run_id, state_type__in=(S.PENDING, S.RUNNING)).update(
+        heartbeat_at=timezone.now()
+    )
+    return bool(alive)
+
+
 def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
     """Stop a run: SCHEDULED -> CANCELLED at once; PENDING/RUNNING/PAUSED -> CANCELLING, and
     the worker that holds it stops the process. Asking again while CANCELLING changes nothing.

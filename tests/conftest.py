@@ -41,6 +41,32 @@ def _requires_postgres(request: Any) -> None:
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
 
 
+@pytest.fixture
+def subprocess_env(db: None, tmp_path: Any) -> dict[str, str]:
+    """Environment for a real subprocess (engine, worker, Celery) that must reach the test
+    database. Use it from tests marked django_db(transaction=True): data made inside a test
+    transaction is invisible to other processes."""
+    from django.conf import settings
+
+    db_settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        url = f"sqlite:///{db_settings['NAME']}"
+    else:
+        password = f":{db_settings['PASSWORD']}" if db_settings.get("PASSWORD") else ""
+        url = (
+            f"postgres://{db_settings['USER']}{password}@{db_settings['HOST'] or '127.0.0.1'}:"
+            f"{db_settings['PORT'] or 5432}/{db_settings['NAME']}"
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(
+        DATABASE_URL=url,
+        ORCHESTRATOR_HOME=str(settings.ORCHESTRATOR_HOME),
+        DJANGO_SETTINGS_MODULE="orchestrator.settings",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 # --- personas ---------------------------------------------------------------------------------
 
 
