@@ -9,7 +9,7 @@ from typing import Any
 
 from coolname import generate_slug
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ def set_state(
     scheduled_at: datetime | None = None,
     worker: Any = None,
     retry: bool = True,
+    only_if: Q | None = None,
 ) -> FlowRun:
     """Move `run` to state `to` (the only writer of run state).
 
@@ -44,7 +45,9 @@ def set_state(
     Entering FAILED or CRASHED on a run with retries left is followed, in the same transaction,
     by SCHEDULED/AwaitingRetry after the run's retry delay (pass retry=False to prevent that).
     `scheduled_at` sets when a SCHEDULED run may be claimed; `worker` records the claimer on
-    PENDING. Returns `run`, updated in place.
+    PENDING. `only_if` adds a condition to the compare-and-swap (the reaper uses it so a
+    heartbeat that lands after it looked saves the run); when it fails, StateConflict.
+    Returns `run`, updated in place.
     """
     to = StateType(to)
     expected = StateType(expected or run.state_type)
@@ -85,7 +88,10 @@ def set_state(
         updates["ended_at"] = now
 
     with transaction.atomic():
-        moved = FlowRun.objects.filter(pk=run.pk, state_type=expected).update(**updates)
+        target = FlowRun.objects.filter(pk=run.pk, state_type=expected)
+        if only_if is not None:
+            target = target.filter(only_if)
+        moved = target.update(**updates)
         if not moved:
             # Nothing got updated: another actor changed the state first (or the run is gone).
             actual = FlowRun.objects.filter(pk=run.pk).values_list("state_type", flat=True).first()
