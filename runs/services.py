@@ -131,6 +131,12 @@ def record_run_heartbeat(run_id: Any) -> bool:
     return bool(alive)
 
 
+def record_run_process(run: FlowRun, *, pid: int, hostname: str) -> None:
+    """Where the run's process lives, so a restarted worker can find it again."""
+    FlowRun.objects.filter(pk=run.pk).update(pid=pid, hostname=hostname)
+    run.pid, run.hostname = pid, hostname
+
+
 def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
     """Stop a run: SCHEDULED -> CANCELLED at once; PENDING/RUNNING/PAUSED -> CANCELLING, and
     the worker that holds it stops the process. Asking again while CANCELLING changes nothing.
