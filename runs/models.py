@@ -189,6 +189,25 @@ class TaskRun(models.Model):
         return (self.ended_at or self.state_at) - self.started_at
 
 
+class TaskRunState(models.Model):
+    """One entry of a task run's state history (Running, AwaitingRetry, Retrying, ...), so a
+    retried or cached task shows what happened to it. Append-only; ordered by id."""
+
+    id = models.BigAutoField(primary_key=True)
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="states")
+    type = models.CharField(max_length=12, choices=StateType.choices)
+    name = models.CharField(max_length=40)
+    timestamp = models.DateTimeField()
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["task_run", "id"]
+        indexes = [models.Index(fields=["task_run", "id"], name="taskrunstate_run")]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
 class Log(models.Model):
     id = models.BigAutoField(primary_key=True)
     flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="logs")
