@@ -9,7 +9,7 @@ from typing import Any
 
 from coolname import generate_slug
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, JSONField, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -272,7 +272,6 @@ def create_task_run(
     name: str,
     task_key: str,
     dynamic_key: str = "",
-    cache_key: str = "",
     tags: list[str] | None = None,
 ) -> TaskRun:
     """Record a task run of flow run `flow_run_id`, PENDING, with its first history entry.
@@ -282,8 +281,7 @@ def create_task_run(
         with transaction.atomic():
             task_run = TaskRun.objects.create(
                 flow_run_id=flow_run_id, name=name[:200], task_key=task_key[:200], dynamic_key=dynamic_key[:50],
-                cache_key=cache_key[:500], tags=list(tags or []), state_type=S.PENDING, state_name="Pending",
-                state_at=now,
+                tags=list(tags or []), state_type=S.PENDING, state_name="Pending", state_at=now,
             )
             TaskRunState.objects.create(task_run=task_run, type=S.PENDING, name="Pending", timestamp=now)
     except IntegrityError:
@@ -301,6 +299,7 @@ def set_task_run_state(
     message: str = "",
     expected: StateType | str | None = None,
     result: Any = _NO_RESULT,
+    cache_key: str = "",
     cache_expires_at: datetime | None = None,
 ) -> TaskRun:
     """Move `task_run` to state `to` along runs.states.TASK_ALLOWED (the only writer of task
@@ -310,7 +309,8 @@ def set_task_run_state(
     StateConflict when someone moved it first (a flow run that ended crashes its unfinished
     task runs while a thread may still be finishing one), InvalidTransition for a move the
     table forbids. Entering RUNNING counts a run (and sets started_at the first time); a
-    terminal state sets ended_at. `result` (JSON) and `cache_expires_at` are stored with it.
+    terminal state sets ended_at. `result` (any JSON, None included) is stored with it, and
+    with a `cache_key` (until `cache_expires_at`, or for ever) find_cached_task_run serves it.
     Appends the history entry in the same transaction. Returns `task_run`, updated in place.
     """
     to = StateType(to)
@@ -330,7 +330,10 @@ def set_task_run_state(
     if to in TERMINAL:
         updates["ended_at"] = now
     if result is not _NO_RESULT:
-        updates["result"] = result
+        # None is stored as JSON null, not SQL NULL, so a stored None still counts as a result.
+        updates["result"] = Value(None, output_field=JSONField()) if result is None else result
+    if cache_key:
+        updates["cache_key"] = cache_key[:500]
     if cache_expires_at is not None:
         updates["cache_expires_at"] = cache_expires_at
 
@@ -359,7 +362,7 @@ def find_cached_task_run(cache_key: str, *, now: datetime | None = None) -> Task
         return None
     now = now or timezone.now()
     return (
-        TaskRun.objects.filter(cache_key=cache_key, state_type=S.COMPLETED)
+        TaskRun.objects.filter(cache_key=cache_key, state_type=S.COMPLETED, result__isnull=False)
         .exclude(cache_expires_at__lte=now)
         .order_by("-ended_at")
         .first()
