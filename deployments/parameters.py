@@ -63,17 +63,45 @@ def _model_config(extra: str) -> pydantic.ConfigDict:
     )
 
 
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """`fn`'s signature with string annotations (`from __future__ import annotations`)
+    resolved; one that cannot be resolved (a name local to a function) counts as Any."""
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except Exception:
+        signature = inspect.signature(fn)
+        return signature.replace(
+            parameters=[
+                p.replace(annotation=Any) if isinstance(p.annotation, str) else p for p in signature.parameters.values()
+            ]
+        )
+
+
+def _usable(annotation: Any) -> Any:
+    """The annotation if pydantic can check values against it, else Any."""
+    if annotation is inspect.Parameter.empty:
+        return Any
+    try:
+        pydantic.TypeAdapter(annotation)
+    except Exception:
+        try:  # a class pydantic knows nothing about: checked with isinstance
+            pydantic.TypeAdapter(annotation, config=pydantic.ConfigDict(arbitrary_types_allowed=True))
+        except Exception:
+            return Any
+    return annotation
+
+
 @lru_cache(maxsize=512)
 def _signature_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:
     """A pydantic model with one field per parameter of `fn`. Fields get neutral names and
     the parameter's name as alias, so parameters called `model_config`, `json` or `_x` work."""
     fields: dict[str, Any] = {}
     extra = "forbid"
-    for index, param in enumerate(inspect.signature(fn).parameters.values()):
+    for index, param in enumerate(_signature(fn).parameters.values()):
         if param.kind is param.VAR_KEYWORD:
             extra = "allow"
             continue
-        annotation = Any if param.annotation is param.empty else param.annotation
+        annotation = _usable(param.annotation)
         if param.kind is param.VAR_POSITIONAL:
             annotation = list[annotation]  # type: ignore[valid-type]
             default: Any = []

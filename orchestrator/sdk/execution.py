@@ -139,6 +139,12 @@ class RunSession:
             except (Interrupted, StateConflict) as stop:
                 # Once body returned, its outcome stands: an interrupt arriving this late is stale.
                 reason = str(stop)
+            except Exception as error:
+                # The engine's own failure (or the orchestrator's): record it rather than leave
+                # the run PENDING/RUNNING, then let it surface as a crash.
+                if outcome is None:
+                    self._record_crash(error)
+                raise
             if outcome is None:
                 outcome = self.stopped(reason)
         return outcome
@@ -201,6 +207,18 @@ class RunSession:
             self.run = run
             self.logger.warning("Stopped: the flow run is %s now.", state_text(run.state_name, run.state_message))
             return Outcome(run.state_type, run.state_name, run.state_message, stopped=True)
+
+    def _record_crash(self, error: Exception) -> None:
+        message = f"The engine failed: {exception_text(error)}"
+        self.engine_logger.error("%s\n%s", message, traceback_text(error))
+        try:
+            with deferred():
+                self._stop_heartbeat()
+                run = self.client.read_flow_run(self.run.id)
+                if run.state_type in (PENDING, RUNNING):
+                    self.client.set_flow_run_state(run.id, FAILED, expected=run.state_type, message=message, retry=False)
+        except Exception:  # the orchestrator is unreachable: the worker or the reaper will see to it
+            pass
 
     def _fail_running(self, message: str) -> Outcome:
         self.set_state(FAILED, expected=RUNNING, message=message, retry=False)
