@@ -205,7 +205,7 @@ class RunSession:
                 except StateConflict:
                     run = self.client.read_flow_run(self.run.id)
             self.run = run
-            self.logger.warning("Stopped: the flow run is %s now.", state_text(run.state_name, run.state_message))
+            self.logger.warning("Stopped: the flow run is now %s.", state_text(run.state_name, run.state_message))
             return Outcome(run.state_type, run.state_name, run.state_message, stopped=True)
 
     def _record_crash(self, error: Exception) -> None:
