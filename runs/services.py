@@ -94,13 +94,7 @@ def set_state(
         updates["ended_at"] = now
 
     with transaction.atomic():
-        moved = FlowRun.objects.filter(pk=run.pk, state_type=expected).update(**updates)
-        if not moved:
-            # Nothing got updated: another actor changed the state first (or the run is gone).
-            actual = FlowRun.objects.filter(pk=run.pk).values_list("state_type", flat=True).first()
-            if actual is None:
-                raise OrchestratorError(f"Flow run {run.pk} no longer exists.")
-            raise StateConflict(expected, actual, to)
+        _compare_and_swap(FlowRun, run.pk, expected=expected, to=to, updates=updates, noun="flow run")
         FlowRunState.objects.create(flow_run_id=run.pk, type=to, name=name, timestamp=now, message=message)
         run.refresh_from_db(
             fields=[
@@ -123,6 +117,20 @@ def set_state(
                 scheduled_at=now + delay,
             )
     return run
+
+
+def _compare_and_swap(
+    model: Any, pk: Any, *, expected: StateType, to: StateType, updates: dict[str, Any], noun: str
+) -> None:
+    """UPDATE ... SET updates WHERE id=pk AND state_type=expected. Raises StateConflict naming
+    the state it found when another actor moved the row first, NotFound when it is gone."""
+    if model.objects.filter(pk=pk, state_type=expected).update(**updates):
+        return
+    # Nothing got updated: another actor changed the state first (or the row is gone).
+    actual = model.objects.filter(pk=pk).values_list("state_type", flat=True).first()
+    if actual is None:
+        raise NotFound(f"{noun.capitalize()} {pk} no longer exists.")
+    raise StateConflict(expected, actual, to, subject=f"A {noun}")
 
 
 def record_run_heartbeat(run_id: Any) -> bool:
@@ -338,13 +346,8 @@ def set_task_run_state(
         updates["cache_expires_at"] = cache_expires_at
 
     with transaction.atomic():
-        moved = TaskRun.objects.filter(pk=task_run.pk, state_type=expected).update(**updates)
-        if not moved:
-            # Another actor (the flow run ending) moved it first, or the flow run was deleted.
-            actual = TaskRun.objects.filter(pk=task_run.pk).values_list("state_type", flat=True).first()
-            if actual is None:
-                raise NotFound(f"Task run {task_run.pk} no longer exists.")
-            raise StateConflict(expected, actual, to, subject="A task run")
+        # Another actor may move it first: the flow run ending crashes its unfinished task runs.
+        _compare_and_swap(TaskRun, task_run.pk, expected=expected, to=to, updates=updates, noun="task run")
         TaskRunState.objects.create(task_run_id=task_run.pk, type=to, name=name, timestamp=now, message=message)
         task_run.refresh_from_db(
             fields=[

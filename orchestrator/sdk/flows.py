@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from deployments.parameters import parameter_schema
-from orchestrator.sdk.tasks import check_non_negative
+from orchestrator.sdk.tasks import check_non_negative, decorate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,6 +69,4 @@ def flow(
 def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a flow: `@flow` or `@flow(name=..., description=..., retries=...,
     retry_delay_seconds=..., timeout_seconds=..., log_prints=...)`."""
-    if fn is None:
-        return lambda f: Flow(f, **options)
-    return Flow(fn, **options)
+    return decorate(Flow, fn, options)

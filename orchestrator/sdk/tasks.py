@@ -35,6 +35,13 @@ R = TypeVar("R")
 MAX_STORED_RESULT_BYTES = 256 * 1024
 
 
+def decorate(cls: type, fn: Callable[..., Any] | None, options: dict[str, Any]) -> Any:
+    """`@flow`/`@task` with or without options: `cls(fn, **options)`, now or once given fn."""
+    if fn is None:
+        return lambda f: cls(f, **options)
+    return cls(fn, **options)
+
+
 def check_non_negative(owner: str, **values: float | None) -> None:
     """Decorator options are checked when the decorator runs, not at the first call."""
     for name, value in values.items():
@@ -160,9 +167,7 @@ def task(
 def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a task: `@task` or `@task(name=..., retries=..., retry_delay_seconds=...,
     timeout_seconds=..., cache_key_fn=..., cache_expiration=..., tags=...)`."""
-    if fn is None:
-        return lambda f: Task(f, **options)
-    return Task(fn, **options)
+    return decorate(Task, fn, options)
 
 
 # --- running one task run ---------------------------------------------------------------------

@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 # Every flow file the tests write starts with these imports.
 HEADER = "import time\nfrom datetime import timedelta\nfrom orchestrator import flow, task, get_run_logger\n\n"
 
+# The tutorial's flow (seed 001), after HEADER.
+HELLO_FLOW = '''
+@task
+def log_message(name):
+    logger = get_run_logger()
+    logger.info(f"Hello {name}!")
+
+@flow
+def leonardo_dicapriflow(name: str):
+    log_message(name)
+'''
+
 
 @pytest.fixture
 def write_flow(tmp_path: Path):  # type: ignore[no-untyped-def]

@@ -18,22 +18,11 @@ from runs.models import FlowRun
 from runs.services import create_flow_run, request_cancellation, set_state
 from runs.states import StateType
 from orchestrator import engine
+from tests.orchestrator.conftest import HELLO_FLOW as HELLO
 from tests.orchestrator.conftest import ROOT, run_engine
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HELLO = '''
-@task
-def log_message(name):
-    logger = get_run_logger()
-    logger.info(f"Hello {name}!")
-
-@flow
-def leonardo_dicapriflow(name: str):
-    log_message(name)
-'''
-
 
 def claimed_run(deployment: Any, **kwargs: Any) -> FlowRun:
     """A run as a worker hands it to the engine: PENDING."""

@@ -12,24 +12,13 @@ import pytest
 
 from runs.models import FlowRun
 from runs.states import StateType
+from tests.orchestrator.conftest import HELLO_FLOW
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SEED = '''
-from orchestrator import flow, task, get_run_logger
+SEED = "from orchestrator import flow, task, get_run_logger\n" + HELLO_FLOW + '\nleonardo_dicapriflow("Leo")\n'
 
-@task
-def log_message(name):
-    logger = get_run_logger()
-    logger.info(f"Hello {name}!")
-
-@flow
-def leonardo_dicapriflow(name: str):
-    log_message(name)
-
-leonardo_dicapriflow("Leo")
-'''
 
 LINE = r"\d\d:\d\d:\d\d\.\d{3} \| INFO    \| "
 
