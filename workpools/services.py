@@ -279,6 +279,16 @@ def claim_runs(
 
     now = timezone.now()
     horizon = now + timedelta(seconds=max(0.0, prefetch_seconds))
+    # An idle poll stays a cheap indexed read: take the pool lock only when something is due.
+    polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
+    if queue_ids is not None:
+        polled = polled.filter(pk__in=queue_ids)
+    due = FlowRun.objects.filter(
+        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
+    )
+    if not due.exists():
+        _record_poll(list(polled), now)
+        return []
     with transaction.atomic():
         # Serialise claimers of this pool (PostgreSQL row lock; SQLite's IMMEDIATE
         # transactions already hold the database write lock from BEGIN).

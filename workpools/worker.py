@@ -36,11 +36,12 @@ class ProcessWorker:
         worker: Worker,
         *,
         queue_ids: list[Any] | None = None,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.5,
         prefetch_seconds: float = 0.0,
         grace: float = 30.0,
         kill_after: float = 10.0,
         run_once: bool = False,
+        prewarm: bool = False,
         infrastructure: Infrastructure | None = None,
         out: IO[str] = sys.stdout,
     ) -> None:
@@ -51,7 +52,7 @@ class ProcessWorker:
         self.grace = grace
         self.kill_after = kill_after
         self.run_once = run_once
-        self.infrastructure = infrastructure or for_pool_type(worker.pool.type)
+        self.infrastructure = infrastructure or for_pool_type(worker.pool.type, prewarm=prewarm)
         self.out = out
         self.children: dict[Any, RunProcess] = {}
         self.stopping = False
@@ -115,6 +116,7 @@ class ProcessWorker:
                 break
             if not did:
                 self.sleep(self.poll_interval)
+        self.infrastructure.close()
         services.mark_worker_stopped(self.worker)
         close_old_connections()
 

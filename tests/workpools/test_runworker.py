@@ -86,8 +86,9 @@ def test_sigterm_lets_a_run_in_flight_finish_and_the_worker_exits_0(subprocess_e
     output = collect(worker)
     try:
         wait_for(lambda: any(e[0] == "start" for e in events(tmp_path)), 60, "the flow to start")
-        create_flow_run(dep)  # arrives after the signal: must not be claimed
         os.kill(worker.pid, signal.SIGTERM)
+        wait_for(lambda: "finishing..." in "".join(output), 30, "the worker to start finishing")
+        create_flow_run(dep)  # arrives after the signal: must not be claimed
         assert worker.wait(timeout=60) == 0, "".join(output)
     finally:
         stop(worker)

@@ -44,6 +44,7 @@ class RunProcess:
     run_name: str
     pid: int
     popen: Any = None
+    exit_code: Any = None  # for a launcher's child: () -> exit code or None
     started_at: float = field(default_factory=time.monotonic)
     term_sent_at: float | None = None
     kill_sent: bool = False
@@ -53,6 +54,8 @@ class RunProcess:
         """The exit code once the process has ended, else None. Never blocks."""
         if self.popen is not None:
             return self.popen.poll()
+        if self.exit_code is not None:
+            return self.exit_code()
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -82,3 +85,6 @@ class Infrastructure(ABC):
     @abstractmethod
     def start(self, run: Any, *, on_output: Any) -> RunProcess:
         """Start the run's flow. `on_output(line)` receives its output lines as they come."""
+
+    def close(self) -> None:
+        """Release what the infrastructure holds (the worker calls it when it stops)."""

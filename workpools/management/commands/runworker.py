@@ -23,15 +23,17 @@ class Command(ServiceCommand):
         parser.add_argument("--limit", "-l", type=int, default=None, help="Run at most this many flow runs at once.")
         parser.add_argument("--prefetch-seconds", type=float, default=0.0,
                             help="Also claim runs due within this many seconds.")
-        parser.add_argument("--poll-interval", type=float, default=1.0, help="Seconds between polls when idle (default 1).")
+        parser.add_argument("--poll-interval", type=float, default=0.5, help="Seconds between polls when idle (default 0.5).")
         parser.add_argument("--grace", type=float, default=30.0,
                             help="On SIGTERM/Ctrl-C, wait this long for running flows before stopping them.")
         parser.add_argument("--run-once", action="store_true", help="Claim once, run what was claimed, exit.")
         parser.add_argument("--no-create", action="store_true", help="Fail instead of creating a missing pool.")
+        parser.add_argument("--cold-start", action="store_true",
+                            help="Start every run in a fresh interpreter instead of forking a pre-warmed launcher.")
 
     def handle(self, *args: Any, pool: str, queues: list[str], name: str | None, limit: int | None,
                prefetch_seconds: float, poll_interval: float, grace: float, run_once: bool, no_create: bool,
-               **options: Any) -> None:
+               cold_start: bool, **options: Any) -> None:
         if poll_interval <= 0:
             raise services.ValidationError("--poll-interval must be more than 0 seconds.")
         if connection.vendor == "postgresql":
@@ -44,7 +46,7 @@ class Command(ServiceCommand):
         queue_ids = [services.get_work_queue(worker.pool, q).pk for q in queues] or None
         loop = ProcessWorker(
             worker, queue_ids=queue_ids, poll_interval=poll_interval, prefetch_seconds=prefetch_seconds,
-            grace=grace, run_once=run_once, out=self.stdout,
+            grace=grace, run_once=run_once, prewarm=not cold_start, out=self.stdout,
         )
         signal.signal(signal.SIGTERM, loop.on_signal)
         signal.signal(signal.SIGINT, loop.on_signal)
