@@ -92,14 +92,14 @@ def set_state(
             if actual is None:
                 raise OrchestratorError(f"Flow run {run.pk} no longer exists.")
             raise StateConflict(expected, actual, to)
-        FlowRunState.objects.create(flow_run_id=run.pk, type=to, name=name, timestamp=now, message=message)
+        state = FlowRunState.objects.create(flow_run_id=run.pk, type=to, name=name, timestamp=now, message=message)
         run.refresh_from_db(
             fields=[
                 "state_type", "state_name", "state_at", "state_message", "next_scheduled_start_at",
                 "started_at", "ended_at", "run_count", "worker", "pid", "heartbeat_at", "updated_at",
             ]
         )
-        change = hooks.StateChange(run.pk, expected, to, name, message)
+        change = hooks.StateChange(run.pk, expected, to, name, message, state_id=state.pk)
         transaction.on_commit(partial(hooks.fire, run, change))
 
         if retry and to in (S.FAILED, S.CRASHED) and run.retries_left:
@@ -218,7 +218,7 @@ def _insert_run(
         next_scheduled_start_at=start,
         **fields,
     )
-    FlowRunState.objects.create(flow_run=run, type=S.SCHEDULED, name="Scheduled", timestamp=now)
-    change = hooks.StateChange(run.pk, None, S.SCHEDULED, "Scheduled", "")
+    state = FlowRunState.objects.create(flow_run=run, type=S.SCHEDULED, name="Scheduled", timestamp=now)
+    change = hooks.StateChange(run.pk, None, S.SCHEDULED, "Scheduled", "", state_id=state.pk)
     transaction.on_commit(partial(hooks.fire, run, change))
     return run
