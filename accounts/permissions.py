@@ -70,7 +70,7 @@ class HasScope(permissions.BasePermission):
                 return False
             return True
         if not key.allows(needed):
-            self.message = f"This API key has scope {key.scope!r}; this needs {needed!r}."
+            self.message = f"This API key has scope {str(key.scope)!r}; this needs {str(needed)!r}."
             return False
         return True
 

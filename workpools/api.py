@@ -35,7 +35,7 @@ class WorkPoolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     worker_actions = ("retrieve",)
 
     def get_queryset(self) -> Any:
-        return with_online_workers(WorkPool.objects.all())
+        return with_online_workers(WorkPool.objects.all()).order_by("name")
 
     @extend_schema(request=WorkPoolCreateSerializer, responses={201: WorkPoolSerializer})
     def create(self, request: Any) -> Response:
