@@ -17,8 +17,8 @@ class FlowSerializer(serializers.ModelSerializer):
 class DeploymentSerializer(serializers.ModelSerializer):
     flow_name = serializers.CharField(source="flow.name", read_only=True)
     full_name = serializers.CharField(read_only=True)
-    work_pool = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    work_queue = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    work_pool = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    work_queue = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = Deployment

@@ -183,6 +183,7 @@ SPECTACULAR_SETTINGS = {
     "(manage.py apikey create NAME --scope read|trigger|write|worker).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["accounts.permissions.HasScope"],  # the schema and docs need a key or a login
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -9,9 +9,9 @@ from runs.models import FlowRun, FlowRunState, Log, TaskRun
 
 class FlowRunSerializer(serializers.ModelSerializer):
     flow_name = serializers.CharField(source="flow.name", read_only=True)
-    work_pool = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    work_queue = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    worker = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    work_pool = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    work_queue = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    worker = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = FlowRun
