@@ -154,12 +154,16 @@ def celery_on_redis() -> Iterator[str]:
         pytest.skip("needs Redis on 127.0.0.1:6379")
     from orchestrator.celery import app
 
+    def drop_pooled_connections() -> None:
+        app.close()
+        app.amqp._producer_pool = None  # close() keeps it when the app's own pool was never made
+
     keys = ("broker_url", "broker_read_url", "broker_write_url", "broker_transport_options")
     saved = {key: app.conf[key] for key in keys}
-    app.close()  # drop pooled connections to the old broker
+    drop_pooled_connections()
     app.conf.update(broker_url=url, broker_read_url=url, broker_write_url=url, broker_transport_options={})
     yield url
-    app.close()
+    drop_pooled_connections()
     app.conf.update(saved)
 
 
