@@ -12,12 +12,12 @@ from rest_framework.response import Response
 from automations import services
 from automations.models import Automation
 from automations.serializers import AutomationFiringSerializer, AutomationInputSerializer, AutomationSerializer
-from orchestrator.api import ApiViewSet
+from orchestrator.api import ReadApiViewSet
 
 RECENT_FIRINGS = 50
 
 
-class AutomationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class AutomationViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     queryset = Automation.objects.all()
     serializer_class = AutomationSerializer
     input_serializers = {"create": AutomationInputSerializer, "partial_update": AutomationInputSerializer}
@@ -31,9 +31,6 @@ class AutomationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         automation = self.get_object()
         return self.respond(services.update_automation(automation, **self.parse(request, automation).validated_data))
 
-    def destroy(self, request: Any, pk: str) -> Response:
-        self.get_object().delete()
-        return Response(status=204)
 
     @extend_schema(responses=AutomationFiringSerializer(many=True), summary=f"The last {RECENT_FIRINGS} firings")
     @action(detail=True, pagination_class=None)

@@ -27,7 +27,7 @@ from deployments.serializers import (
     WebhookInputSerializer,
     WebhookSerializer,
 )
-from orchestrator.api import ApiViewSet, actor
+from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.validation import update_validated
 from runs.errors import ValidationError
 from runs.serializers import FlowRunSerializer
@@ -38,7 +38,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 DELIVERY_HEADERS = ("Idempotency-Key", "X-Delivery-Id", "X-GitHub-Delivery")
 
 
-class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class FlowViewSet(ReadApiViewSet):
     queryset = Flow.objects.all()
     serializer_class = FlowSerializer
 
@@ -53,7 +53,7 @@ class DeploymentFilter(filters.FilterSet):
         fields = ["flow", "work_pool", "paused"]
 
 
-class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     queryset = Deployment.objects.select_related("flow", "work_pool", "work_queue")
     serializer_class = DeploymentSerializer
     input_serializers = {"partial_update": DeploymentUpdateSerializer, "runs": FlowRunCreateSerializer}
@@ -65,9 +65,6 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
         deployment = self.get_object()
         return self.respond(update_validated(deployment, **self.parse(request, deployment).validated_data))
 
-    def destroy(self, request: Any, pk: str) -> Response:
-        self.get_object().delete()
-        return Response(status=204)
 
     @extend_schema(request=None, responses=DeploymentSerializer)
     @action(detail=True, methods=["post"])
@@ -135,7 +132,7 @@ class DeploymentScheduleViewSet(mixins.ListModelMixin, ApiViewSet):
         return self.respond(self.get_object())
 
 
-class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class WebhookViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     queryset = Webhook.objects.select_related("deployment__flow")
     serializer_class = WebhookSerializer
     input_serializers = {"create": WebhookInputSerializer, "partial_update": WebhookInputSerializer}
@@ -150,9 +147,6 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
         webhook = self.get_object()
         return self.respond(update_validated(webhook, **self.parse(request, webhook).validated_data))
 
-    def destroy(self, request: Any, pk: str) -> Response:
-        self.get_object().delete()
-        return Response(status=204)
 
 
 class WebhookReceiveView(APIView):

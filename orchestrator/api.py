@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
 
@@ -75,3 +75,7 @@ def actor(request: Any) -> str:
     if request.auth is not None and hasattr(request.auth, "prefix"):
         return f"api:{request.auth.name}"
     return f"api:{request.user.get_username()}"
+
+
+class ReadApiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """List and read; add DRF's DestroyModelMixin for a plain delete (ProtectedError is a 409)."""

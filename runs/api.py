@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Scope
-from orchestrator.api import ApiViewSet, actor
+from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
 from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, TaskRun
 from runs.serializers import FlowRunSerializer, FlowRunStateSerializer, LogSerializer, TaskRunSerializer
@@ -43,7 +43,7 @@ class FlowRunFilter(filters.FilterSet):
         return queryset.with_tag(value) if value else queryset
 
 
-class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class FlowRunViewSet(ReadApiViewSet):
     queryset = FlowRun.objects.with_related()
     serializer_class = FlowRunSerializer
     filterset_class = FlowRunFilter

@@ -10,7 +10,7 @@ from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from orchestrator.api import ApiViewSet
+from orchestrator.api import ApiViewSet, ReadApiViewSet
 from workpools import services
 from workpools.health import with_online_workers
 from workpools.models import WorkPool, WorkQueue, Worker
@@ -27,7 +27,7 @@ from workpools.serializers import (
 NAME_IN_URL = r"[^/]+"
 
 
-class WorkPoolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class WorkPoolViewSet(mixins.DestroyModelMixin, ReadApiViewSet):  # delete: 409 while a deployment uses it
     serializer_class = WorkPoolSerializer
     input_serializers = {"create": WorkPoolCreateSerializer, "partial_update": WorkPoolUpdateSerializer}
     lookup_field = "name"
@@ -47,9 +47,6 @@ class WorkPoolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         self.parse(request, self.get_object()).save()
         return self.respond(self.get_object())
 
-    def destroy(self, request: Any, name: str) -> Response:
-        self.get_object().delete()  # ProtectedError (a deployment uses it) -> 409
-        return Response(status=204)
 
     @extend_schema(request=None, responses=WorkPoolSerializer)
     @action(detail=True, methods=["post"])
