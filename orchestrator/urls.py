@@ -1,5 +1,7 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+
+from deployments.api import WebhookReceiveView
 
 from orchestrator import views
 
@@ -11,4 +13,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/", include("orchestrator.api_urls")),
+    path("hooks/<str:slug>/", WebhookReceiveView.as_view(), name="webhook"),
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 
 from runs.states import ACTIVE, TERMINAL, StateType
@@ -36,6 +37,17 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
 
     def recent(self, since: datetime) -> FlowRunQuerySet:
         return self.filter(expected_start_at__gte=since)
+
+    def with_tag(self, tag: str) -> FlowRunQuerySet:
+        """Runs carrying `tag`. SQLite has no JSON containment lookup, so it asks json_each."""
+        if connections[self.db].vendor == "postgresql":
+            return self.filter(tags__contains=[tag])
+        has_tag = RawSQL(
+            f'EXISTS (SELECT 1 FROM json_each("{FlowRun._meta.db_table}"."tags") WHERE value = %s)',
+            [tag],
+            output_field=models.BooleanField(),
+        )
+        return self.alias(has_tag=has_tag).filter(has_tag=True)
 
 
 class FlowRun(models.Model):
@@ -105,6 +117,8 @@ class FlowRun(models.Model):
             models.Index(fields=["state_type", "-expected_start_at"], name="flowrun_state_time"),
             models.Index(fields=["-expected_start_at"], name="flowrun_time"),
             models.Index(fields=["deployment", "-expected_start_at"], name="flowrun_deployment_time"),
+            models.Index(fields=["work_pool", "-expected_start_at"], name="flowrun_pool_time"),
+            models.Index(fields=["work_queue", "-expected_start_at"], name="flowrun_queue_time"),
             # Concurrency limits and the reaper look at active runs per pool/worker.
             models.Index(fields=["work_pool", "state_type"], name="flowrun_pool_state"),
             models.Index(fields=["worker", "state_type"], name="flowrun_worker_state"),
