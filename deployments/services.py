@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -216,8 +216,19 @@ def sync_schedules(deployment: Deployment, definitions: Iterable[Mapping[str, An
 
 def default_schedule_slug(definition: Mapping[str, Any]) -> str:
     """`kind-<hash of the timing>`: stable for the same definition, new for another."""
-    timing = {name: definition.get(name) for name in ("kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone")}
-    digest = hashlib.sha256(json.dumps(timing, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    anchor = definition.get("anchor_at")
+    if isinstance(anchor, str):
+        anchor = parse_datetime(anchor) or anchor
+    timing = [
+        definition.get("kind") or "",
+        definition.get("cron") or "",
+        definition.get("interval_seconds"),
+        # One instant, one slug, whatever zone it was written in.
+        anchor.astimezone(UTC).isoformat() if isinstance(anchor, datetime) and anchor.tzinfo else str(anchor),
+        definition.get("rrule") or "",
+        definition.get("timezone") or "UTC",
+    ]
+    digest = hashlib.sha256(json.dumps(timing, default=str).encode()).hexdigest()[:10]
     return f"{definition.get('kind') or 'schedule'}-{digest}"
 
 
