@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -368,8 +368,26 @@ def _schedule_batch(ids: list[Any], now: datetime, window: Window) -> int:
                 schedule.scheduled_through_at = through
                 moved.append(schedule)
         created = insert_flow_runs(runs)
-        DeploymentSchedule.objects.bulk_update(moved, ["scheduled_through_at"], batch_size=500)
+        _save_progress(moved)
     return len(created)
+
+
+def _save_progress(schedules: list[DeploymentSchedule]) -> None:
+    """Write each schedule's new progress mark. On PostgreSQL in one UPDATE joined to the
+    values: bulk_update's CASE WHEN grows with the square of the batch (10,000 schedules took
+    seconds); SQLite, the single-host default, keeps bulk_update."""
+    if not schedules:
+        return
+    if connection.vendor != "postgresql":
+        DeploymentSchedule.objects.bulk_update(schedules, ["scheduled_through_at"], batch_size=500)
+        return
+    table = connection.ops.quote_name(DeploymentSchedule._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS s SET scheduled_through_at = v.through "  # noqa: S608 - names are ours
+            "FROM unnest(%s::uuid[], %s::timestamptz[]) AS v(id, through) WHERE s.id = v.id",
+            [[s.pk for s in schedules], [s.scheduled_through_at for s in schedules]],
+        )
 
 
 def _build_runs(schedule: DeploymentSchedule, times: list[datetime], queues: list[Any]) -> list[FlowRun]:
