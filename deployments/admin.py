@@ -40,22 +40,8 @@ class DeploymentScheduleForm(forms.ModelForm):
         return cleaned
 
 
-def upcoming_times(schedule: DeploymentSchedule) -> str:
-    if schedule.pk is None:
-        return "-"
-    try:
-        times = schedule.next_fire_times(5)
-    except Exception:
-        return "-"
-    return format_html_join("", "<div>{}</div>", ((f"{t:%Y-%m-%d %H:%M:%S %Z}",) for t in times)) or "never"
-
-
-class DeploymentScheduleInline(admin.TabularInline):
-    model = DeploymentSchedule
-    form = DeploymentScheduleForm
-    extra = 0
-    fields = [*SCHEDULE_FIELDS, "description", "upcoming"]
-    readonly_fields = ["description", "upcoming"]
+class ScheduleWords:
+    """Read-only columns showing a schedule to people: in words, and its next five times."""
 
     @admin.display(description="In words")
     def description(self, obj: DeploymentSchedule) -> str:
@@ -63,7 +49,21 @@ class DeploymentScheduleInline(admin.TabularInline):
 
     @admin.display(description="Next runs")
     def upcoming(self, obj: DeploymentSchedule) -> str:
-        return upcoming_times(obj)
+        if obj.pk is None:
+            return "-"
+        try:
+            times = obj.next_fire_times(5)
+        except Exception:  # a row saved before validation existed: show it, do not fail the page
+            return "-"
+        return format_html_join("", "<div>{}</div>", ((f"{t:%Y-%m-%d %H:%M:%S %Z}",) for t in times)) or "never"
+
+
+class DeploymentScheduleInline(ScheduleWords, admin.TabularInline):
+    model = DeploymentSchedule
+    form = DeploymentScheduleForm
+    extra = 0
+    fields = [*SCHEDULE_FIELDS, "description", "upcoming"]
+    readonly_fields = ["description", "upcoming"]
 
 
 @admin.register(Flow)
@@ -113,7 +113,7 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeploymentSchedule)
-class DeploymentScheduleAdmin(admin.ModelAdmin):
+class DeploymentScheduleAdmin(ScheduleWords, admin.ModelAdmin):
     form = DeploymentScheduleForm
     list_display = ["deployment", "slug", "kind", "description", "active", "catchup"]
     list_filter = ["kind", "active", "catchup"]
@@ -122,14 +122,6 @@ class DeploymentScheduleAdmin(admin.ModelAdmin):
     fields = ["deployment", *SCHEDULE_FIELDS, "description", "upcoming", "scheduled_through_at"]
     readonly_fields = ["description", "upcoming", "scheduled_through_at"]
     autocomplete_fields = ["deployment"]
-
-    @admin.display(description="In words")
-    def description(self, obj: DeploymentSchedule) -> str:
-        return obj.describe() if obj.pk else "-"
-
-    @admin.display(description="Next runs")
-    def upcoming(self, obj: DeploymentSchedule) -> str:
-        return upcoming_times(obj)
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         services.save_deployment_schedule(obj)

@@ -110,8 +110,8 @@ def validate_deployment_schedule(schedule: DeploymentSchedule) -> None:
         except ValidationError as error:
             errors["parameters"] = [str(error)]
     if errors:
-        field_name, messages = next(iter(errors.items()))
-        raise ValidationError(f"Schedule {schedule.slug or '(new)'}: {messages[0]}", errors)
+        first = next(iter(errors.values()))[0]
+        raise ValidationError(f"Schedule {schedule.slug or '(new)'}: {first}", errors)
 
 
 def save_deployment_schedule(schedule: DeploymentSchedule) -> DeploymentSchedule:
@@ -251,8 +251,9 @@ def _schedule_from_definition(deployment: Deployment, definition: Mapping[str, A
             )
         values["anchor_at"] = parsed
     values.setdefault("timezone", "UTC")
-    values.setdefault("cron", "")
-    values.setdefault("rrule", "")
+    values["cron"] = values.get("cron") or ""
+    values["rrule"] = values.get("rrule") or ""
+    values["parameters"] = values.get("parameters") or {}
     slug = values.pop("slug", None) or default_schedule_slug(values)
     return DeploymentSchedule(deployment=deployment, slug=slug, **values)
 

@@ -215,6 +215,8 @@ def insert_flow_runs(runs: list[FlowRun]) -> list[FlowRun]:
     if not runs:
         return []
     with transaction.atomic():
+        # SQLite's OR IGNORE would also swallow a NOT NULL or CHECK failure: build_flow_runs
+        # makes complete rows, and PostgreSQL (ON CONFLICT DO NOTHING) would raise for them.
         FlowRun.objects.bulk_create(runs, ignore_conflicts=True)
         # Ids are made here (uuid4), so an id that is in the table now is a row we inserted.
         wanted = [run.pk for run in runs]
