@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,17 +70,22 @@ def set_work_queue_paused(queue: WorkQueue, paused: bool) -> WorkQueue:
     return queue
 
 
-def route_to_queue(deployment: Any) -> WorkQueue | None:
+def route_to_queue(deployment: Any, *, queues: Iterable[WorkQueue] | None = None) -> WorkQueue | None:
     """The queue a new run of `deployment` goes to.
 
     The deployment's own queue when set; else, in its pool, the first queue by priority whose
     (non-empty) tag filter the deployment's tags satisfy, so a `tutorial` queue takes the
     deployment tagged `tutorial`; else the pool's default queue; else its first untagged queue.
-    None when the pool has no queue that may serve it.
+    None when the pool has no queue that may serve it. `queues` may pass queues loaded already
+    (any pools; the scheduler loads them once for many deployments) to save the query.
     """
     if deployment.work_queue_id:
         return deployment.work_queue
-    queues = list(WorkQueue.objects.filter(pool_id=deployment.work_pool_id).order_by("priority", "name"))
+    if queues is None:
+        queues = WorkQueue.objects.filter(pool_id=deployment.work_pool_id)
+    queues = sorted(
+        (q for q in queues if q.pool_id == deployment.work_pool_id), key=lambda q: (q.priority, q.name)
+    )
     tags = deployment.tags or []
     for queue in queues:
         if queue.tags and queue.serves_tags(tags):
