@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Prefetch, Q, Subquery
+from django.urls import reverse
 
 
 class Flow(models.Model):
@@ -20,6 +21,21 @@ class Flow(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DeploymentQuerySet(models.QuerySet["Deployment"]):
+    def with_related(self) -> DeploymentQuerySet:
+        return self.select_related("flow", "work_pool", "work_queue").prefetch_related(
+            Prefetch("schedules", queryset=DeploymentSchedule.objects.order_by("slug"))
+        )
+
+    def with_next_run(self) -> DeploymentQuerySet:
+        """Annotate next_run_at: when the soonest SCHEDULED run may start (one index probe of
+        flowrun_deployment_next per deployment)."""
+        from runs.models import FlowRun
+
+        soonest = FlowRun.objects.next_scheduled().filter(deployment=OuterRef("pk"))
+        return self.annotate(next_run_at=Subquery(soonest.values("next_scheduled_start_at")[:1]))
 
 
 class Deployment(models.Model):
@@ -52,6 +68,8 @@ class Deployment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = DeploymentQuerySet.as_manager()
+
     class Meta:
         ordering = ["flow__name", "name"]
         constraints = [
@@ -65,6 +83,9 @@ class Deployment(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.flow.name}/{self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("deployments:detail", args=[self.pk])
 
 
 class ScheduleKind(models.TextChoices):
