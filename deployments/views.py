@@ -33,7 +33,7 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def deployment_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     deployment = _get_deployment(pk)
-    recent = FlowRun.objects.with_related().filter(deployment=deployment).order_by("-expected_start_at", "-id")
+    recent = FlowRun.objects.for_list().filter(deployment=deployment).order_by("-expected_start_at", "-id")
     return render(
         request,
         "deployments/deployment_detail.html",

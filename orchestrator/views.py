@@ -19,7 +19,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """Runs of the last 24 hours by state and by hour, runs that need someone, pool health."""
     now = timezone.now()
     since, until = hourly_window(now)
-    runs = FlowRun.objects.with_related()
+    runs = FlowRun.objects.for_list()
     context = {
         "chart": build_history_chart(FlowRun.objects.counts_by_hour_and_state(since, until), since, until),
         "late_runs": runs.late(now, after=timedelta(seconds=settings.LATE_RUN_SECONDS))

@@ -28,6 +28,10 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
     def with_related(self) -> FlowRunQuerySet:
         return self.select_related("flow", "deployment", "work_pool", "work_queue", "worker")
 
+    def for_list(self) -> FlowRunQuerySet:
+        """What a row in a list of runs shows (one join fewer than with_related)."""
+        return self.select_related("flow", "deployment", "work_pool", "work_queue")
+
     def in_states(self, *types: StateType) -> FlowRunQuerySet:
         return self.filter(state_type__in=types)
 

@@ -35,7 +35,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
                 cursors[direction] = RunCursor.decode(token)
             except ValueError:
                 messages.warning(request, "That page link has expired; showing the newest runs.")
-    runs = FlowRun.objects.with_related().matching(**form.filters(timezone.now()))
+    runs = FlowRun.objects.for_list().matching(**form.filters(timezone.now()))
     page = runs.keyset_page(**cursors, size=PAGE_SIZE)
     return render(request, "runs/run_list.html", {"form": form, "page": page})
 
