@@ -41,7 +41,7 @@ class JSONValueField(forms.JSONField):
         super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> Any:
-        value = super().to_python(value)
+        value = _finite(super().to_python(value))
         if self.kind is not None and value not in self.empty_values and not isinstance(value, self.kind):
             shape = "a JSON list, like [1, 2]" if self.kind is list else 'a JSON object, like {"key": "value"}'
             raise forms.ValidationError(f"Enter {shape}.")
@@ -56,12 +56,22 @@ class LooseValueField(forms.CharField):
         if text in self.empty_values:
             return text
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except ValueError:
             return text
+        return _finite(value)
 
     def prepare_value(self, value: Any) -> Any:
         return value if isinstance(value, str) else json.dumps(value)
+
+
+def _finite(value: Any) -> Any:
+    """Python's json reads NaN and Infinity, which no database's JSON column takes."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise forms.ValidationError("Enter JSON without NaN or Infinity.") from None
+    return value
 
 
 def _declared_type(prop: dict[str, Any]) -> str | None:

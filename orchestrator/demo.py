@@ -323,10 +323,12 @@ def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 
 class _Writer:
-    """Insert plain dicts of column values: COPY on PostgreSQL, bulk_create elsewhere."""
+    """Insert plain dicts of column values (keyed by attname): COPY on PostgreSQL,
+    bulk_create elsewhere."""
 
     def __init__(self, batch: int) -> None:
         self.batch = batch
+        self._json: dict[int, tuple[Any, str]] = {}  # id(value) -> (value, its JSON)
 
     def insert(self, model: type[Model], rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -337,17 +339,24 @@ class _Writer:
             model._default_manager.bulk_create([model(**row) for row in rows], batch_size=min(self.batch, 500))
 
     def _copy(self, model: type[Model], rows: list[dict[str, Any]]) -> None:
-        fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.get_internal_type() == "BigAutoField")]
+        fields = [f for f in model._meta.concrete_fields if f.get_internal_type() != "BigAutoField"]
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        defaults = {f.attname: f.get_default() for f in fields}
-        json_columns = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+        plan = [(f.attname, f.get_default(), f.get_internal_type() == "JSONField") for f in fields]
+        to_json = self._to_json
         with connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
-                    values = []
-                    for f in fields:
-                        value = row.get(f.attname, row.get(f.name, defaults[f.attname]))
-                        if f.attname in json_columns and value is not None:
-                            value = json.dumps(value)
-                        values.append(value)
-                    copy.write_row(values)
+                    copy.write_row([
+                        to_json(row.get(name, default)) if is_json else row.get(name, default)
+                        for name, default, is_json in plan
+                    ])
+
+    def _to_json(self, value: Any) -> str | None:
+        """JSON text for a JSON column; the demo shares a few dicts and lists across many rows,
+        so each is encoded once."""
+        if value is None:
+            return None
+        cached = self._json.get(id(value))
+        if cached is None or cached[0] is not value:
+            cached = self._json[id(value)] = (value, json.dumps(value))
+        return cached[1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
@@ -52,29 +54,6 @@ def run_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     return render(request, "runs/run_detail.html", context)
 
 
-# --- live fragments: each polls itself every 2 s until the run has finished -----------------
-
-
-@login_required
-def header_fragment(request: HttpRequest, pk: UUID) -> HttpResponse:
-    return render(request, "runs/_run_header.html", _header(_get_run(pk)))
-
-
-@login_required
-def timeline_fragment(request: HttpRequest, pk: UUID) -> HttpResponse:
-    return render(request, "runs/_run_timeline.html", _timeline(_get_run(pk)))
-
-
-@login_required
-def task_runs_fragment(request: HttpRequest, pk: UUID) -> HttpResponse:
-    return render(request, "runs/_run_task_runs.html", _task_runs(_get_run(pk)))
-
-
-@login_required
-def logs_fragment(request: HttpRequest, pk: UUID) -> HttpResponse:
-    return render(request, "runs/_run_logs.html", _logs(_get_run(pk)))
-
-
 @login_required
 @require_POST
 def cancel(request: HttpRequest, pk: UUID) -> HttpResponse:
@@ -120,3 +99,22 @@ def _logs(run: FlowRun) -> dict[str, object]:
         "more_logs": len(newest) > LOG_LINES_SHOWN,
         "logs_live": not run.is_terminal or just_ended,
     }
+
+
+# --- live fragments: each polls itself every 2 s until the run has finished -----------------
+
+
+def _fragment(template: str, part: Callable[[FlowRun], dict[str, Any]]) -> Callable[..., HttpResponse]:
+    """The view of one live part of a run's page: the part's template alone."""
+
+    @login_required
+    def view(request: HttpRequest, pk: UUID) -> HttpResponse:
+        return render(request, template, part(_get_run(pk)))
+
+    return view
+
+
+header_fragment = _fragment("runs/_run_header.html", _header)
+timeline_fragment = _fragment("runs/_run_timeline.html", _timeline)
+task_runs_fragment = _fragment("runs/_run_task_runs.html", _task_runs)
+logs_fragment = _fragment("runs/_run_logs.html", _logs)

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from deployments.models import Deployment
 from runs.models import FlowRun
+from tests.html import element
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +26,7 @@ SCHEMA = {
         "options": {"type": "object", "default": {"colour": "blue"}},
         "mood": {"type": "string", "enum": ["happy", "sad"]},
         "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+        "anything": {"title": "Anything"},
     },
     "required": ["name"],
 }
@@ -46,9 +48,7 @@ def form_of(client: Any, deployment: Deployment) -> tuple[str, dict[str, str]]:
 
 
 def field_html(html: str, name: str) -> str:
-    match = re.search(rf'<div class="field[^"]*" data-field="{re.escape(name)}">.*?</div>', html, re.S)
-    assert match, f"no field {name}"
-    return match.group(0)
+    return element(html, "div", f'data-field="{name}"')
 
 
 def test_the_form_has_a_typed_field_per_parameter_with_defaults_and_required_marks(
@@ -70,7 +70,7 @@ def test_the_form_has_a_typed_field_per_parameter_with_defaults_and_required_mar
 def test_a_custom_run_gets_the_values_typed_in(admin_client: Any, greeter: Deployment) -> None:
     _, values = form_of(admin_client, greeter)
     values.update({
-        "parameters.name": "Marty", "parameters.times": "3", "parameters.loud": "on",
+        "parameters.anything": "plain words", "parameters.name": "Marty", "parameters.times": "3", "parameters.loud": "on",
         "parameters.friends": '["Doc", "Biff"]', "parameters.mood": "happy", "run_name": "marty-run",
     })
     response = admin_client.post(reverse("deployments:custom_run", args=[greeter.pk]), values)
@@ -79,7 +79,7 @@ def test_a_custom_run_gets_the_values_typed_in(admin_client: Any, greeter: Deplo
     assert run.name == "marty-run"
     assert run.parameters == {
         "name": "Marty", "times": 3, "ratio": 0.5, "loud": True, "friends": ["Doc", "Biff"],
-        "options": {"colour": "blue"}, "mood": "happy",
+        "options": {"colour": "blue"}, "mood": "happy", "anything": "plain words",
     }
 
 
@@ -92,6 +92,16 @@ def test_a_bad_value_is_shown_next_to_its_field_and_makes_no_run(admin_client: A
     assert "Enter a whole number." in field_html(html, "parameters.times")
     assert "Enter a JSON list" in field_html(html, "parameters.friends")
     assert 'value="1.5"' in field_html(html, "parameters.times"), "what was typed stays"
+    assert not FlowRun.objects.exists()
+
+
+def test_json_that_no_database_would_store_is_refused(admin_client: Any, greeter: Deployment) -> None:
+    _, values = form_of(admin_client, greeter)
+    values.update({"parameters.friends": "[NaN]", "parameters.anything": "Infinity", "parameters.ratio": "inf"})
+    html = admin_client.post(reverse("deployments:custom_run", args=[greeter.pk]), values).content.decode()
+    assert "Enter JSON without NaN or Infinity." in field_html(html, "parameters.friends")
+    assert "Enter JSON without NaN or Infinity." in field_html(html, "parameters.anything")
+    assert "Enter a number." in field_html(html, "parameters.ratio")
     assert not FlowRun.objects.exists()
 
 

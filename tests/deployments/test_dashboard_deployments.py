@@ -3,7 +3,6 @@ tags, and the paused toggle."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -13,14 +12,13 @@ from django.utils import timezone
 
 from deployments.models import Deployment, DeploymentSchedule
 from runs.services import request_cancellation
+from tests.html import element
 
 pytestmark = pytest.mark.django_db
 
 
 def row_of(html: str, deployment: Deployment) -> str:
-    match = re.search(rf'<tr id="deployment-{deployment.pk}".*?</tr>', html, re.S)
-    assert match, f"no row for {deployment}"
-    return match.group(0)
+    return element(html, "tr", f'id="deployment-{deployment.pk}"')
 
 
 def test_each_deployment_shows_flow_pool_queue_schedule_tags(admin_client: Any, deployment: Deployment) -> None:

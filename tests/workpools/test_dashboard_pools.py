@@ -11,15 +11,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from runs.services import set_state
+from tests.html import element
 from workpools.models import WorkPool, WorkQueue, Worker
 
 pytestmark = pytest.mark.django_db
 
 
 def queue_row(html: str, name: str) -> str:
-    match = re.search(rf'<tr data-queue="{name}">.*?</tr>', html, re.S)
-    assert match, f"no row for queue {name}"
-    return match.group(0)
+    return element(html, "tr", f'data-queue="{name}"')
 
 
 def test_a_pool_shows_its_type_status_and_concurrency(admin_client: Any, make_pool: Any) -> None:
