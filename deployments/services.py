@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.models import Deployment
+from django.db import IntegrityError, transaction
+
+from deployments.models import Deployment, Flow
+from deployments.parameters import validate_parameters
 from runs.errors import NotFound, ValidationError
 
 
@@ -31,24 +34,30 @@ def set_deployment_paused(deployment: Deployment, paused: bool) -> Deployment:
 def resolve_parameters(deployment: Deployment, overrides: dict[str, Any]) -> dict[str, Any]:
     """The parameters a new run gets: the deployment's defaults overlaid with `overrides`.
 
-    With `enforce_parameter_schema`, parameters the flow does not take and required ones left
-    out are refused with a message per parameter (ValidationError.errors)."""
+    With `enforce_parameter_schema`, they are checked against the deployment's parameter schema
+    and coerced ("3" for an integer becomes 3); parameters the flow does not take, required ones
+    left out and values of the wrong type are refused with a message per parameter
+    (ValidationError.errors)."""
     if not isinstance(overrides, dict):
         raise ValidationError("Parameters must be a JSON object.", {"parameters": ["Expected an object."]})
     merged = {**(deployment.parameters or {}), **overrides}
-    schema = deployment.parameter_schema or {}
-    if not deployment.enforce_parameter_schema or "properties" not in schema:
+    if not deployment.enforce_parameter_schema:
         return merged
-    errors: dict[str, list[str]] = {}
-    properties = schema.get("properties", {})
-    if not schema.get("additionalProperties", False):
-        for key in merged:
-            if key not in properties:
-                errors[key] = [f"The flow takes no parameter {key!r}."]
-    for key in schema.get("required", []):
-        if key not in merged:
-            errors[key] = ["This parameter is required."]
-    if errors:
-        first_key = next(iter(errors))
-        raise ValidationError(f"Invalid parameter {first_key!r}: {errors[first_key][0]}", errors)
-    return merged
+    return validate_parameters(deployment.parameter_schema or {}, merged)
+
+
+def get_or_create_flow(name: str, *, description: str = "") -> Flow:
+    """The flow named `name`, created on first use (a script's first run). Two processes
+    creating it at once both get the same row: the unique name decides."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("A flow needs a name.", {"name": ["This field may not be blank."]})
+    flow = Flow.objects.filter(name=name).first()
+    if flow is not None:
+        return flow
+    try:
+        with transaction.atomic():
+            return Flow.objects.create(name=name, description=description)
+    except IntegrityError:
+        # Lost the race with another process creating the same flow: theirs is the row.
+        return Flow.objects.get(name=name)

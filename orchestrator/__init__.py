@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["flow", "task", "get_run_logger"]
+__all__ = ["flow", "task", "get_run_logger", "task_input_hash"]
 
 
 def __getattr__(name: str) -> Any:

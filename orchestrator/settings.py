@@ -149,6 +149,11 @@ WORKER_HEARTBEAT_MISSES = env_int("WORKER_HEARTBEAT_MISSES", 3, minimum=1)
 # RUN_HEARTBEAT_MISSES intervals is presumed dead and marked CRASHED by the reaper.
 RUN_HEARTBEAT_SECONDS = env_float("RUN_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
 RUN_HEARTBEAT_MISSES = env_int("RUN_HEARTBEAT_MISSES", 3, minimum=1)
+# A run asked to cancel whose worker has not confirmed within this time is marked CANCELLED
+# by the reaper, so its slot is never leaked.
+CANCELLING_TIMEOUT_SECONDS = env_float("CANCELLING_TIMEOUT_SECONDS", 120.0, minimum=1)
+# Threads a flow run's task runner may use for submitted and mapped tasks.
+TASK_RUNNER_MAX_WORKERS = env_int("TASK_RUNNER_MAX_WORKERS", 16, minimum=1)
 # A queue is READY while some worker polled it within this many seconds.
 QUEUE_READY_SECONDS = env_float("QUEUE_READY_SECONDS", 60.0, minimum=1)
 # A run still SCHEDULED this long past its time is renamed Late.

@@ -1,9 +1,11 @@
 """Runs in the admin: everything about state is read-only; cancelling goes through the service."""
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from orchestrator.admin_utils import EstimatedCountPaginator, apply_each
-from runs.models import FlowRun, FlowRunState, Log, TaskRun
+from runs.models import FlowRun, FlowRunState, Log, TaskRun, TaskRunState
 from runs.services import request_cancellation
 
 
@@ -21,6 +23,12 @@ class ReadOnlyInline(admin.TabularInline):
 
 class FlowRunStateInline(ReadOnlyInline):
     model = FlowRunState
+    fields = ["timestamp", "type", "name", "message"]
+    verbose_name_plural = "State history"
+
+
+class TaskRunStateInline(ReadOnlyInline):
+    model = TaskRunState
     fields = ["timestamp", "type", "name", "message"]
     verbose_name_plural = "State history"
 
@@ -57,7 +65,7 @@ class FlowRunAdmin(admin.ModelAdmin):
         "parameters", "job_variables", "tags",
         "expected_start_at", "next_scheduled_start_at", "started_at", "ended_at",
         "run_count", "retries", "retry_delay_seconds", "idempotency_key", "created_by",
-        "heartbeat_at", "pid", "hostname", "created_at", "updated_at",
+        "heartbeat_at", "pid", "hostname", "created_at", "updated_at", "logs",
     ]
     readonly_fields = [f for f in fields if f not in ("name", "tags")]
     inlines = [FlowRunStateInline, TaskRunInline]
@@ -65,6 +73,11 @@ class FlowRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False  # runs are created by Quick Run on a deployment, the API, schedules, ...
+
+    @admin.display(description="Logs")
+    def logs(self, run: FlowRun) -> str:
+        url = reverse("admin:runs_log_changelist") + f"?flow_run__id__exact={run.pk}"
+        return format_html('<a href="{}">View the logs of this run</a>', url)
 
     @admin.action(description="Cancel selected flow runs")
     def cancel(self, request, queryset):  # type: ignore[no-untyped-def]
@@ -87,14 +100,24 @@ class TaskRunAdmin(ReadOnlyAdmin):
     list_filter = ["state_type"]
     list_select_related = ["flow_run"]
     search_fields = ["name", "task_key"]
+    inlines = [TaskRunStateInline]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+
+@admin.register(TaskRunState)
+class TaskRunStateAdmin(ReadOnlyAdmin):
+    list_display = ["task_run", "type", "name", "timestamp", "message"]
+    list_filter = ["type"]
+    list_select_related = ["task_run"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
 
 
 @admin.register(Log)
 class LogAdmin(ReadOnlyAdmin):
-    list_display = ["timestamp", "flow_run", "level", "logger", "message"]
+    list_display = ["timestamp", "flow_run", "task_run", "level", "logger", "message"]
     list_filter = ["level"]
-    list_select_related = ["flow_run"]
+    list_select_related = ["flow_run", "task_run"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator

@@ -15,21 +15,22 @@ class NotFound(OrchestratorError):
 class InvalidTransition(OrchestratorError):
     """The state machine does not allow this move."""
 
-    def __init__(self, from_type: str, to_type: str, detail: str = "") -> None:
+    def __init__(self, from_type: str, to_type: str, detail: str = "", *, subject: str = "A flow run") -> None:
         self.from_type = from_type
         self.to_type = to_type
-        message = f"A flow run cannot move from {from_type} to {to_type}"
+        message = f"{subject} cannot move from {from_type} to {to_type}"
         super().__init__(f"{message}: {detail}" if detail else f"{message}.")
 
 
 class StateConflict(InvalidTransition):
     """Someone else changed the run's state first (the compare-and-swap found another state)."""
 
-    def __init__(self, expected: str, actual: str, to_type: str) -> None:
+    def __init__(self, expected: str, actual: str, to_type: str, *, subject: str = "A flow run") -> None:
         super().__init__(
             actual,
             to_type,
             f"it is {actual} now, not {expected} (another actor changed it first)",
+            subject=subject,
         )
         self.expected = expected
         self.actual = actual

@@ -296,23 +296,31 @@ class FlowRun(models.Model):
         return (self.ended_at or self.state_at) - self.started_at
 
 
-class FlowRunState(models.Model):
-    """One entry of a run's state history. Append-only; ordered by id (insertion order),
-    which stays right when two states are written in the same microsecond."""
+class StateHistoryEntry(models.Model):
+    """One entry of a state history. Append-only; ordered by id (insertion order), which
+    stays right when two states are written in the same microsecond."""
 
     id = models.BigAutoField(primary_key=True)
-    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="states")
     type = models.CharField(max_length=12, choices=StateType.choices)
     name = models.CharField(max_length=40)
     timestamp = models.DateTimeField()
     message = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["flow_run", "id"]
-        indexes = [models.Index(fields=["flow_run", "id"], name="flowrunstate_run")]
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.name} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class FlowRunState(StateHistoryEntry):
+    """One entry of a flow run's state history."""
+
+    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="states")
+
+    class Meta:
+        ordering = ["flow_run", "id"]
+        indexes = [models.Index(fields=["flow_run", "id"], name="flowrunstate_run")]
 
 
 class TaskRun(models.Model):
@@ -349,6 +357,17 @@ class TaskRun(models.Model):
         if self.started_at is None:
             return None
         return (self.ended_at or self.state_at) - self.started_at
+
+
+class TaskRunState(StateHistoryEntry):
+    """One entry of a task run's state history (Running, AwaitingRetry, Retrying, ...), so a
+    retried or cached task shows what happened to it."""
+
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="states")
+
+    class Meta:
+        ordering = ["task_run", "id"]
+        indexes = [models.Index(fields=["task_run", "id"], name="taskrunstate_run")]
 
 
 class Log(models.Model):

@@ -9,14 +9,23 @@ from typing import Any
 
 from coolname import generate_slug
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, JSONField, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runs import hooks
-from runs.errors import InvalidTransition, OrchestratorError, StateConflict, ValidationError
-from runs.models import FlowRun, FlowRunState
-from runs.states import RETRY_STATE_NAME, STATE_NAMES, TERMINAL, StateType, default_name, is_allowed
+from runs.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
+from runs.models import FlowRun, FlowRunState, Log, TaskRun, TaskRunState
+from runs.states import (
+    RETRY_STATE_NAME,
+    STATE_NAMES,
+    TASK_ALLOWED,
+    TASK_STATE_NAMES,
+    TERMINAL,
+    StateType,
+    default_name,
+    is_allowed,
+)
 
 S = StateType
 
@@ -31,6 +40,7 @@ def set_state(
     scheduled_at: datetime | None = None,
     worker: Any = None,
     retry: bool = True,
+    only_if: Q | None = None,
 ) -> FlowRun:
     """Move `run` to state `to` (the only writer of run state).
 
@@ -44,7 +54,9 @@ def set_state(
     Entering FAILED or CRASHED on a run with retries left is followed, in the same transaction,
     by SCHEDULED/AwaitingRetry after the run's retry delay (pass retry=False to prevent that).
     `scheduled_at` sets when a SCHEDULED run may be claimed; `worker` records the claimer on
-    PENDING. Returns `run`, updated in place.
+    PENDING. `only_if` adds a condition to the compare-and-swap (the reaper uses it so a
+    heartbeat that lands after it looked saves the run); when it fails, StateConflict.
+    Returns `run`, updated in place.
     """
     to = StateType(to)
     expected = StateType(expected or run.state_type)
@@ -85,13 +97,7 @@ def set_state(
         updates["ended_at"] = now
 
     with transaction.atomic():
-        moved = FlowRun.objects.filter(pk=run.pk, state_type=expected).update(**updates)
-        if not moved:
-            # Nothing got updated: another actor changed the state first (or the run is gone).
-            actual = FlowRun.objects.filter(pk=run.pk).values_list("state_type", flat=True).first()
-            if actual is None:
-                raise OrchestratorError(f"Flow run {run.pk} no longer exists.")
-            raise StateConflict(expected, actual, to)
+        _compare_and_swap(FlowRun, run.pk, expected=expected, to=to, updates=updates, noun="flow run", only_if=only_if)
         FlowRunState.objects.create(flow_run_id=run.pk, type=to, name=name, timestamp=now, message=message)
         run.refresh_from_db(
             fields=[
@@ -116,6 +122,25 @@ def set_state(
     return run
 
 
+def _compare_and_swap(
+    model: Any, pk: Any, *, expected: StateType, to: StateType, updates: dict[str, Any], noun: str,
+    only_if: Q | None = None,
+) -> None:
+    """UPDATE ... SET updates WHERE id=pk AND state_type=expected [AND only_if]. Raises
+    StateConflict naming the state it found when another actor moved the row first (or the
+    extra condition no longer holds), NotFound when it is gone."""
+    target = model.objects.filter(pk=pk, state_type=expected)
+    if only_if is not None:
+        target = target.filter(only_if)
+    if target.update(**updates):
+        return
+    # Nothing got updated: another actor changed the state first (or the row is gone).
+    actual = model.objects.filter(pk=pk).values_list("state_type", flat=True).first()
+    if actual is None:
+        raise NotFound(f"{noun.capitalize()} {pk} no longer exists.")
+    raise StateConflict(expected, actual, to, subject=f"A {noun}")
+
+
 def record_run_heartbeat(run_id: Any) -> bool:
     """The run's process is alive. Returns False when the run is no longer PENDING/RUNNING
     (cancelled, crashed by the reaper, ...), which tells the process to stop."""
@@ -123,6 +148,27 @@ def record_run_heartbeat(run_id: Any) -> bool:
         heartbeat_at=timezone.now()
     )
     return bool(alive)
+
+
+def record_run_process(run: FlowRun, *, pid: int, hostname: str) -> None:
+    """Where the run's process lives, so a restarted worker can find it again."""
+    FlowRun.objects.filter(pk=run.pk).update(pid=pid, hostname=hostname)
+    run.pid, run.hostname = pid, hostname
+
+
+def set_flow_run_retries(run: FlowRun, *, retries: int, retry_delay_seconds: float) -> FlowRun:
+    """Set how often a failed run is tried again and after what delay (the engine applies a
+    flow's `@flow(retries=..., retry_delay_seconds=...)` when the run starts). set_state reads
+    them when the run fails. Raises ValidationError for negative values."""
+    if retries < 0 or retry_delay_seconds < 0:
+        raise ValidationError(
+            "Retries and the retry delay cannot be negative.",
+            {"retries" if retries < 0 else "retry_delay_seconds": ["Must be zero or more."]},
+        )
+    delay = int(round(retry_delay_seconds))
+    FlowRun.objects.filter(pk=run.pk).update(retries=retries, retry_delay_seconds=delay, updated_at=timezone.now())
+    run.retries, run.retry_delay_seconds = retries, delay
+    return run
 
 
 def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
@@ -193,6 +239,19 @@ def create_flow_run(
     return run, True
 
 
+def create_local_flow_run(
+    deployment: Any, *, parameters: dict[str, Any] | None = None, created_by: str = "cli"
+) -> FlowRun:
+    """A run of `deployment` to execute right here (`deployment execute`), without a worker.
+
+    It is created and moved to PENDING in one transaction, so a worker polling the deployment's
+    pool never sees it SCHEDULED and cannot claim it first. Raises ValidationError for bad
+    parameters, like create_flow_run."""
+    with transaction.atomic():
+        run, _ = create_flow_run(deployment, parameters=parameters, created_by=created_by)
+        return set_state(run, S.PENDING, message="Executing locally, without a worker")
+
+
 def create_adhoc_flow_run(
     flow: Any, *, parameters: dict[str, Any] | None = None, name: str | None = None, created_by: str = "script"
 ) -> FlowRun:
@@ -222,3 +281,154 @@ def _insert_run(
     change = hooks.StateChange(run.pk, None, S.SCHEDULED, "Scheduled", "")
     transaction.on_commit(partial(hooks.fire, run, change))
     return run
+
+
+# --- task runs ------------------------------------------------------------------------------
+
+_NO_RESULT: Any = object()
+
+
+def create_task_run(
+    flow_run_id: Any,
+    *,
+    name: str,
+    task_key: str,
+    dynamic_key: str = "",
+    tags: list[str] | None = None,
+) -> TaskRun:
+    """Record a task run of flow run `flow_run_id`, PENDING, with its first history entry.
+    Raises NotFound when the flow run does not exist."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            task_run = TaskRun.objects.create(
+                flow_run_id=flow_run_id, name=name[:200], task_key=task_key[:200], dynamic_key=dynamic_key[:50],
+                tags=list(tags or []), state_type=S.PENDING, state_name="Pending", state_at=now,
+            )
+            TaskRunState.objects.create(task_run=task_run, type=S.PENDING, name="Pending", timestamp=now)
+    except IntegrityError:
+        if not FlowRun.objects.filter(pk=flow_run_id).exists():
+            raise NotFound(f"Flow run {flow_run_id} does not exist.") from None
+        raise
+    return task_run
+
+
+def set_task_run_state(
+    task_run: TaskRun,
+    to: StateType | str,
+    *,
+    name: str | None = None,
+    message: str = "",
+    expected: StateType | str | None = None,
+    result: Any = _NO_RESULT,
+    cache_key: str = "",
+    cache_expires_at: datetime | None = None,
+) -> TaskRun:
+    """Move `task_run` to state `to` along runs.states.TASK_ALLOWED (the only writer of task
+    run state).
+
+    Like set_state it is a compare-and-swap on `expected` (default: `task_run.state_type`):
+    StateConflict when someone moved it first (a flow run that ended crashes its unfinished
+    task runs while a thread may still be finishing one), InvalidTransition for a move the
+    table forbids. Entering RUNNING counts a run (and sets started_at the first time); a
+    terminal state sets ended_at. `result` (any JSON, None included) is stored with it, and
+    with a `cache_key` (until `cache_expires_at`, or for ever) find_cached_task_run serves it.
+    Appends the history entry in the same transaction. Returns `task_run`, updated in place.
+    """
+    to = StateType(to)
+    expected = StateType(expected or task_run.state_type)
+    names = TASK_STATE_NAMES.get(to, ())
+    name = name or (names[0] if names else "")
+    if name not in names:
+        raise OrchestratorError(f"{name!r} is not a task run state name of {to} (use one of: {', '.join(names)}).")
+    if to not in TASK_ALLOWED.get(expected, frozenset()):
+        raise InvalidTransition(expected, to, subject="A task run")
+
+    now = timezone.now()
+    updates: dict[str, Any] = {"state_type": to, "state_name": name, "state_at": now, "state_message": message}
+    if to == S.RUNNING:
+        updates["run_count"] = F("run_count") + 1
+        updates["started_at"] = Coalesce(F("started_at"), now)
+    if to in TERMINAL:
+        updates["ended_at"] = now
+    if result is not _NO_RESULT:
+        # None is stored as JSON null, not SQL NULL, so a stored None still counts as a result.
+        updates["result"] = Value(None, output_field=JSONField()) if result is None else result
+    if cache_key:
+        updates["cache_key"] = cache_key[:500]
+    if cache_expires_at is not None:
+        updates["cache_expires_at"] = cache_expires_at
+
+    with transaction.atomic():
+        # Another actor may move it first: the flow run ending crashes its unfinished task runs.
+        _compare_and_swap(TaskRun, task_run.pk, expected=expected, to=to, updates=updates, noun="task run")
+        TaskRunState.objects.create(task_run_id=task_run.pk, type=to, name=name, timestamp=now, message=message)
+        task_run.refresh_from_db(
+            fields=[
+                "state_type", "state_name", "state_at", "state_message", "started_at", "ended_at", "run_count",
+                "result", "cache_expires_at",
+            ]
+        )
+    return task_run
+
+
+def find_cached_task_run(cache_key: str, *, now: datetime | None = None) -> TaskRun | None:
+    """The latest COMPLETED task run that stored a result under `cache_key` and whose cache
+    has not expired (no expiry: fresh for ever), or None."""
+    if not cache_key:
+        return None
+    now = now or timezone.now()
+    return (
+        TaskRun.objects.filter(cache_key=cache_key, state_type=S.COMPLETED, result__isnull=False)
+        .exclude(cache_expires_at__lte=now)
+        .order_by("-ended_at")
+        .first()
+    )
+
+
+def crash_unfinished_task_runs(flow_run_id: Any, *, message: str) -> int:
+    """Mark CRASHED every task run of `flow_run_id` that has not finished: its flow run ended
+    (completed, failed, timed out, crashed, cancelled), so nothing will finish it. Returns how
+    many it moved; one that finishes meanwhile keeps its own state (compare-and-swap)."""
+    moved = 0
+    for task_run in TaskRun.objects.filter(flow_run_id=flow_run_id).exclude(state_type__in=TERMINAL):
+        try:
+            set_task_run_state(task_run, S.CRASHED, message=message)
+        except StateConflict:
+            continue
+        moved += 1
+    return moved
+
+
+@hooks.on_state_change
+def _crash_task_runs_of_an_ended_flow_run(run: FlowRun, change: hooks.StateChange) -> None:
+    if change.to_type in TERMINAL:
+        crash_unfinished_task_runs(run.pk, message=f"Its flow run ended {change.to_name}.")
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+LOG_FIELDS = ("flow_run_id", "task_run_id", "level", "logger", "message", "timestamp")
+
+
+def write_logs(records: list[dict[str, Any]]) -> int:
+    """Store a batch of log records (dicts with LOG_FIELDS) in as few INSERTs as the database
+    allows. Engines ship their logs in batches through this, never one line per round trip.
+    Raises ValidationError for a record without a flow run or a timestamp."""
+    rows = []
+    for record in records:
+        missing = [f for f in ("flow_run_id", "timestamp") if not record.get(f)]
+        if missing:
+            raise ValidationError(f"A log record needs {' and '.join(missing)}.", {f: ["This field is required."] for f in missing})
+        rows.append(
+            Log(
+                flow_run_id=record["flow_run_id"],
+                task_run_id=record.get("task_run_id"),
+                level=int(record.get("level", 20)),
+                logger=str(record.get("logger", ""))[:200],
+                message=str(record.get("message", "")),
+                timestamp=record["timestamp"],
+            )
+        )
+    Log.objects.bulk_create(rows)
+    return len(rows)

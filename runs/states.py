@@ -80,3 +80,27 @@ def is_allowed(from_type: StateType, to_type: StateType) -> bool:
 
 def is_terminal(state_type: StateType | str) -> bool:
     return StateType(state_type) in TERMINAL
+
+
+# Task runs live inside one flow run and are driven by one engine, so their machine is simpler:
+# no claiming, no cancelling handshake. A task's retry is SCHEDULED/AwaitingRetry followed by
+# RUNNING/Retrying; a cache hit goes straight from PENDING to COMPLETED/Cached.
+TASK_STATE_NAMES: dict[StateType, tuple[str, ...]] = {
+    S.PENDING: ("Pending",),
+    S.RUNNING: ("Running", "Retrying"),
+    S.SCHEDULED: ("AwaitingRetry",),
+    S.COMPLETED: ("Completed", "Cached"),
+    S.FAILED: ("Failed",),
+    S.CRASHED: ("Crashed",),
+    S.CANCELLED: ("Cancelled",),
+}
+
+TASK_ALLOWED: dict[StateType, frozenset[StateType]] = {
+    S.PENDING: frozenset({S.RUNNING, S.COMPLETED, S.FAILED, S.CRASHED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CRASHED, S.CANCELLED, S.SCHEDULED}),
+    S.SCHEDULED: frozenset({S.RUNNING, S.FAILED, S.CRASHED, S.CANCELLED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CRASHED: frozenset(),
+    S.CANCELLED: frozenset(),
+}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 import html as htmllib
 import re
+from datetime import date
 from typing import Any
 
 import pytest
 from django.urls import reverse
 
 from deployments.models import Deployment
+from deployments.parameters import parameter_schema
 from runs.models import FlowRun
 from tests.html import element
 
@@ -43,6 +46,8 @@ def form_of(client: Any, deployment: Deployment) -> tuple[str, dict[str, str]]:
     values = dict(re.findall(r'<input type="(?:text|number|hidden)" name="([^"]+)" value="([^"]*)"', html))
     for name, text in re.findall(r'<textarea name="([^"]+)"[^>]*>\n?(.*?)</textarea>', html, re.S):
         values[name] = htmllib.unescape(text)
+    for name in re.findall(r'<input type="checkbox" name="([^"]+)"[^>]*\bchecked\b', html):
+        values[name] = "on"
     values.pop("csrfmiddlewaretoken", None)
     return html, values
 
@@ -83,26 +88,49 @@ def test_a_custom_run_gets_the_values_typed_in(admin_client: Any, greeter: Deplo
     }
 
 
-def test_a_bad_value_is_shown_next_to_its_field_and_makes_no_run(admin_client: Any, greeter: Deployment) -> None:
+def test_a_bad_value_gets_the_services_message_next_to_its_field_and_makes_no_run(
+    admin_client: Any, greeter: Deployment
+) -> None:
     _, values = form_of(admin_client, greeter)
     values.update({"parameters.times": "1.5", "parameters.friends": '{"not": "a list"}'})
     response = admin_client.post(reverse("deployments:custom_run", args=[greeter.pk]), values)
     html = response.content.decode()
     assert response.status_code == 400
-    assert "Enter a whole number." in field_html(html, "parameters.times")
-    assert "Enter a JSON list" in field_html(html, "parameters.friends")
+    assert "Input should be a valid integer" in field_html(html, "parameters.times")
+    assert "Input should be a valid list" in field_html(html, "parameters.friends")
     assert 'value="1.5"' in field_html(html, "parameters.times"), "what was typed stays"
     assert not FlowRun.objects.exists()
 
 
-def test_json_that_no_database_would_store_is_refused(admin_client: Any, greeter: Deployment) -> None:
+def test_nan_and_infinity_which_no_database_would_store_are_refused(admin_client: Any, greeter: Deployment) -> None:
     _, values = form_of(admin_client, greeter)
     values.update({"parameters.friends": "[NaN]", "parameters.anything": "Infinity", "parameters.ratio": "inf"})
     html = admin_client.post(reverse("deployments:custom_run", args=[greeter.pk]), values).content.decode()
-    assert "Enter JSON without NaN or Infinity." in field_html(html, "parameters.friends")
-    assert "Enter JSON without NaN or Infinity." in field_html(html, "parameters.anything")
-    assert "Enter a number." in field_html(html, "parameters.ratio")
+    for name in ("friends", "anything", "ratio"):
+        assert "Enter a value without NaN or Infinity." in field_html(html, f"parameters.{name}")
     assert not FlowRun.objects.exists()
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+def paint(wall: str, colour: Colour = Colour.RED, coats: int = 2, on: date | None = None, *, dry: bool = True) -> None:
+    """A flow's signature (module level: its annotations are strings to resolve)."""
+
+
+def test_the_form_follows_the_schema_the_sdk_builds_from_a_signature(admin_client: Any, make_deployment: Any) -> None:
+    dep = make_deployment("paint", parameter_schema=parameter_schema(paint))
+    html, values = form_of(admin_client, dep)
+    assert re.findall(r'data-field="parameters\.(\w+)"', html) == ["wall", "colour", "coats", "on", "dry"]
+    assert '<option value="red" selected>red</option>' in field_html(html, "parameters.colour")
+    assert 'type="date" name="parameters.on"' in html
+    values.update({"parameters.wall": "north", "parameters.colour": "blue", "parameters.on": "2030-01-02"})
+    admin_client.post(reverse("deployments:custom_run", args=[dep.pk]), values)
+    assert FlowRun.objects.get().parameters == {
+        "wall": "north", "colour": "blue", "coats": 2, "on": "2030-01-02", "dry": True,
+    }
 
 
 def test_the_services_verdict_on_a_parameter_appears_next_to_it(admin_client: Any, make_deployment: Any) -> None:

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('deployments', '0001_initial'),
-        ('runs', '0001_initial'),
+        ('runs', '0002_task_run_state_history'),
         ('workpools', '0001_initial'),
     ]
 

@@ -1,0 +1,62 @@
+"""Shared pieces of our management commands: errors as one line, tables with rich."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, ProgrammingError
+from rich.console import Console
+from rich.table import Table
+
+from runs.errors import OrchestratorError
+
+
+class ServiceCommand(BaseCommand):
+    """A command that calls services: their errors reach the user as one line and exit 1,
+    never as a traceback. Subcommands are methods named `do_<action>`."""
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except OrchestratorError as error:
+            raise CommandError(str(error)) from None
+        except (OperationalError, ProgrammingError) as error:
+            if _looks_unmigrated(error):
+                raise CommandError(
+                    "The database has no orchestrator tables yet: run `manage.py migrate` (make up does it)."
+                ) from None
+            raise
+
+    def handle(self, *args: Any, **options: Any) -> Any:
+        action = options.pop("action").replace("-", "_")
+        return getattr(self, f"do_{action}")(**options)
+
+    def table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = "") -> None:
+        table = Table(title=title, caption=caption or None)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*["" if cell is None else str(cell) for cell in row])
+        buffer = io.StringIO()
+        width = shutil.get_terminal_size(fallback=(160, 24)).columns
+        Console(file=buffer, width=max(width, 100), force_terminal=False, color_system=None).print(table)
+        self.stdout.write(buffer.getvalue(), ending="")
+
+    def fields(self, pairs: Iterable[tuple[str, Any]]) -> None:
+        pairs = list(pairs)
+        width = max(len(k) for k, _ in pairs)
+        for key, value in pairs:
+            self.stdout.write(f"{key.ljust(width)}  {'' if value is None else value}")
+
+
+def _looks_unmigrated(error: Exception) -> bool:
+    text = str(error)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+def limit_text(limit: int | None) -> str:
+    return "None" if limit is None else str(limit)

@@ -1,0 +1,31 @@
+"""The flow SDK: what a flow script imports.
+
+    from orchestrator import flow, task, get_run_logger
+
+    @task
+    def log_message(name: str) -> None:
+        get_run_logger().info(f"Hello {name}!")
+
+    @flow
+    def leonardo_dicapriflow(name: str) -> None:
+        log_message(name)
+
+    if __name__ == "__main__":
+        leonardo_dicapriflow("Leo")
+
+Importing it configures nothing. The first flow call sets Django up from the environment
+(DJANGO_SETTINGS_MODULE, default orchestrator.settings), unless it already is (manage.py, the
+engine, tests).
+"""
+
+from __future__ import annotations
+
+from orchestrator.sdk.context import MissingContextError, TaskRunContext, get_run_logger
+from orchestrator.sdk.flows import Flow, flow
+from orchestrator.sdk.runner import TaskRunFuture
+from orchestrator.sdk.tasks import Task, task, task_input_hash
+
+__all__ = [
+    "Flow", "MissingContextError", "Task", "TaskRunContext", "TaskRunFuture", "flow", "get_run_logger", "task",
+    "task_input_hash",
+]

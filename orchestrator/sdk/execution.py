@@ -1,0 +1,348 @@
+"""Running one flow run in this process, from PENDING to its end: shared by a flow called from
+a script (an ad-hoc run) and by the engine (a deployment's run).
+
+Around the run, a `RunSession` ships its logs, heartbeats it while it is PENDING or RUNNING,
+and holds a scope the heartbeat interrupts when the run is no longer the engine's to run
+(cancelled, crashed by the reaper): the flow's code is stopped and the session ends quietly,
+finishing a cancellation itself only when no worker holds the run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from deployments.parameters import call_arguments, jsonable_parameters, validate_call_parameters
+from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
+from orchestrator.sdk import logs
+from orchestrator.sdk.context import FlowRunContext, flow_run_context
+from orchestrator.sdk.flows import Flow
+from orchestrator.sdk.interrupts import Interrupted, Scope, deferred
+from orchestrator.sdk.runner import ThreadTaskRunner
+from orchestrator.sdk.tasks import exception_text, seconds_text, state_text, traceback_text
+from runs.errors import StateConflict, ValidationError
+
+PENDING, RUNNING, SCHEDULED = "PENDING", "RUNNING", "SCHEDULED"
+COMPLETED, FAILED, CRASHED = "COMPLETED", "FAILED", "CRASHED"
+CANCELLING, CANCELLED = "CANCELLING", "CANCELLED"
+ALL_COMPLETED = "All states completed."
+
+
+class FlowRunStopped(RuntimeError):
+    """A flow called from a script did not finish: its run was cancelled or crashed meanwhile."""
+
+
+@dataclass
+class Outcome:
+    """How a flow run ended here. `stopped`: it was taken away (cancelled, crashed by someone
+    else) and this process stopped without recording an outcome of its own."""
+
+    state_type: str
+    state_name: str
+    message: str = ""
+    result: Any = None
+    error: BaseException | None = None
+    stopped: bool = False
+    retry: bool = True  # a failure may go on to AwaitingRetry (not after Ctrl-C)
+
+    @property
+    def exit_code(self) -> int:
+        """The engine's exit code: 0 completed (or stopped quietly: the run's state tells the
+        rest), 1 ended FAILED (or CRASHED) as recorded by the engine."""
+        return 0 if self.state_type == COMPLETED or self.stopped else 1
+
+
+class _DeferringClient:
+    """The client, with interrupts held back during each call: a database query stopped
+    halfway would leave the connection unusable (see interrupts.deferred)."""
+
+    def __init__(self, client: OrchestratorClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with deferred():
+                return method(*args, **kwargs)
+
+        return call
+
+
+class Heartbeat:
+    """Heartbeats a run every `interval` seconds from a thread; calls `on_lost` (and stops)
+    when the orchestrator answers that the run is no longer PENDING/RUNNING."""
+
+    def __init__(self, client: OrchestratorClient, run_id: str, *, interval: float, on_lost: Callable[[], Any]) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.interval = interval
+        self.on_lost = on_lost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    alive = self.client.heartbeat_flow_run(self.run_id)
+                except Exception:  # a database hiccup: the next beat may get through
+                    continue
+                if not alive and not self._stop.is_set():
+                    self.on_lost()
+                    return
+        finally:
+            self.client.release_thread()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)
+
+
+class RunSession:
+    """One flow run being run by this process: its client, loggers, log shipping, heartbeat."""
+
+    def __init__(self, client: OrchestratorClient, run: FlowRunInfo, *, finish_cancel: bool) -> None:
+        self.raw_client = client
+        self.client: OrchestratorClient = _DeferringClient(client)  # type: ignore[assignment]
+        self.run = run
+        self.finish_cancel = finish_cancel  # no worker holds the run: finish a cancel here
+        self.scope = Scope()
+        self.engine_logger = logs.RunLogger(logs.ENGINE_LOGGER, label="orchestrator.engine", flow_run_id=run.id)
+        self.logger = logs.RunLogger(logs.FLOW_RUN_LOGGER, label=f"Flow run '{run.name}'", flow_run_id=run.id)
+        self._heartbeat: Heartbeat | None = None
+
+    def run_guarded(self, body: Callable[[RunSession], Outcome]) -> Outcome:
+        """Run `body` with logs shipped and the run heartbeated. When the run is taken away
+        meanwhile (the heartbeat's interrupt, or a compare-and-swap lost to another actor),
+        the body is stopped and the outcome says so."""
+        outcome: Outcome | None = None
+        reason = ""
+        with logs.shipping(self.raw_client, self.run.id):
+            try:
+                with self.scope:
+                    self._keep_heartbeat()
+                    try:
+                        outcome = body(self)
+                    finally:
+                        with deferred():
+                            self._stop_heartbeat()
+            except (Interrupted, StateConflict) as stop:
+                # Once body returned, its outcome stands: an interrupt arriving this late is stale.
+                reason = str(stop)
+            except Exception as error:
+                # The engine's own failure (or the orchestrator's): record it rather than leave
+                # the run PENDING/RUNNING, then let it surface as a crash.
+                if outcome is None:
+                    self._record_crash(error)
+                raise
+            if outcome is None:
+                outcome = self.stopped(reason)
+        return outcome
+
+    def set_state(
+        self, state_type: str, *, expected: str, name: str | None = None, message: str = "", retry: bool = True
+    ) -> FlowRunInfo:
+        """Move the run (StateConflict when someone else moved it first). The heartbeat runs
+        exactly while the run is PENDING or RUNNING: it stops before any other move, so its
+        "no longer running" can only mean someone else's move."""
+        if state_type not in (PENDING, RUNNING):
+            self._stop_heartbeat()
+        self.run = self.client.set_flow_run_state(
+            self.run.id, state_type, expected=expected, name=name, message=message, retry=retry
+        )
+        self._keep_heartbeat()
+        return self.run
+
+    def fail_before_start(self, message: str, error: BaseException | None = None, *, show_traceback: bool = False) -> Outcome:
+        """The run cannot start (pull step, import, parameters): PENDING -> FAILED."""
+        if show_traceback and error is not None:
+            self.engine_logger.error("%s\n%s", message, traceback_text(error))
+        else:
+            self.engine_logger.error("%s", message)
+        self.set_state(FAILED, expected=PENDING, message=message)
+        self.logger.info("Finished in state %s", state_text(self.run.state_name, message))
+        return Outcome(self.run.state_type, self.run.state_name, message, error=error)
+
+    def _keep_heartbeat(self) -> None:
+        if self.run.state_type in (PENDING, RUNNING) and self._heartbeat is None:
+            from django.conf import settings
+
+            self._heartbeat = Heartbeat(
+                self.raw_client, self.run.id, interval=settings.RUN_HEARTBEAT_SECONDS, on_lost=self._lost
+            )
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
+    def _lost(self) -> None:
+        self.scope.interrupt("The flow run is no longer running.")
+
+    def stopped(self, reason: str = "") -> Outcome:
+        """The run was taken away: finish a cancellation when no worker holds the run, and
+        report how it stands. A run still PENDING/RUNNING was stopped for `reason`: FAILED."""
+        with deferred():
+            self._stop_heartbeat()
+            run = self.client.read_flow_run(self.run.id)
+            if run.state_type in (PENDING, RUNNING):
+                # Stopped for a reason of its own (a task run ended under it): a failure.
+                self.run = run
+                return self.fail_before_start(reason) if run.state_type == PENDING else self._fail_running(reason)
+            if run.state_type == CANCELLING and self.finish_cancel:
+                try:
+                    run = self.client.set_flow_run_state(run.id, CANCELLED, expected=CANCELLING, message="Cancelled.")
+                except StateConflict:
+                    run = self.client.read_flow_run(self.run.id)
+            self.run = run
+            self.logger.warning("Stopped: the flow run is now %s.", state_text(run.state_name, run.state_message))
+            return Outcome(run.state_type, run.state_name, run.state_message, stopped=True)
+
+    def _record_crash(self, error: Exception) -> None:
+        message = f"The engine failed: {exception_text(error)}"
+        self.engine_logger.error("%s\n%s", message, traceback_text(error))
+        try:
+            with deferred():
+                self._stop_heartbeat()
+                run = self.client.read_flow_run(self.run.id)
+                if run.state_type in (PENDING, RUNNING):
+                    self.client.set_flow_run_state(run.id, FAILED, expected=run.state_type, message=message, retry=False)
+        except Exception:  # the orchestrator is unreachable: the worker or the reaper will see to it
+            pass
+
+    def _fail_running(self, message: str) -> Outcome:
+        self.set_state(FAILED, expected=RUNNING, message=message, retry=False)
+        self.logger.info("Finished in state %s", state_text(self.run.state_name, message))
+        return Outcome(self.run.state_type, self.run.state_name, message)
+
+
+# --- attempts ---------------------------------------------------------------------------------
+
+
+def run_attempts(session: RunSession, flow: Flow[..., Any], values: dict[str, Any], *, retry_in_process: bool) -> Outcome:
+    """Run a PENDING run's flow until it ends. A failure with retries left comes back as
+    AwaitingRetry: with `retry_in_process` (scripts, `deployment execute`) it waits for the
+    delay and runs again here; otherwise (a worker's run) it returns, and a worker claims
+    the run again once the delay has passed."""
+    if flow.retries is not None:
+        session.client.set_flow_run_retries(
+            session.run.id, retries=flow.retries, retry_delay_seconds=flow.retry_delay_seconds
+        )
+    while True:
+        session.set_state(RUNNING, expected=PENDING, name="Retrying" if session.run.run_count else "Running")
+        outcome = _run_body(session, flow, values)
+        run = session.set_state(outcome.state_type, expected=RUNNING, message=outcome.message, retry=outcome.retry)
+        session.logger.info("Finished in state %s", state_text(outcome.state_name, outcome.message))
+        if not (run.state_type == SCHEDULED and outcome.retry):
+            outcome.state_type, outcome.state_name = run.state_type, run.state_name
+            return outcome
+        wait = max(0.0, ((run.next_scheduled_start_at or _now()) - _now()).total_seconds())
+        attempt = f"retry {run.run_count} of {run.retries}"
+        if not retry_in_process:
+            session.logger.info("AwaitingRetry: a worker runs it again (%s) in %s.", attempt, seconds_text(wait))
+            outcome.state_type, outcome.state_name = run.state_type, run.state_name
+            return outcome
+        session.logger.info("AwaitingRetry: running it again (%s) in %s.", attempt, seconds_text(wait))
+        time.sleep(wait)
+        session.set_state(PENDING, expected=SCHEDULED)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any]) -> Outcome:
+    """Call the flow function once, in a flow run context with its own task runner and its
+    timeout, and wait for the task runs it submitted. The outcome to record: COMPLETED,
+    FAILED with the exception, or CRASHED on Ctrl-C."""
+    from django.conf import settings
+
+    runner = ThreadTaskRunner(max_workers=settings.TASK_RUNNER_MAX_WORKERS, on_thread_exit=session.raw_client.release_thread)
+    context = FlowRunContext(
+        flow=flow, run=session.run, client=session.client, logger=session.logger, runner=runner, log_prints=flow.log_prints
+    )
+    session.logger.info("Using task runner '%s'", runner.name)
+    token = flow_run_context.set(context)
+    ended_cleanly = False
+    try:
+        with logs.prints_logged_to(session.logger if flow.log_prints else None), Scope(
+            timeout=flow.timeout_seconds,
+            timeout_message=f"Flow run exceeded its timeout of {seconds_text(flow.timeout_seconds or 0)}",
+        ):
+            args, kwargs = call_arguments(flow.fn, values)
+            result = flow.fn(*args, **kwargs)
+            for future in list(context.futures):
+                future.wait()
+        ended_cleanly = True
+    except Exception as error:
+        session.logger.error("Encountered exception during execution:\n%s", traceback_text(error))
+        return Outcome(FAILED, "Failed", exception_text(error), error=error)
+    except (KeyboardInterrupt, SystemExit) as error:
+        return Outcome(CRASHED, "Crashed", f"Interrupted: {exception_text(error)}", error=error, retry=False)
+    finally:
+        flow_run_context.reset(token)
+        if not ended_cleanly:
+            for scope in list(context.task_scopes):  # stop the task runs still running
+                scope.interrupt("The flow run stopped.")
+        runner.shutdown(wait=ended_cleanly)
+
+    # A submitted task run that failed, and whose result nobody asked for, fails the flow run.
+    failed = [f for f in context.futures if not f.retrieved and f.exception() is not None]
+    if failed:
+        names = ", ".join(f"'{f.task_run_name}'" for f in failed)
+        message = f"{len(failed)} of {len(context.futures)} submitted task runs failed: {names}"
+        return Outcome(FAILED, "Failed", message, error=failed[0].exception())
+    return Outcome(COMPLETED, "Completed", ALL_COMPLETED, result=result)
+
+
+# --- a flow called as a function --------------------------------------------------------------
+
+
+def _call_values(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a call, by name (TypeError for a call that does not fit, as for any
+    function). Extra keyword arguments of a **kwargs flow are parameters of their own."""
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    values: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        if bound.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            values.update(value)
+        else:
+            values[name] = value
+    return values
+
+
+def run_flow_from_call(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A flow called as a function: an ad-hoc flow run, run here. Returns the flow's result;
+    raises its exception (or ValidationError for bad parameters) once the run is recorded, or
+    FlowRunStopped when the run was cancelled meanwhile."""
+    values = _call_values(flow.fn, args, kwargs)
+    client = get_client()
+    run = client.create_adhoc_flow_run(flow.name, description=flow.description, parameters=jsonable_parameters(values))
+    session = RunSession(client, run, finish_cancel=True)
+
+    def body(session: RunSession) -> Outcome:
+        session.engine_logger.info("Created flow run '%s' for flow '%s'", run.name, flow.name)
+        session.set_state(PENDING, expected=SCHEDULED)
+        try:
+            call_values = validate_call_parameters(flow.fn, values)
+        except ValidationError as invalid:
+            return session.fail_before_start(f"Invalid parameters: {invalid}", invalid)
+        return run_attempts(session, flow, call_values, retry_in_process=True)
+
+    outcome = session.run_guarded(body)
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.state_type != COMPLETED:
+        raise FlowRunStopped(f"Flow run '{run.name}' did not finish: it is {state_text(outcome.state_name, outcome.message)}.")
+    return outcome.result
+

@@ -1,0 +1,72 @@
+"""`@flow`: a function whose call is a flow run, recorded by the orchestrator."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from deployments.parameters import parameter_schema
+from orchestrator.sdk.tasks import check_non_negative, decorate
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Flow(Generic[P, R]):
+    """A flow. Calling it (from a script, say) creates an ad-hoc flow run and runs it here;
+    the engine runs it for a deployment's runs."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: float = 0,
+        timeout_seconds: float | None = None,
+        log_prints: bool = False,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"@flow decorates a function, not {fn!r}.")
+        self.fn = fn
+        self.name = name or fn.__name__
+        check_non_negative(
+            f"flow {self.name!r}", retries=retries, retry_delay_seconds=retry_delay_seconds, timeout_seconds=timeout_seconds
+        )
+        self.description = description if description is not None else (inspect.getdoc(fn) or "")
+        self.retries = retries
+        self.retry_delay_seconds = retry_delay_seconds
+        self.timeout_seconds = timeout_seconds
+        self.log_prints = bool(log_prints)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @property
+    def parameter_schema(self) -> dict[str, Any]:
+        """The JSON schema of the flow's parameters (stored with its deployments)."""
+        return parameter_schema(self.fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the flow as an ad-hoc flow run: returns what the function returns, or raises
+        what it raised once the run is recorded FAILED."""
+        from orchestrator.sdk.execution import run_flow_from_call
+
+        return run_flow_from_call(self, args, kwargs)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name!r}>"
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+@overload
+def flow(
+    *, name: str | None = None, description: str | None = None, retries: int | None = None,
+    retry_delay_seconds: float = 0, timeout_seconds: float | None = None, log_prints: bool = False,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Make a function a flow: `@flow` or `@flow(name=..., description=..., retries=...,
+    retry_delay_seconds=..., timeout_seconds=..., log_prints=...)`."""
+    return decorate(Flow, fn, options)

@@ -1,0 +1,294 @@
+"""`@task`: a function whose calls inside a flow run are recorded as task runs, with retries,
+timeouts and a result cache."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from datetime import timezone as tz
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from deployments.parameters import jsonable_parameters
+from orchestrator.sdk.context import (
+    FlowRunContext,
+    MissingContextError,
+    TaskRunContext,
+    flow_run_context,
+    task_run_context,
+)
+from orchestrator.sdk.interrupts import Interrupted, Scope
+from orchestrator.sdk.logs import TASK_RUN_LOGGER, RunLogger, prints_logged_to
+from orchestrator.sdk.runner import TaskRunFuture
+from runs.errors import StateConflict
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Results up to this size (as JSON) are stored with the task run, which is what a cache hit
+# returns; a bigger result, or one with no JSON form, is not stored and so never cached.
+MAX_STORED_RESULT_BYTES = 256 * 1024
+
+
+def decorate(cls: type, fn: Callable[..., Any] | None, options: dict[str, Any]) -> Any:
+    """`@flow`/`@task` with or without options: `cls(fn, **options)`, now or once given fn."""
+    if fn is None:
+        return lambda f: cls(f, **options)
+    return cls(fn, **options)
+
+
+def check_non_negative(owner: str, **values: float | None) -> None:
+    """Decorator options are checked when the decorator runs, not at the first call."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{owner}: {name} must be a number of at least 0, not {value!r}.")
+
+
+def exception_text(error: BaseException) -> str:
+    """'ValueError: boom', or the type alone when the exception has no message."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def traceback_text(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error)).rstrip()
+
+
+def state_text(name: str, message: str = "") -> str:
+    """How a state is shown on the console: Completed() or Failed('ValueError: boom')."""
+    return f"{name}({message!r})" if message else f"{name}()"
+
+
+def seconds_text(seconds: float) -> str:
+    return f"{seconds:g} second{'' if seconds == 1 else 's'}"
+
+
+def task_input_hash(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """A cache key for `cache_key_fn`: the same task called with the same parameters."""
+    payload = json.dumps({"task": context.task.task_key, "parameters": jsonable_parameters(parameters)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class Task(Generic[P, R]):
+    """A task: call it inside a flow to run it as a task run; `submit()` runs it concurrently
+    and returns a future; `map()` submits it once per item. Called outside a flow it is just the
+    function."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        retry_delay_seconds: float | list[float] = 0,
+        timeout_seconds: float | None = None,
+        cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
+        cache_expiration: timedelta | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"@task decorates a function, not {fn!r}.")
+        self.fn = fn
+        self.name = name or fn.__name__
+        delays = retry_delay_seconds if isinstance(retry_delay_seconds, (list, tuple)) else [retry_delay_seconds]
+        check_non_negative(f"task {self.name!r}", retries=retries, timeout_seconds=timeout_seconds)
+        check_non_negative(f"task {self.name!r}", **{f"retry_delay_seconds[{i}]": d for i, d in enumerate(delays)})
+        if cache_expiration is not None and not isinstance(cache_expiration, timedelta):
+            raise ValueError(f"task {self.name!r}: cache_expiration must be a timedelta, not {cache_expiration!r}.")
+        if cache_key_fn is not None and not callable(cache_key_fn):
+            raise ValueError(f"task {self.name!r}: cache_key_fn must be callable.")
+        self.retries = int(retries)
+        self.retry_delays = [float(d) for d in delays] or [0.0]
+        self.timeout_seconds = timeout_seconds
+        self.cache_key_fn = cache_key_fn
+        self.cache_expiration = cache_expiration
+        self.tags = list(tags or [])
+        self.task_key = f"{fn.__module__}.{fn.__qualname__}"
+        self.key_hash = hashlib.sha256(self.task_key.encode()).hexdigest()[:8]
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based); a list gives one delay per
+        retry, its last repeating."""
+        return self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        context = flow_run_context.get()
+        if context is None:
+            return self.fn(*args, **kwargs)
+        return run_task(self, context, args, kwargs, context.next_dynamic_key(self.task_key))
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture:
+        """Run the task concurrently on the flow run's task runner."""
+        context = self._flow_run_context("submit")
+        key = context.next_dynamic_key(self.task_key)
+        future = context.runner.submit(functools.partial(run_task, self, context, args, kwargs, key))
+        wrapped = TaskRunFuture(future, self.task_run_name(key))
+        context.futures.append(wrapped)
+        return wrapped
+
+    def map(self, *iterables: Iterable[Any], **kwargs: Any) -> list[TaskRunFuture]:
+        """Submit the task once per item: positional arguments are iterables zipped together
+        (all of one length); keyword arguments are passed unchanged to every call."""
+        self._flow_run_context("map")
+        columns = [list(items) for items in iterables]
+        if len({len(column) for column in columns}) > 1:
+            raise ValueError(f"{self.name}.map() takes iterables of one length, not {[len(c) for c in columns]}.")
+        return [self.submit(*row, **kwargs) for row in zip(*columns)]  # type: ignore[arg-type]
+
+    def task_run_name(self, dynamic_key: int) -> str:
+        return f"{self.name}-{self.key_hash}-{dynamic_key}"
+
+    def _flow_run_context(self, method: str) -> FlowRunContext:
+        context = flow_run_context.get()
+        if context is None:
+            raise MissingContextError(f"{self.name}.{method}() works only inside a flow run.")
+        return context
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name!r}>"
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(
+    *, name: str | None = None, retries: int = 0, retry_delay_seconds: float | list[float] = 0,
+    timeout_seconds: float | None = None, cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
+    cache_expiration: timedelta | None = None, tags: Iterable[str] | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Make a function a task: `@task` or `@task(name=..., retries=..., retry_delay_seconds=...,
+    timeout_seconds=..., cache_key_fn=..., cache_expiration=..., tags=...)`."""
+    return decorate(Task, fn, options)
+
+
+# --- running one task run ---------------------------------------------------------------------
+
+
+def _resolve_futures(value: Any) -> Any:
+    """Arguments may be futures of other task runs (and lists, tuples, dicts of them): wait for
+    each and pass its result, as if it had been called directly."""
+    if isinstance(value, TaskRunFuture):
+        return value.result()
+    if isinstance(value, (list, tuple, set)):
+        return type(value)(_resolve_futures(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _resolve_futures(v) for k, v in value.items()}
+    return value
+
+
+def _storable(value: Any) -> tuple[bool, Any]:
+    """(True, value) when `value` can be stored with the task run as JSON, else (False, None)."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        return False, None
+    return len(text) <= MAX_STORED_RESULT_BYTES, value
+
+
+class _TaskRun:
+    """One task run's record and its moves, as the engine sees them."""
+
+    def __init__(self, task: Task[..., Any], flow: FlowRunContext, dynamic_key: int) -> None:
+        self.task = task
+        self.flow = flow
+        self.client = flow.client
+        self.name = task.task_run_name(dynamic_key)
+        flow.logger.info("Created task run '%s' for task '%s'", self.name, task.name)
+        self.info = self.client.create_task_run(
+            flow.run.id, name=self.name, task_key=task.task_key, dynamic_key=str(dynamic_key), tags=task.tags,
+        )
+        self.logger = RunLogger(TASK_RUN_LOGGER, label=f"Task run '{self.name}'", flow_run_id=flow.run.id, task_run_id=self.info.id)
+
+    def move(self, state_type: str, name: str | None = None, message: str = "", **extra: Any) -> None:
+        # The flow run ending marks unfinished task runs CRASHED; a thread still finishing one
+        # then loses the compare-and-swap, and the task run stops here.
+        try:
+            self.info = self.client.set_task_run_state(
+                self.info.id, state_type, expected=self.info.state_type, name=name, message=message, **extra
+            )
+        except StateConflict as conflict:
+            raise Interrupted(f"Task run '{self.name}' was ended by its flow run ({conflict.actual}).") from None
+
+    def finished(self, message: str = "") -> None:
+        self.logger.info("Finished in state %s", state_text(self.info.state_name, message))
+
+    def fail(self, message: str, error: BaseException | None = None) -> None:
+        if error is not None:
+            self.logger.error("Encountered exception during execution:\n%s", traceback_text(error))
+        self.move("FAILED", message=message)
+        self.finished(message)
+
+
+def run_task(task: Task[..., R], flow: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic_key: int) -> R:
+    """Run one call of `task` in flow run `flow` as a task run: cached result, or attempts with
+    retries and a timeout. Returns its result or raises its last exception."""
+    run = _TaskRun(task, flow, dynamic_key)
+    try:
+        args, kwargs = _resolve_futures(args), _resolve_futures(kwargs)
+    except Exception as upstream:
+        run.fail(f"An upstream task run failed: {exception_text(upstream)}")
+        raise
+    bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
+    context = TaskRunContext(task=task, task_run=run.info, flow_run=flow.run, parameters=dict(bound.arguments), logger=run.logger)
+
+    cache_key = ""
+    if task.cache_key_fn is not None:
+        try:
+            cache_key = task.cache_key_fn(context, context.parameters) or ""
+        except Exception as error:
+            run.fail(f"Its cache_key_fn failed: {exception_text(error)}", error)
+            raise
+        cached = flow.client.read_cached_result(cache_key) if cache_key else None
+        if cached is not None:
+            run.move("COMPLETED", "Cached", f"Cached result of task run '{cached.task_run_name}'", result=cached.value, store_result=True)
+            run.finished()
+            return cached.value  # type: ignore[no-any-return]
+
+    token = task_run_context.set(context)
+    try:
+        with prints_logged_to(run.logger if flow.log_prints else None):
+            return _attempts(run, context, args, kwargs, cache_key)
+    finally:
+        task_run_context.reset(token)
+
+
+def _attempts(run: _TaskRun, context: TaskRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], cache_key: str) -> Any:
+    task = run.task
+    attempt = 0
+    while True:
+        run.move("RUNNING", "Retrying" if attempt else "Running")
+        scope = Scope(
+            timeout=task.timeout_seconds,
+            timeout_message=f"Task run exceeded its timeout of {seconds_text(task.timeout_seconds or 0)}",
+        )
+        run.flow.task_scopes.add(scope)
+        try:
+            with scope:
+                value = task.fn(*args, **kwargs)
+        except Exception as error:
+            attempt += 1
+            if attempt <= task.retries:
+                delay = task.retry_delay(attempt)
+                message = f"Retry {attempt} of {task.retries} in {seconds_text(delay)} after: {exception_text(error)}"
+                run.logger.warning("%s", message)
+                run.move("SCHEDULED", "AwaitingRetry", message)
+                time.sleep(delay)
+                continue
+            run.fail(exception_text(error), error)
+            raise
+        finally:
+            run.flow.task_scopes.discard(scope)
+        store, result = _storable(value)
+        expires = datetime.now(tz.utc) + task.cache_expiration if cache_key and task.cache_expiration else None
+        run.move("COMPLETED", result=result, store_result=store, cache_key=cache_key if store else "", cache_expires_at=expires)
+        run.finished()
+        return value

@@ -1,0 +1,249 @@
+"""A pre-warmed launcher: flow runs start in milliseconds instead of an interpreter start.
+
+The worker starts one launcher process (`python -m workpools.infrastructure.launcher FD`),
+which imports Django and the engine once and then waits on a Unix socket. For each run the
+worker sends a request with the write end of a fresh pipe (SCM_RIGHTS); the launcher forks a
+child that starts its own session, points stdout/stderr at that pipe, takes the run's working
+directory and environment, and runs the engine. The launcher reports each child's pid and, when
+it ends, its exit code.
+
+The launcher is single-threaded (forking a process with threads is unsafe), never touches the
+database (its connections are closed before any fork), and exits when the worker's end of the
+socket closes. Children live in sessions of their own and outlive it, like plain subprocesses.
+Settings are read once, in the launcher: a run whose environment changes them (DATABASE_URL,
+ORCHESTRATOR_HOME, DJANGO_SETTINGS_MODULE) is started as a plain subprocess instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+# Environment variables that decide the settings: a run that changes them needs a fresh interpreter.
+SETTINGS_VARIABLES = frozenset({"DATABASE_URL", "ORCHESTRATOR_HOME", "DJANGO_SETTINGS_MODULE", "SECRET_KEY"})
+MESSAGE_SIZE = 1 << 16
+
+
+# --- the worker's side --------------------------------------------------------------------------
+
+
+class LauncherUnavailable(Exception):
+    """The launcher could not start or has died; the caller falls back to a plain subprocess."""
+
+
+class Launcher:
+    """The worker's handle on its launcher process. Not thread-safe: the worker loop alone uses it."""
+
+    def __init__(self, *, env: dict[str, str] | None = None) -> None:
+        self.env = env
+        self.sock: socket.socket | None = None
+        self.process: subprocess.Popen | None = None
+        self.exit_codes: dict[int, int] = {}
+
+    def ensure_started(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workpools.infrastructure.launcher", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as error:
+            ours.close()
+            raise LauncherUnavailable(f"could not start the launcher: {error}") from error
+        finally:
+            theirs.close()
+        self.sock = ours
+        reply = self._receive(timeout=60)
+        if reply.get("ready") is not True:
+            self.close()
+            raise LauncherUnavailable(f"the launcher did not start: {reply}")
+
+    def spawn(self, run_id: str, *, cwd: str | None, env: dict[str, str]) -> tuple[int, int]:
+        """Start the engine for `run_id` in a forked child. Returns (pid, fd to read its output)."""
+        self.ensure_started()
+        assert self.sock is not None
+        read_end, write_end = os.pipe()
+        try:
+            request = json.dumps({"run_id": run_id, "cwd": cwd, "env": env}).encode()
+            try:
+                socket.send_fds(self.sock, [request], [write_end])
+            except OSError as error:
+                self.close()
+                raise LauncherUnavailable(f"the launcher is gone: {error}") from error
+        finally:
+            os.close(write_end)
+        while True:
+            reply = self._receive(timeout=30)
+            if "exited" in reply:
+                self.exit_codes[reply["exited"]] = reply["code"]
+            elif reply.get("started") == run_id:
+                return reply["pid"], read_end
+            elif "error" in reply:
+                os.close(read_end)
+                raise LauncherUnavailable(reply["error"])
+
+    def exit_code(self, pid: int) -> int | None:
+        """The child's exit code once it ended (negative: killed by that signal), else None."""
+        self._drain()
+        if pid in self.exit_codes:
+            return self.exit_codes.pop(pid)
+        if self.process is not None and self.process.poll() is not None:
+            # The launcher died, so nobody reaps its children for us: watch the pid instead.
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return -1
+        return None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def _drain(self) -> None:
+        if self.sock is None:
+            return
+        while True:
+            try:
+                data = self.sock.recv(MESSAGE_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            reply = json.loads(data)
+            if "exited" in reply:
+                self.exit_codes[reply["exited"]] = reply["code"]
+
+    def _receive(self, *, timeout: float) -> dict[str, Any]:
+        assert self.sock is not None
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(MESSAGE_SIZE)
+        except (OSError, TimeoutError) as error:
+            self.close()
+            raise LauncherUnavailable(f"no answer from the launcher: {error}") from error
+        finally:
+            if self.sock is not None:
+                self.sock.settimeout(None)
+        if not data:
+            self.close()
+            raise LauncherUnavailable("the launcher exited")
+        return json.loads(data)
+
+
+def pump(fd: int, on_output: Any) -> None:
+    """Read a child's output from `fd` line by line until it closes (in a daemon thread)."""
+
+    def run() -> None:
+        with os.fdopen(fd, "r", errors="replace") as stream:
+            for line in stream:
+                on_output(line.rstrip("\n"))
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+# --- the launcher's side ------------------------------------------------------------------------
+
+
+def serve(sock: socket.socket) -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
+    django.setup()
+    import orchestrator.engine  # noqa: F401  (imported once here; every child inherits it)
+    from django.db import connections
+
+    connections.close_all()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the worker; it tells us via EOF
+    sock.send(json.dumps({"ready": True}).encode())
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    children: set[int] = set()
+    while True:
+        for _ in selector.select(timeout=0.05):
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(sock, MESSAGE_SIZE, 1)
+            except ConnectionError:
+                data, fds = b"", []
+            if not data:
+                return  # the worker is gone
+            request = json.loads(data)
+            try:
+                pid = _fork_child(request, fds[0], sock)
+            except OSError as error:
+                sock.send(json.dumps({"error": f"fork failed: {error}"}).encode())
+            else:
+                children.add(pid)
+                sock.send(json.dumps({"started": request["run_id"], "pid": pid}).encode())
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        for pid in list(children):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                children.discard(pid)
+                try:
+                    sock.send(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+                except OSError:
+                    return
+
+
+def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    # The child: never return into the launcher's loop, whatever happens.
+    code = 2
+    try:
+        sock.close()
+        os.setsid()
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if request.get("cwd"):
+            os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        from orchestrator import engine
+
+        code = engine.main([request["run_id"]])
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+if __name__ == "__main__":
+    serve(socket.socket(fileno=int(sys.argv[1])))
