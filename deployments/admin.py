@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from deployments import services
-from deployments.models import Deployment, DeploymentSchedule, Flow
+from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
 from orchestrator.admin_utils import apply_each
 from runs.services import create_flow_run
 
@@ -50,3 +50,17 @@ class DeploymentScheduleAdmin(admin.ModelAdmin):
     list_filter = ["kind", "active"]
     list_select_related = ["deployment__flow"]
     search_fields = ["slug", "deployment__name", "deployment__flow__name"]
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ["name", "deployment", "active", "created_at"]
+    list_filter = ["active"]
+    list_select_related = ["deployment__flow"]
+    search_fields = ["name", "deployment__name", "deployment__flow__name"]
+    readonly_fields = ["id", "slug", "hook_url", "created_at"]
+    autocomplete_fields = ["deployment"]
+
+    @admin.display(description="URL")
+    def hook_url(self, webhook: Webhook) -> str:
+        return webhook.get_absolute_url() if webhook.pk else "(after saving)"

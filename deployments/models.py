@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
@@ -135,3 +137,43 @@ class DeploymentSchedule(models.Model):
         if self.kind == ScheduleKind.INTERVAL:
             return f"every {self.interval_seconds}s"
         return f"rrule {self.rrule}"
+
+
+def new_webhook_slug() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Webhook(models.Model):
+    """A secret URL (/hooks/<slug>/) that creates a run of its deployment on each POST, its
+    parameters taken from the JSON body through `parameter_mapping`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="webhooks")
+    slug = models.CharField(
+        max_length=64, unique=True, default=new_webhook_slug, editable=False,
+        help_text="The secret part of the URL: whoever knows it can start runs.",
+    )
+    parameter_mapping = models.JSONField(
+        default=dict, blank=True,
+        help_text='Parameter name -> "$.path.in.body" (a value from the JSON body; "$" is the whole body) '
+        "or any other value, used as it is.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=~Q(name=""), name="webhook_name_not_empty")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("webhook", args=[self.slug])
+
+    def clean(self) -> None:
+        from orchestrator.mapping import mapping_errors
+
+        if errors := mapping_errors(self.parameter_mapping):
+            raise DjangoValidationError({"parameter_mapping": errors})

@@ -37,6 +37,11 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served by us, not a CDN
+    "accounts",
+    "automations",
     "django_crontab",
     "orchestrator",
     "runs",
@@ -46,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "orchestrator.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -158,6 +164,51 @@ TASK_RUNNER_MAX_WORKERS = env_int("TASK_RUNNER_MAX_WORKERS", 16, minimum=1)
 QUEUE_READY_SECONDS = env_float("QUEUE_READY_SECONDS", 60.0, minimum=1)
 # A run still SCHEDULED this long past its time is renamed Late.
 LATE_RUN_SECONDS = env_float("LATE_RUN_SECONDS", 15.0, minimum=0)
+
+# --- REST API ---------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: its WWW-Authenticate header makes a request without credentials a 401.
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browsable API
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
+    "DEFAULT_PAGINATION_CLASS": "orchestrator.api_policy.PagePagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["orchestrator.api_policy.KeyRateThrottle"],
+    "EXCEPTION_HANDLER": "orchestrator.api_policy.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+# Requests per API key (or user, or address without either); "" turns throttling off.
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "1200/min")
+# Larger request bodies to /api/ and /hooks/ are refused with 413.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Orchestrator API",
+    "DESCRIPTION": "Work pools, deployments and flow runs. Send `Authorization: Bearer <key>` "
+    "(manage.py apikey create NAME --scope read|trigger|write|worker).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["accounts.permissions.HasScope"],  # the schema and docs need a key or a login
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StateTypeEnum": "runs.states.StateType",
+        "WorkPoolTypeEnum": "workpools.models.WorkPoolType",
+    },
+}
+# Automations' notifications: a failing URL is tried this many times more, waiting
+# base * 2**attempt seconds between tries (capped), each try with this timeout.
+NOTIFICATION_MAX_RETRIES = env_int("NOTIFICATION_MAX_RETRIES", 5, minimum=0)
+NOTIFICATION_BACKOFF_SECONDS = env_float("NOTIFICATION_BACKOFF_SECONDS", 10.0, minimum=0)
+NOTIFICATION_BACKOFF_MAX_SECONDS = env_float("NOTIFICATION_BACKOFF_MAX_SECONDS", 3600.0, minimum=0)
+NOTIFICATION_TIMEOUT_SECONDS = env_float("NOTIFICATION_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 
 # Bootstrap admin for `make up`: created on first run with this password, or a random one
 # printed once.

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from deployments.api import WebhookReceiveView
+
 from orchestrator import views
 
 admin.site.site_header = "Orchestrator"
@@ -12,6 +14,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/", include("orchestrator.api_urls")),
+    path("hooks/<str:slug>/", WebhookReceiveView.as_view(), name="webhook"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("work-pools/", include("workpools.urls")),

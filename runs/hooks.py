@@ -24,6 +24,7 @@ class StateChange:
     to_type: str
     to_name: str
     message: str
+    state_id: int | None = None  # the FlowRunState row this change appended
 
 
 Hook = Callable[["FlowRun", StateChange], None]

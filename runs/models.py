@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, models
+from django.db import connections, models
 from django.db.models import Count, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour
@@ -58,14 +58,12 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         return qs
 
     def with_tag(self, tag: str) -> FlowRunQuerySet:
-        """Runs carrying `tag`. No index serves this on its own: the runs list pairs it with
-        the time-ordered index and stops at a page (see matching)."""
-        if connection.vendor == "postgresql":
+        """Runs carrying `tag`. SQLite has no JSON containment lookup, so it asks json_each."""
+        if connections[self.db].vendor == "postgresql":
             return self.filter(tags__contains=[tag])
-        # SQLite has no JSON containment lookup; ask json_each instead.
         has_tag = RawSQL(
-            f'EXISTS (SELECT 1 FROM json_each("{FlowRun._meta.db_table}"."tags") WHERE json_each.value = %s)',
-            (tag,),
+            f'EXISTS (SELECT 1 FROM json_each("{FlowRun._meta.db_table}"."tags") WHERE value = %s)',
+            [tag],
             output_field=models.BooleanField(),
         )
         return self.alias(has_tag=has_tag).filter(has_tag=True)
@@ -262,6 +260,7 @@ class FlowRun(models.Model):
             models.Index(fields=["-expected_start_at"], name="flowrun_time"),
             models.Index(fields=["deployment", "-expected_start_at"], name="flowrun_deployment_time"),
             models.Index(fields=["work_pool", "-expected_start_at"], name="flowrun_pool_time"),
+            models.Index(fields=["work_queue", "-expected_start_at"], name="flowrun_queue_time"),
             # Late runs, and a deployment's next run: SCHEDULED runs by when they may start.
             models.Index(fields=["state_type", "next_scheduled_start_at"], name="flowrun_state_next"),
             models.Index(

@@ -98,14 +98,14 @@ def set_state(
 
     with transaction.atomic():
         _compare_and_swap(FlowRun, run.pk, expected=expected, to=to, updates=updates, noun="flow run", only_if=only_if)
-        FlowRunState.objects.create(flow_run_id=run.pk, type=to, name=name, timestamp=now, message=message)
+        state = FlowRunState.objects.create(flow_run_id=run.pk, type=to, name=name, timestamp=now, message=message)
         run.refresh_from_db(
             fields=[
                 "state_type", "state_name", "state_at", "state_message", "next_scheduled_start_at",
                 "started_at", "ended_at", "run_count", "worker", "pid", "heartbeat_at", "updated_at",
             ]
         )
-        change = hooks.StateChange(run.pk, expected, to, name, message)
+        change = hooks.StateChange(run.pk, expected, to, name, message, state_id=state.pk)
         transaction.on_commit(partial(hooks.fire, run, change))
 
         if retry and to in (S.FAILED, S.CRASHED) and run.retries_left:
@@ -277,8 +277,8 @@ def _insert_run(
         next_scheduled_start_at=start,
         **fields,
     )
-    FlowRunState.objects.create(flow_run=run, type=S.SCHEDULED, name="Scheduled", timestamp=now)
-    change = hooks.StateChange(run.pk, None, S.SCHEDULED, "Scheduled", "")
+    state = FlowRunState.objects.create(flow_run=run, type=S.SCHEDULED, name="Scheduled", timestamp=now)
+    change = hooks.StateChange(run.pk, None, S.SCHEDULED, "Scheduled", "", state_id=state.pk)
     transaction.on_commit(partial(hooks.fire, run, change))
     return run
 

@@ -137,3 +137,84 @@ def default_queue(pool: WorkPool) -> WorkQueue:
 
 def db_vendor() -> str:
     return connection.vendor
+
+
+# --- API personas: real HTTP against pytest-django's live server ---------------------------------
+
+
+class Api:
+    """A real HTTP client for the live server, as someone holding `key` (or nothing)."""
+
+    def __init__(self, base_url: str, key: str | None = None) -> None:
+        import requests
+
+        self.base_url = base_url
+        self.key = key
+        self.session = requests.Session()
+        if key:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, self.base_url + path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+
+@pytest.fixture
+def make_api_key(transactional_db: None):  # type: ignore[no-untyped-def]
+    """make_api_key(scope, pool=None) -> the key itself (as `apikey create` prints it)."""
+    from accounts.services import create_api_key
+
+    made: list[str] = []
+
+    def make(scope: str = "write", pool: WorkPool | None = None, name: str | None = None) -> str:
+        _, token = create_api_key(name or f"{scope}-key-{len(made)}", scope=scope, pool=pool)
+        made.append(token)
+        return token
+
+    return make
+
+
+@pytest.fixture
+def api_as(live_server: Any, make_api_key: Any):  # type: ignore[no-untyped-def]
+    """api_as("read") -> an Api holding a fresh key of that scope."""
+
+    def make(scope: str = "write", pool: WorkPool | None = None) -> Api:
+        return Api(live_server.url, make_api_key(scope, pool))
+
+    return make
+
+
+@pytest.fixture
+def writer(api_as: Any) -> Api:
+    """An integrator whose key may change anything."""
+    return api_as("write")
+
+
+@pytest.fixture
+def operator(api_as: Any) -> Api:
+    """An operator holding a trigger-scoped key: reads everything, starts and cancels runs."""
+    return api_as("trigger")
+
+
+@pytest.fixture
+def pool_worker(api_as: Any, pool: WorkPool) -> Api:
+    """A remote worker's key, bound to `pool`."""
+    return api_as("worker", pool)
+
+
+@pytest.fixture
+def anonymous(live_server: Any) -> Api:
+    """A visitor with no key and no session."""
+    return Api(live_server.url)

@@ -48,6 +48,41 @@ def create_work_pool(
     return pool
 
 
+def create_work_queue(
+    pool: WorkPool,
+    name: str,
+    *,
+    priority: int = 1,
+    concurrency_limit: int | None = None,
+    tags: list[str] | None = None,
+    description: str = "",
+) -> WorkQueue:
+    """Add a queue to `pool`. Raises ValidationError for a blank or taken name."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("A work queue needs a name.", {"name": ["A work queue needs a name."]})
+    try:
+        with transaction.atomic():
+            return WorkQueue.objects.create(
+                pool=pool, name=name, priority=priority, concurrency_limit=concurrency_limit,
+                tags=tags or [], description=description,
+            )
+    except IntegrityError:
+        raise ValidationError(
+            f"Work pool {pool.name!r} already has a queue named {name!r}.", {"name": ["Already taken."]}
+        ) from None
+
+
+def delete_work_queue(queue: WorkQueue) -> None:
+    """Delete a queue; its runs stay, unrouted. The pool's default queue stays: runs that match
+    no other queue go there. Raises ValidationError for it."""
+    if queue.name == WorkPool.DEFAULT_QUEUE_NAME:
+        raise ValidationError(
+            "The default queue cannot be deleted.", {"name": ["The default queue cannot be deleted."]}
+        )
+    queue.delete()
+
+
 def get_work_pool(name: str) -> WorkPool:
     try:
         return WorkPool.objects.get(name=name)

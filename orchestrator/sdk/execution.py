@@ -281,8 +281,10 @@ def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any])
         ):
             args, kwargs = call_arguments(flow.fn, values)
             result = flow.fn(*args, **kwargs)
-            for future in list(context.futures):
-                future.wait()
+            waited = 0
+            while waited < len(context.futures):  # tasks may submit more tasks meanwhile
+                context.futures[waited].wait()
+                waited += 1
         ended_cleanly = True
     except Exception as error:
         session.logger.error("Encountered exception during execution:\n%s", traceback_text(error))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from deployments.parameters import parameter_schema
-from orchestrator.sdk.tasks import check_non_negative, decorate
+from orchestrator.sdk.tasks import check_non_negative, check_plain_function, decorate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,8 +29,7 @@ class Flow(Generic[P, R]):
         timeout_seconds: float | None = None,
         log_prints: bool = False,
     ) -> None:
-        if not callable(fn):
-            raise TypeError(f"@flow decorates a function, not {fn!r}.")
+        check_plain_function("flow", fn)
         self.fn = fn
         self.name = name or fn.__name__
         check_non_negative(

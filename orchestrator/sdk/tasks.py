@@ -42,6 +42,14 @@ def decorate(cls: type, fn: Callable[..., Any] | None, options: dict[str, Any]) 
     return cls(fn, **options)
 
 
+def check_plain_function(kind: str, fn: Any) -> None:
+    """Flows and tasks are plain functions: an async one would only hand back a coroutine."""
+    if not callable(fn):
+        raise TypeError(f"@{kind} decorates a function, not {fn!r}.")
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(f"@{kind} takes a plain function; async def {fn.__name__} is not supported yet.")
+
+
 def check_non_negative(owner: str, **values: float | None) -> None:
     """Decorator options are checked when the decorator runs, not at the first call."""
     for name, value in values.items():
@@ -93,8 +101,7 @@ class Task(Generic[P, R]):
         cache_expiration: timedelta | None = None,
         tags: Iterable[str] | None = None,
     ) -> None:
-        if not callable(fn):
-            raise TypeError(f"@task decorates a function, not {fn!r}.")
+        check_plain_function("task", fn)
         self.fn = fn
         self.name = name or fn.__name__
         delays = retry_delay_seconds if isinstance(retry_delay_seconds, (list, tuple)) else [retry_delay_seconds]

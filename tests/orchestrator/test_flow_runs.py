@@ -179,6 +179,15 @@ def test_bad_flow_options_are_refused_when_the_decorator_runs(options: dict[str,
         flow(**options)(lambda: None)
 
 
+def test_async_functions_are_refused_with_a_clear_error() -> None:
+    async def later() -> None: ...
+
+    with pytest.raises(TypeError, match="async def later is not supported yet"):
+        flow(later)
+    with pytest.raises(TypeError, match="@task takes a plain function"):
+        task(later)
+
+
 def test_a_flow_knows_its_parameter_schema() -> None:
     @flow
     def leonardo_dicapriflow(name: str, times: int = 1) -> None:

@@ -77,15 +77,25 @@ def deployment(pool: WorkPool, name: str, function: str, parameters: dict[str, A
     )
 
 
-@pytest.mark.django_db(transaction=True)
-def test_sigterm_lets_a_run_in_flight_finish_and_the_worker_exits_0(subprocess_env: dict[str, str], tmp_path: Path) -> None:
+def start_sleeping_run(env: dict[str, str], marker_dir: Path, seconds: float, grace: float) -> tuple[Any, Any, subprocess.Popen, list[str]]:
+    """A worker with one flow run in flight: returns (deployment, run, worker, its output)."""
     pool = create_work_pool("graceful")
-    dep = deployment(pool, "slow", "sleepy", {"marker_dir": str(tmp_path), "seconds": 2})
+    dep = deployment(pool, "slow", "sleepy", {"marker_dir": str(marker_dir), "seconds": seconds})
     run, _ = create_flow_run(dep)
-    worker = start_worker(subprocess_env, "graceful", "--grace", "30")
+    worker = start_worker(env, "graceful", "--grace", str(grace))
     output = collect(worker)
     try:
-        wait_for(lambda: any(e[0] == "start" for e in events(tmp_path)), 60, "the flow to start")
+        wait_for(lambda: any(e[0] == "start" for e in events(marker_dir)), 60, "the flow to start")
+    except AssertionError:
+        stop(worker)
+        raise
+    return dep, run, worker, output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_lets_a_run_in_flight_finish_and_the_worker_exits_0(subprocess_env: dict[str, str], tmp_path: Path) -> None:
+    dep, run, worker, output = start_sleeping_run(subprocess_env, tmp_path, seconds=2, grace=30)
+    try:
         os.kill(worker.pid, signal.SIGTERM)
         wait_for(lambda: "finishing..." in "".join(output), 30, "the worker to start finishing")
         create_flow_run(dep)  # arrives after the signal: must not be claimed
@@ -101,15 +111,10 @@ def test_sigterm_lets_a_run_in_flight_finish_and_the_worker_exits_0(subprocess_e
 
 @pytest.mark.django_db(transaction=True)
 def test_a_second_signal_stops_the_run_and_marks_it_crashed(subprocess_env: dict[str, str], tmp_path: Path) -> None:
-    pool = create_work_pool("impatient")
-    dep = deployment(pool, "slow", "sleepy", {"marker_dir": str(tmp_path), "seconds": 60})
-    run, _ = create_flow_run(dep)
-    worker = start_worker(subprocess_env, "impatient", "--grace", "60")
-    output = collect(worker)
+    _, run, worker, output = start_sleeping_run(subprocess_env, tmp_path, seconds=60, grace=60)
     try:
-        wait_for(lambda: any(e[0] == "start" for e in events(tmp_path)), 60, "the flow to start")
         os.kill(worker.pid, signal.SIGTERM)
-        time.sleep(0.5)
+        wait_for(lambda: "finishing..." in "".join(output), 30, "the worker to start finishing")
         os.kill(worker.pid, signal.SIGINT)
         assert worker.wait(timeout=60) == 0, "".join(output)
     finally:

@@ -18,10 +18,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='flowrun',
-            index=models.Index(fields=['state_type', 'next_scheduled_start_at'], name='flowrun_state_next'),
-        ),
-        migrations.AddIndex(
-            model_name='flowrun',
-            index=models.Index(fields=['deployment', 'state_type', 'next_scheduled_start_at'], name='flowrun_deployment_next'),
+            index=models.Index(fields=['work_queue', '-expected_start_at'], name='flowrun_queue_time'),
         ),
     ]

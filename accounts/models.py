@@ -1,0 +1,71 @@
+"""API keys: who may call the REST API, with which scope, and (for workers) on which pool.
+
+Only a hash of each key is stored. The key's first characters (`prefix`) are kept in clear to
+find the row and to tell keys apart in listings; they are not a secret on their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class Scope(models.TextChoices):
+    READ = "read", "Read"
+    TRIGGER = "trigger", "Trigger runs"
+    WRITE = "write", "Write"
+    WORKER = "worker", "Worker (one pool)"
+
+
+# read < trigger < write; worker is beside them, bound to one pool.
+SCOPE_RANK = {Scope.READ: 1, Scope.TRIGGER: 2, Scope.WRITE: 3}
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, unique=True, help_text="The key's first characters, for lookup.")
+    hashed_key = models.CharField(max_length=64, help_text="sha256 of the whole key, hex.")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    pool = models.ForeignKey(
+        "workpools.WorkPool", on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys",
+        help_text="The one pool a worker key may act on.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(scope__in=Scope.values), name="apikey_scope_valid"),
+            # A worker key is bound to exactly one pool; other keys to none.
+            models.CheckConstraint(
+                condition=(Q(scope=Scope.WORKER) & Q(pool__isnull=False)) | (~Q(scope=Scope.WORKER) & Q(pool__isnull=True)),
+                name="apikey_pool_iff_worker",
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="apikey_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        """Whether this key holds `scope` (read, trigger or write). Worker keys hold none of
+        them: what a worker may do is decided per pool (accounts.permissions)."""
+        if self.scope == Scope.WORKER:
+            return False
+        return SCOPE_RANK[Scope(self.scope)] >= SCOPE_RANK[Scope(scope)]

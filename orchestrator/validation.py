@@ -1,0 +1,36 @@
+"""Saving a model through its own validation (fields, clean(), constraints), for services whose
+rules are the model's: the error comes back as a ValidationError with a message per field."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+
+from runs.errors import ValidationError
+
+M = TypeVar("M", bound=models.Model)
+
+
+def save_validated(obj: M) -> M:
+    """full_clean() then save(). Raises runs.errors.ValidationError (fields -> messages)."""
+    try:
+        obj.full_clean()
+    except DjangoValidationError as error:
+        errors = {
+            ("non_field_errors" if field == NON_FIELD_ERRORS else field): list(messages)
+            for field, messages in error.message_dict.items()
+        }
+        field, messages = next(iter(errors.items()))
+        raise ValidationError(messages[0] if field == "non_field_errors" else f"{field}: {messages[0]}", errors) from None
+    obj.save()
+    return obj
+
+
+def update_validated(obj: M, **fields: object) -> M:
+    """Set `fields` on `obj`, then save_validated(obj)."""
+    for name, value in fields.items():
+        setattr(obj, name, value)
+    return save_validated(obj)

@@ -1,0 +1,98 @@
+"""API shapes of pools, queues and workers. Input and output are separate serializers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from orchestrator.api import JSONObjectField, TagsField
+from workpools.health import pool_health, queue_health, worker_health
+from workpools.models import WorkPool, WorkPoolType, WorkQueue, Worker
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    reason = serializers.CharField()
+
+
+@extend_schema_field(HealthSerializer)
+class HealthField(serializers.Field):
+    """{"status": ..., "reason": ...}: the verdict of a workpools.health function."""
+
+    def __init__(self, judge: Any, **kwargs: Any) -> None:
+        self.judge = judge
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, obj: Any) -> dict[str, str]:
+        health = self.judge(obj)
+        return {"status": health.status, "reason": health.reason}
+
+
+def _pool_health(pool: WorkPool) -> Any:
+    return pool_health(pool, online=getattr(pool, "online_workers", None))
+
+
+class WorkPoolSerializer(serializers.ModelSerializer):
+    health = HealthField(_pool_health)
+
+    class Meta:
+        model = WorkPool
+        fields = [
+            "id", "name", "type", "description", "concurrency_limit", "paused", "base_job_template",
+            "job_variables", "health", "created_at", "updated_at",
+        ]
+
+
+class WorkPoolCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=WorkPoolType.choices, default=WorkPoolType.PROCESS)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1)
+
+
+class WorkPoolUpdateSerializer(serializers.ModelSerializer):
+    base_job_template = JSONObjectField(required=False)
+    job_variables = JSONObjectField(required=False)
+
+    class Meta:
+        model = WorkPool
+        fields = ["description", "concurrency_limit", "base_job_template", "job_variables"]
+
+
+class WorkQueueSerializer(serializers.ModelSerializer):
+    pool = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    health = HealthField(queue_health)
+
+    class Meta:
+        model = WorkQueue
+        fields = [
+            "id", "pool", "name", "description", "priority", "concurrency_limit", "paused", "tags",
+            "last_polled_at", "health", "created_at", "updated_at",
+        ]
+
+
+class WorkQueueCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    priority = serializers.IntegerField(required=False, default=1, min_value=0, max_value=2**31 - 1)
+    concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1)
+    tags = TagsField(required=False, default=list)
+
+
+class WorkQueueUpdateSerializer(serializers.ModelSerializer):
+    tags = TagsField(required=False)
+
+    class Meta:
+        model = WorkQueue
+        fields = ["description", "priority", "concurrency_limit", "tags"]
+
+
+class WorkerSerializer(serializers.ModelSerializer):
+    pool = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    health = HealthField(worker_health)
+
+    class Meta:
+        model = Worker
+        fields = ["id", "pool", "name", "hostname", "pid", "limit", "started_at", "last_heartbeat_at", "stopped_at", "health"]
