@@ -1,15 +1,69 @@
+from django import forms
 from django.contrib import admin
+from django.utils.html import format_html_join
 
 from deployments import services
 from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
 from orchestrator.admin_utils import apply_each
+from runs.errors import ValidationError
 from runs.services import create_flow_run
 
+SCHEDULE_FIELDS = [
+    "slug", "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active", "parameters",
+    "catchup", "catchup_max_runs",
+]
+# Run-affecting fields of a deployment: its not-yet-started scheduled runs copied the old values.
+RUN_FIELDS = {"parameters", "parameter_schema", "enforce_parameter_schema", "tags", "work_pool", "work_queue", "job_variables"}
 
-class DeploymentScheduleInline(admin.TabularInline):
+
+class DeploymentScheduleForm(forms.ModelForm):
+    """Checks the schedule with the same validator as every other surface, so a bad cron, rrule
+    or timezone is an error at its field."""
+
+    class Meta:
+        model = DeploymentSchedule
+        fields = SCHEDULE_FIELDS
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        # `deployment` is a field of the standalone form and the parent of an inline one.
+        values = {name: cleaned.get(name) for name in SCHEDULE_FIELDS}
+        candidate = DeploymentSchedule(deployment=cleaned.get("deployment"), **values)
+        try:
+            services.validate_deployment_schedule(candidate)
+        except ValidationError as error:
+            for name, messages in error.errors.items():
+                for message in messages:
+                    self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
+
+class ScheduleWords:
+    """Read-only columns showing a schedule to people: in words, and its next five times."""
+
+    @admin.display(description="In words")
+    def description(self, obj: DeploymentSchedule) -> str:
+        return obj.describe() if obj.pk else "-"
+
+    @admin.display(description="Next runs")
+    def upcoming(self, obj: DeploymentSchedule) -> str:
+        if obj.pk is None:
+            return "-"
+        try:
+            times = obj.next_fire_times(5)
+        except Exception:  # a row saved before validation existed: show it, do not fail the page
+            return "-"
+        return format_html_join("", "<div>{}</div>", ((f"{t:%Y-%m-%d %H:%M:%S %Z}",) for t in times)) or "never"
+
+
+class DeploymentScheduleInline(ScheduleWords, admin.TabularInline):
     model = DeploymentSchedule
+    form = DeploymentScheduleForm
     extra = 0
-    fields = ["slug", "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active", "parameters"]
+    fields = [*SCHEDULE_FIELDS, "description", "upcoming"]
+    readonly_fields = ["description", "upcoming"]
 
 
 @admin.register(Flow)
@@ -30,6 +84,20 @@ class DeploymentAdmin(admin.ModelAdmin):
     inlines = [DeploymentScheduleInline]
     actions = ["quick_run", "pause", "resume"]
 
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        if change and RUN_FIELDS & set(form.changed_data):
+            services.reschedule_deployment(obj)
+
+    def save_formset(self, request, form, formset, change):  # type: ignore[no-untyped-def]
+        if formset.model is not DeploymentSchedule:
+            return super().save_formset(request, form, formset, change)
+        # Through the services, so an edit replaces the schedule's future runs.
+        for schedule in formset.save(commit=False):
+            services.save_deployment_schedule(schedule)
+        for schedule in formset.deleted_objects:
+            services.delete_deployment_schedule(schedule)
+
     @admin.action(description="Quick run selected deployments (default parameters)")
     def quick_run(self, request, queryset):  # type: ignore[no-untyped-def]
         who = f"admin:{request.user.get_username()}"
@@ -45,11 +113,25 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeploymentSchedule)
-class DeploymentScheduleAdmin(admin.ModelAdmin):
-    list_display = ["deployment", "slug", "kind", "describe_definition", "timezone", "active"]
-    list_filter = ["kind", "active"]
+class DeploymentScheduleAdmin(ScheduleWords, admin.ModelAdmin):
+    form = DeploymentScheduleForm
+    list_display = ["deployment", "slug", "kind", "description", "active", "catchup"]
+    list_filter = ["kind", "active", "catchup"]
     list_select_related = ["deployment__flow"]
     search_fields = ["slug", "deployment__name", "deployment__flow__name"]
+    fields = ["deployment", *SCHEDULE_FIELDS, "description", "upcoming", "scheduled_through_at"]
+    readonly_fields = ["description", "upcoming", "scheduled_through_at"]
+    autocomplete_fields = ["deployment"]
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        services.save_deployment_schedule(obj)
+
+    def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
+        services.delete_deployment_schedule(obj)
+
+    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        for schedule in queryset:
+            services.delete_deployment_schedule(schedule)
 
 
 @admin.register(Webhook)

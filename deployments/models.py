@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
+
+from deployments.scheduling import ScheduleSpec, describe_schedule, next_fire_times
 
 
 class Flow(models.Model):
@@ -96,6 +99,15 @@ class ScheduleKind(models.TextChoices):
     RRULE = "rrule", "RRule"
 
 
+class CatchUp(models.TextChoices):
+    """What the scheduler does with fire times it missed while it was not running (it keeps
+    runs ahead, so only a downtime longer than that lookahead misses any)."""
+
+    SKIP = "skip", "Skip missed runs"
+    ONCE = "once", "Run once for all missed runs"
+    ALL = "all", "Run every missed run, up to a cap"
+
+
 class DeploymentSchedule(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="schedules")
@@ -111,6 +123,17 @@ class DeploymentSchedule(models.Model):
     timezone = models.CharField(max_length=64, default="UTC")
     active = models.BooleanField(default=True)
     parameters = models.JSONField(default=dict, blank=True, help_text="Overrides for this schedule's runs.")
+    catchup = models.CharField(
+        max_length=4, choices=CatchUp.choices, default=CatchUp.SKIP,
+        help_text="Runs missed while the scheduler was down: skip them, run once, or run each (up to the cap).",
+    )
+    catchup_max_runs = models.PositiveIntegerField(
+        default=10, help_text="With 'run every missed run': at most this many, the latest ones."
+    )
+    scheduled_through_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="The scheduler has made runs for every fire time up to here (empty: start from now).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,6 +149,8 @@ class DeploymentSchedule(models.Model):
                 | (Q(kind=ScheduleKind.RRULE, cron="", interval_seconds__isnull=True) & ~Q(rrule="")),
                 name="schedule_kind_matches_fields",
             ),
+            models.CheckConstraint(condition=Q(catchup__in=CatchUp.values), name="schedule_catchup_valid"),
+            models.CheckConstraint(condition=Q(catchup_max_runs__gte=1), name="schedule_catchup_max_runs_positive"),
         ]
 
     def __str__(self) -> str:
@@ -137,6 +162,18 @@ class DeploymentSchedule(models.Model):
         if self.kind == ScheduleKind.INTERVAL:
             return f"every {self.interval_seconds}s"
         return f"rrule {self.rrule}"
+
+    @property
+    def spec(self) -> ScheduleSpec:
+        return ScheduleSpec.of(self)
+
+    def describe(self) -> str:
+        """In words, e.g. 'At 09:00, Monday through Friday (Europe/Berlin)'."""
+        return describe_schedule(self.spec)
+
+    def next_fire_times(self, count: int = 5, *, after: datetime | None = None) -> list[datetime]:
+        """The next `count` fire times in the schedule's timezone."""
+        return next_fire_times(self.spec, count, after=after)
 
 
 def new_webhook_slug() -> str:

@@ -132,7 +132,7 @@ LOGOUT_REDIRECT_URL = "login"
 BROKER_DIR = ORCHESTRATOR_HOME / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("in", "processed"):
+    for sub in ("in", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder for in and out: producers and consumers meet there.
@@ -140,11 +140,48 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "in"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # Broadcasts (worker remote control) too; kombu's default is ./control in the cwd.
+        "control_folder": str(BROKER_DIR / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(ORCHESTRATOR_HOME / "celerybeat-schedule")
+
+# Periodic services (Celery beat), each a thin task over a service. The scheduler's full pass
+# can be slow-paced: a new or changed deployment is scheduled at once by its own task.
+SCHEDULER_INTERVAL_SECONDS = env_float("SCHEDULER_INTERVAL_SECONDS", 60.0, minimum=0.5)
+LATE_RUNS_INTERVAL_SECONDS = env_float("LATE_RUNS_INTERVAL_SECONDS", 5.0, minimum=0.5)
+REAPER_INTERVAL_SECONDS = env_float("REAPER_INTERVAL_SECONDS", 10.0, minimum=0.5)
+RETENTION_INTERVAL_SECONDS = env_float("RETENTION_INTERVAL_SECONDS", 3600.0, minimum=1)
+
+
+def _every(seconds: float, task: str) -> dict:
+    # A tick that waited longer than its interval (worker down) is dropped, not piled up.
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+
+
+CELERY_BEAT_SCHEDULE = {
+    "schedule-deployments": _every(SCHEDULER_INTERVAL_SECONDS, "deployments.tasks.schedule_deployments"),
+    "mark-late-runs": _every(LATE_RUNS_INTERVAL_SECONDS, "runs.tasks.mark_late_runs"),
+    "reap-crashed-runs-and-offline-workers": _every(
+        REAPER_INTERVAL_SECONDS, "workpools.tasks.reap_crashed_runs_and_offline_workers"
+    ),
+    "delete-old-runs": _every(RETENTION_INTERVAL_SECONDS, "runs.tasks.delete_old_runs"),
+}
+
+# The same services from host cron, for hosts without a broker: `manage.py crontab add`.
+CRONJOBS = [
+    ("* * * * *", "deployments.tasks.schedule_deployments"),
+    ("* * * * *", "runs.tasks.mark_late_runs"),
+    ("* * * * *", "workpools.tasks.reap_crashed_runs_and_offline_workers"),
+    ("17 * * * *", "runs.tasks.delete_old_runs"),
+]
+CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
+CRONTAB_LOCK_JOBS = True
+# cron starts jobs with a bare environment: put DATABASE_URL=... etc. here for them.
+CRONTAB_COMMAND_PREFIX = env_str("CRONTAB_COMMAND_PREFIX", "")
 
 # --- Orchestrator behaviour ------------------------------------------------------------------
 # Workers heartbeat on this interval; a worker (and its runs) is presumed dead after
@@ -164,6 +201,14 @@ TASK_RUNNER_MAX_WORKERS = env_int("TASK_RUNNER_MAX_WORKERS", 16, minimum=1)
 QUEUE_READY_SECONDS = env_float("QUEUE_READY_SECONDS", 60.0, minimum=1)
 # A run still SCHEDULED this long past its time is renamed Late.
 LATE_RUN_SECONDS = env_float("LATE_RUN_SECONDS", 15.0, minimum=0)
+# The scheduler keeps runs for each active schedule: at least SCHEDULER_MIN_RUNS and at least
+# SCHEDULER_MIN_AHEAD_SECONDS ahead, at most SCHEDULER_MAX_RUNS, none beyond the horizon.
+SCHEDULER_MIN_RUNS = env_int("SCHEDULER_MIN_RUNS", 3, minimum=1)
+SCHEDULER_MIN_AHEAD_SECONDS = env_float("SCHEDULER_MIN_AHEAD_SECONDS", 3600.0, minimum=0)
+SCHEDULER_MAX_RUNS = env_int("SCHEDULER_MAX_RUNS", 100, minimum=1)
+SCHEDULER_HORIZON_DAYS = env_float("SCHEDULER_HORIZON_DAYS", 100.0, minimum=0.001)
+# Finished runs (with their logs) older than this many days are deleted; 0 keeps everything.
+RUN_RETENTION_DAYS = env_float("RUN_RETENTION_DAYS", 0.0, minimum=0)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

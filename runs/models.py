@@ -232,6 +232,10 @@ class FlowRun(models.Model):
     created_by = models.CharField(
         max_length=200, blank=True, help_text="What created it: schedule, ui:alice, api:key-name, script, ..."
     )
+    schedule_slug = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="The slug of the deployment schedule that made this run; empty for runs made otherwise.",
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
     hostname = models.CharField(max_length=255, blank=True)
@@ -251,6 +255,16 @@ class FlowRun(models.Model):
             models.CheckConstraint(
                 condition=Q(state_type__in=StateType.values), name="flowrun_state_type_valid"
             ),
+            # One run per (deployment, schedule, fire time), whoever inserts it: two schedulers
+            # at once insert-ignore against this. A constraint of its own rather than an
+            # idempotency key built from slug and time: it cannot collide with a caller's key,
+            # and its index serves "the future runs of this schedule" for deletion.
+            # expected_start_at is the fire time and never changes after insert.
+            models.UniqueConstraint(
+                fields=["deployment", "schedule_slug", "expected_start_at"],
+                condition=~Q(schedule_slug=""),
+                name="flowrun_unique_schedule_slot",
+            ),
         ]
         indexes = [
             # A worker's claim: due SCHEDULED runs of one queue, oldest first.
@@ -269,6 +283,11 @@ class FlowRun(models.Model):
             # Concurrency limits and the reaper look at active runs per pool/worker.
             models.Index(fields=["work_pool", "state_type"], name="flowrun_pool_state"),
             models.Index(fields=["worker", "state_type"], name="flowrun_worker_state"),
+            # Runs waiting to start, by when they may: late marking (and due runs in general).
+            models.Index(
+                fields=["next_scheduled_start_at"], condition=Q(state_type=StateType.SCHEDULED),
+                name="flowrun_scheduled_due",
+            ),
         ]
 
     def __str__(self) -> str:

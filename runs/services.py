@@ -3,11 +3,13 @@ engine, Celery tasks) calls these functions; none of them writes run state on it
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from coolname import generate_slug
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, JSONField, Q, Value
 from django.db.models.functions import Coalesce
@@ -207,29 +209,19 @@ def create_flow_run(
     idempotency key, a repeat returns the existing run and created=False, also when two callers
     race: the database's unique (deployment, idempotency_key) constraint decides.
     """
-    from deployments.services import resolve_parameters
-    from workpools.services import route_to_queue
-
     if idempotency_key:
         existing = FlowRun.objects.filter(deployment=deployment, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing, False
-    merged = resolve_parameters(deployment, parameters or {})
-    run_tags = list(dict.fromkeys([*(deployment.tags or []), *(tags or [])]))
-    queue = route_to_queue(deployment) if deployment.work_pool_id else None
+    fields = _deployment_run_fields(deployment, parameters=parameters, tags=tags)
     try:
         with transaction.atomic():
             run = _insert_run(
-                flow_id=deployment.flow_id,
-                deployment=deployment,
-                work_pool_id=deployment.work_pool_id,
-                work_queue=queue,
-                parameters=merged,
-                tags=run_tags,
                 name=name,
                 scheduled_at=scheduled_at,
                 idempotency_key=idempotency_key or None,
                 created_by=created_by,
+                **fields,
             )
     except IntegrityError:
         if not idempotency_key:
@@ -237,6 +229,72 @@ def create_flow_run(
         # Lost a race with a caller using the same key: theirs is the run.
         return FlowRun.objects.get(deployment=deployment, idempotency_key=idempotency_key), False
     return run, True
+
+
+def build_flow_runs(
+    deployment: Any,
+    starts: Iterable[datetime],
+    *,
+    parameters: dict[str, Any] | None = None,
+    queues: Iterable[Any] | None = None,
+    created_by: str = "",
+    **fields: Any,
+) -> list[FlowRun]:
+    """Unsaved SCHEDULED runs of `deployment`, one per start time, under the rules of
+    create_flow_run applied once for all of them: parameters merged and checked against the
+    schema (ValidationError), tags, routing (`queues`: the pool's queues when the caller has
+    loaded them already). `fields` sets further columns (schedule_slug, ...). Save them with
+    insert_flow_runs."""
+    common = _deployment_run_fields(deployment, parameters=parameters, queues=queues)
+    return [
+        _new_run(name=None, scheduled_at=start, created_by=created_by, **common, **fields) for start in starts
+    ]
+
+
+def insert_flow_runs(runs: list[FlowRun]) -> list[FlowRun]:
+    """Insert unsaved runs (from build_flow_runs) in bulk, skipping each one that a unique
+    constraint says exists already (the same schedule slot, the same idempotency key), also when
+    another process inserts it at the same moment: the database decides (PostgreSQL: ON CONFLICT
+    DO NOTHING, waiting for the other transaction's outcome; SQLite: INSERT OR IGNORE under the
+    write lock). Returns the runs inserted, each with its first history row written in the same
+    transaction and its state hook queued for after commit, as create_flow_run does."""
+    if not runs:
+        return []
+    with transaction.atomic():
+        # SQLite's OR IGNORE would also swallow a NOT NULL or CHECK failure: build_flow_runs
+        # makes complete rows, and PostgreSQL (ON CONFLICT DO NOTHING) would raise for them.
+        FlowRun.objects.bulk_create(runs, ignore_conflicts=True)
+        # Ids are made here (uuid4), so an id that is in the table now is a row we inserted.
+        wanted = [run.pk for run in runs]
+        inserted: set[Any] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            inserted.update(FlowRun.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+        created = [run for run in runs if run.pk in inserted]
+        _record_first_states(created)
+    return created
+
+
+def _deployment_run_fields(
+    deployment: Any,
+    *,
+    parameters: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    queues: Iterable[Any] | None = None,
+) -> dict[str, Any]:
+    """What every run of `deployment` takes from it: merged, schema-checked parameters, tags
+    and the work queue it is routed to."""
+    from deployments.services import resolve_parameters
+    from workpools.services import route_to_queue
+
+    return {
+        "flow_id": deployment.flow_id,
+        "deployment": deployment,
+        "work_pool_id": deployment.work_pool_id,
+        "work_queue": route_to_queue(deployment, queues=queues) if deployment.work_pool_id else None,
+        "parameters": resolve_parameters(deployment, parameters or {}),
+        "tags": list(dict.fromkeys([*(deployment.tags or []), *(tags or [])])),
+    }
 
 
 def create_local_flow_run(
@@ -260,14 +318,20 @@ def create_adhoc_flow_run(
         return _insert_run(flow_id=flow.pk, parameters=parameters or {}, name=name, created_by=created_by)
 
 
-def _insert_run(
-    *, flow_id: Any, name: str | None, scheduled_at: datetime | None = None, **fields: Any
-) -> FlowRun:
+def _insert_run(*, flow_id: Any, name: str | None, scheduled_at: datetime | None = None, **fields: Any) -> FlowRun:
+    run = _new_run(flow_id=flow_id, name=name, scheduled_at=scheduled_at, **fields)
+    run.save(force_insert=True)
+    _record_first_states([run])
+    return run
+
+
+def _new_run(*, flow_id: Any, name: str | None, scheduled_at: datetime | None = None, **fields: Any) -> FlowRun:
+    """An unsaved run in its first state, SCHEDULED."""
     if name is not None and not name.strip():
         raise ValidationError("A run name cannot be blank.", {"name": ["This field may not be blank."]})
     now = timezone.now()
     start = scheduled_at or now
-    run = FlowRun.objects.create(
+    return FlowRun(
         flow_id=flow_id,
         name=name or generate_run_name(),
         state_type=S.SCHEDULED,
@@ -277,10 +341,85 @@ def _insert_run(
         next_scheduled_start_at=start,
         **fields,
     )
-    state = FlowRunState.objects.create(flow_run=run, type=S.SCHEDULED, name="Scheduled", timestamp=now)
-    change = hooks.StateChange(run.pk, None, S.SCHEDULED, "Scheduled", "", state_id=state.pk)
-    transaction.on_commit(partial(hooks.fire, run, change))
-    return run
+
+
+def _record_first_states(runs: list[FlowRun]) -> None:
+    """The history row of each new run's first state, and its hook after commit."""
+    # bulk_create returns the rows with their ids on PostgreSQL and SQLite (RETURNING): hooks
+    # need the history row's id (automations fire once per history entry).
+    states = FlowRunState.objects.bulk_create(
+        [FlowRunState(flow_run_id=run.pk, type=S.SCHEDULED, name="Scheduled", timestamp=run.state_at) for run in runs]
+    )
+    for run, state in zip(runs, states):
+        change = hooks.StateChange(run.pk, None, S.SCHEDULED, "Scheduled", "", state_id=state.pk)
+        transaction.on_commit(partial(hooks.fire, run, change))
+
+
+def mark_late_runs(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Rename runs still SCHEDULED more than LATE_RUN_SECONDS past their start time to Late,
+    through set_state (SCHEDULED -> SCHEDULED, name Late). Returns how many were renamed.
+
+    Runs waiting for a retry keep their AwaitingRetry name. Concurrency: each batch locks its
+    runs (SKIP LOCKED), so two passes never rename one run twice and a run a worker is claiming
+    right now is left to the worker; set_state's compare-and-swap settles the rest."""
+    now = now or timezone.now()
+    threshold = float(settings.LATE_RUN_SECONDS)
+    cutoff = now - timedelta(seconds=threshold)
+    marked = 0
+    while True:
+        with transaction.atomic():
+            late = list(
+                FlowRun.objects.filter(
+                    state_type=S.SCHEDULED, state_name="Scheduled", next_scheduled_start_at__lt=cutoff
+                )
+                .order_by("next_scheduled_start_at")
+                .select_for_update(skip_locked=True)[:batch_size]
+            )
+            for run in late:
+                try:
+                    set_state(
+                        run, S.SCHEDULED, name="Late", expected=S.SCHEDULED,
+                        message=f"Not started {threshold:g} s after its scheduled time.",
+                    )
+                except StateConflict:
+                    continue  # claimed meanwhile: it is not late any more
+                marked += 1
+        if len(late) < batch_size:
+            return marked
+
+
+def delete_old_runs(
+    *, older_than: timedelta | None = None, now: datetime | None = None, batch_size: int = 1000
+) -> int:
+    """Delete finished runs that ended more than `older_than` ago (default: RUN_RETENTION_DAYS;
+    0 keeps everything, the default), with their state history, task runs and logs. Returns
+    how many runs were deleted.
+
+    Works in batches, each its own short transaction, so a large backlog never holds long locks.
+    Concurrency: a finished run changes state only by being retried as it fails, in the same
+    transaction; candidates are locked (SKIP LOCKED) and re-read under the lock, so a run that
+    left its finished state is never deleted."""
+    if older_than is None:
+        if not settings.RUN_RETENTION_DAYS:
+            return 0
+        older_than = timedelta(days=settings.RUN_RETENTION_DAYS)
+    cutoff = (now or timezone.now()) - older_than
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                # expected_start_at narrows the scan through the (state, time) index: a run that
+                # ended before the cutoff was due before it too (give or take a worker's prefetch).
+                FlowRun.objects.filter(state_type__in=TERMINAL, ended_at__lt=cutoff, expected_start_at__lt=cutoff)
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            # Logs first, in one statement: the biggest table, with nothing hanging off it.
+            Log.objects.filter(flow_run_id__in=ids).delete()
+            FlowRun.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+        if len(ids) < batch_size:
+            return deleted
 
 
 # --- task runs ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,41 +49,6 @@ def create_work_pool(
     return pool
 
 
-def create_work_queue(
-    pool: WorkPool,
-    name: str,
-    *,
-    priority: int = 1,
-    concurrency_limit: int | None = None,
-    tags: list[str] | None = None,
-    description: str = "",
-) -> WorkQueue:
-    """Add a queue to `pool`. Raises ValidationError for a blank or taken name."""
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError("A work queue needs a name.", {"name": ["A work queue needs a name."]})
-    try:
-        with transaction.atomic():
-            return WorkQueue.objects.create(
-                pool=pool, name=name, priority=priority, concurrency_limit=concurrency_limit,
-                tags=tags or [], description=description,
-            )
-    except IntegrityError:
-        raise ValidationError(
-            f"Work pool {pool.name!r} already has a queue named {name!r}.", {"name": ["Already taken."]}
-        ) from None
-
-
-def delete_work_queue(queue: WorkQueue) -> None:
-    """Delete a queue; its runs stay, unrouted. The pool's default queue stays: runs that match
-    no other queue go there. Raises ValidationError for it."""
-    if queue.name == WorkPool.DEFAULT_QUEUE_NAME:
-        raise ValidationError(
-            "The default queue cannot be deleted.", {"name": ["The default queue cannot be deleted."]}
-        )
-    queue.delete()
-
-
 def get_work_pool(name: str) -> WorkPool:
     try:
         return WorkPool.objects.get(name=name)
@@ -104,17 +70,22 @@ def set_work_queue_paused(queue: WorkQueue, paused: bool) -> WorkQueue:
     return queue
 
 
-def route_to_queue(deployment: Any) -> WorkQueue | None:
+def route_to_queue(deployment: Any, *, queues: Iterable[WorkQueue] | None = None) -> WorkQueue | None:
     """The queue a new run of `deployment` goes to.
 
     The deployment's own queue when set; else, in its pool, the first queue by priority whose
     (non-empty) tag filter the deployment's tags satisfy, so a `tutorial` queue takes the
     deployment tagged `tutorial`; else the pool's default queue; else its first untagged queue.
-    None when the pool has no queue that may serve it.
+    None when the pool has no queue that may serve it. `queues` may pass queues loaded already
+    (any pools; the scheduler loads them once for many deployments) to save the query.
     """
     if deployment.work_queue_id:
         return deployment.work_queue
-    queues = list(WorkQueue.objects.filter(pool_id=deployment.work_pool_id).order_by("priority", "name"))
+    if queues is None:
+        queues = WorkQueue.objects.filter(pool_id=deployment.work_pool_id)
+    queues = sorted(
+        (q for q in queues if q.pool_id == deployment.work_pool_id), key=lambda q: (q.priority, q.name)
+    )
     tags = deployment.tags or []
     for queue in queues:
         if queue.tags and queue.serves_tags(tags):

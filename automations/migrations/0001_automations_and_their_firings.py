@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('deployments', '0002_webhooks'),
+        ('deployments', '0003_webhooks'),
         ('runs', '0001_initial'),
     ]
 

@@ -78,6 +78,8 @@ def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) 
         assert "Work pools" in admin_index and "Flow runs" in admin_index
         # The admin's stylesheet is served (whitenoise), so the page looks right.
         assert opener.open(f"{base}/static/admin/css/base.css").status == 200
+        # Celery runs beside the web app, with beat for the periodic services.
+        read_until(proc, r"celery \| .*beat: Starting", deadline, seen)
     finally:
         os.kill(proc.pid, signal.SIGINT)
         try:

@@ -86,4 +86,4 @@ def test_it_adds_edits_and_removes_queues(writer: Api, pool: WorkPool) -> None:
     assert writer.delete("/api/work-pools/my-process-pool/queues/tutorial_queue/").status_code == 204
     default = writer.delete("/api/work-pools/my-process-pool/queues/default/")
     assert default.status_code == 400
-    assert default.json()["detail"] == "The default queue cannot be deleted."
+    assert default.json()["detail"] == "The 'default' queue of a pool cannot be deleted."

@@ -51,6 +51,14 @@ class Command(BaseCommand):
                 [python, "-m", "gunicorn", "orchestrator.wsgi", "--bind", f"{host}:{port}",
                  "--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5"],
             ),
+            # The periodic services (scheduler, late runs, reaper, retention) and the tasks the
+            # web app sends. On the embedded default the filesystem broker's producers and
+            # consumers meet in one folder under the data directory (settings).
+            Program(
+                "celery",
+                [python, "-m", "celery", "-A", "orchestrator", "worker", "--beat", "--concurrency", "2",
+                 "--loglevel", "INFO", "--hostname", "orchestrator@%h"],
+            ),
         ]
         supervisor = Supervisor(programs, out=self.stdout)
         signal.signal(signal.SIGINT, supervisor.on_signal)

@@ -1,0 +1,147 @@
+"""The scheduler for real: a Celery worker with beat (and a second beat beside it) against the
+configured broker (Redis in CI's PostgreSQL pass, the filesystem broker on the embedded default)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db.models import Count
+from django.utils import timezone
+
+from deployments.models import Deployment
+from deployments.services import set_deployment_paused, sync_schedules
+from runs.models import FlowRun, FlowRunState
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = [sys.executable, "-m", "celery", "-A", "orchestrator"]
+TWO_SECONDS = {"slug": "two-seconds", "kind": "interval", "interval_seconds": 2}
+
+pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
+
+
+class Process:
+    """A real process with its output in a file, stopped (whole process group) by stop()."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("w")
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # Celery's warm shutdown stops its own children
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._out.close()
+
+
+def wait_for(condition: Callable[[], Any], what: str, *processes: Process, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        for p in processes:
+            assert p.proc.poll() is None, f"{p.log.name} exited while waiting for {what}:\n{p.output()[-4000:]}"
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {p.log.name}\n{p.output()[-4000:]}" for p in processes)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def celery_env(subprocess_env: dict[str, str], **settings: str) -> dict[str, str]:
+    return {
+        **subprocess_env,
+        "SCHEDULER_MAX_RUNS": "10",
+        "LATE_RUNS_INTERVAL_SECONDS": "1",
+        "REAPER_INTERVAL_SECONDS": "60",
+        **settings,
+    }
+
+
+def worker_with_beat(env: dict[str, str], tmp_path: Path) -> Process:
+    argv = [*CELERY, "worker", "--beat", "--schedule", str(tmp_path / "beat-a"), "--concurrency", "2",
+            "--loglevel", "INFO", "--hostname", f"scheduler-test-{os.getpid()}@%h"]
+    return Process(argv, env, tmp_path / "worker.log")
+
+
+def future_runs(deployment: Deployment) -> int:
+    return FlowRun.objects.filter(
+        deployment=deployment, state_type="SCHEDULED", expected_start_at__gt=timezone.now()
+    ).count()
+
+
+def ticks(worker: Process) -> int:
+    return worker.output().count("deployments.tasks.schedule_deployments[")
+
+
+def test_beat_schedules_runs_once_beside_a_second_beat_and_pausing_removes_them(
+    subprocess_env: dict[str, str], tmp_path: Path, make_deployment: Any
+) -> None:
+    deployment = make_deployment("every-two-seconds")
+    sync_schedules(deployment, [TWO_SECONDS])
+    env = celery_env(subprocess_env, SCHEDULER_INTERVAL_SECONDS="1")
+    worker = worker_with_beat(env, tmp_path)
+    second_beat = None
+    try:
+        wait_for(lambda: future_runs(deployment) >= 10, "the first runs", worker)
+        # The window moves on: later ticks add the fire times that came into it.
+        first_total = FlowRun.objects.filter(deployment=deployment).count()
+        wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() > first_total, "more runs", worker)
+
+        second_beat = Process([*CELERY, "beat", "--schedule", str(tmp_path / "beat-b"), "--loglevel", "INFO"], env,
+                              tmp_path / "beat-b.log")
+        wait_for(lambda: second_beat.output().count("Sending due task schedule-deployments") >= 3,
+                 "ticks from the second beat", worker, second_beat)
+        seen = ticks(worker)
+        wait_for(lambda: ticks(worker) >= seen + 4, "the worker to run the ticks of both beats", worker, second_beat)
+
+        runs = FlowRun.objects.filter(deployment=deployment)
+        assert not runs.values("schedule_slug", "expected_start_at").annotate(n=Count("id")).filter(n__gt=1).exists()
+        assert FlowRunState.objects.filter(flow_run__deployment=deployment).count() == runs.count()
+        assert {int(t.timestamp()) % 2 for t in runs.values_list("expected_start_at", flat=True)} == {0}
+        assert "Traceback" not in worker.output()
+
+        set_deployment_paused(deployment, True)
+        assert future_runs(deployment) == 0
+        seen = ticks(worker)
+        wait_for(lambda: ticks(worker) >= seen + 3, "ticks after the pause", worker, second_beat)
+        assert future_runs(deployment) == 0
+    finally:
+        if second_beat is not None:
+            second_beat.stop()
+        worker.stop()
+
+
+def test_a_new_deployment_is_scheduled_within_seconds_not_at_the_next_full_pass(
+    subprocess_env: dict[str, str], tmp_path: Path, make_deployment: Any
+) -> None:
+    env = celery_env(subprocess_env, SCHEDULER_INTERVAL_SECONDS="3600")
+    worker = worker_with_beat(env, tmp_path)
+    try:
+        wait_for(lambda: " ready." in worker.output(), "the worker to start", worker)
+        deployment = make_deployment("brand-new")
+        started = time.monotonic()
+        sync_schedules(deployment, [TWO_SECONDS])  # its task is sent when this commits
+
+        # The window is ten fire times; no full pass comes to add more.
+        wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() == 10, "the new deployment's runs",
+                 worker, timeout=15)
+        assert time.monotonic() - started < 15
+        assert "deployments.tasks.schedule_deployment[" in worker.output()
+    finally:
+        worker.stop()
