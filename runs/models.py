@@ -96,7 +96,7 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
 
     def late(self, now: datetime, *, after: timedelta) -> FlowRunQuerySet:
         """SCHEDULED runs whose start time passed more than `after` ago, renamed Late or not
-        yet: the periodic marker may not have got to them."""
+        yet: the periodic marker may not have got to them (flowrun_scheduled_due)."""
         return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lt=now - after)
 
     def failed_since(self, since: datetime) -> FlowRunQuerySet:
@@ -108,7 +108,7 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
 
     def counts_by_hour_and_state(self, since: datetime, until: datetime) -> list[tuple[datetime, str, int]]:
         """(hour, state_type, runs) for runs meant to start in [since, until): a bounded
-        window read through flowrun_time_state, never a COUNT over the whole table."""
+        window read through flowrun_time, never a COUNT over the whole table."""
         rows = (
             self.between(since, until)
             .annotate(hour=TruncHour("expected_start_at"))
@@ -120,7 +120,7 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
 
     def active_counts(self, field: str) -> dict[Any, int]:
         """Runs holding a slot per value of `field` (e.g. "work_pool_id"), for limits shown
-        beside them; reads only active rows (flowrun_pool_state and friends)."""
+        beside them; reads only active rows (flowrun_state_time)."""
         rows = self.active().order_by().values_list(field).annotate(n=Count("pk"))
         return {key: n for key, n in rows}
 
@@ -275,10 +275,10 @@ class FlowRun(models.Model):
             models.Index(fields=["deployment", "-expected_start_at"], name="flowrun_deployment_time"),
             models.Index(fields=["work_pool", "-expected_start_at"], name="flowrun_pool_time"),
             models.Index(fields=["work_queue", "-expected_start_at"], name="flowrun_queue_time"),
-            # Late runs, and a deployment's next run: SCHEDULED runs by when they may start.
-            models.Index(fields=["state_type", "next_scheduled_start_at"], name="flowrun_state_next"),
+            # A deployment's next run (the dashboard): its SCHEDULED runs by when they may start.
             models.Index(
-                fields=["deployment", "state_type", "next_scheduled_start_at"], name="flowrun_deployment_next"
+                fields=["deployment", "next_scheduled_start_at"], condition=Q(state_type=StateType.SCHEDULED),
+                name="flowrun_deployment_next",
             ),
             # Concurrency limits and the reaper look at active runs per pool/worker.
             models.Index(fields=["work_pool", "state_type"], name="flowrun_pool_state"),

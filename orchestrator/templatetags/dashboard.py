@@ -1,5 +1,5 @@
 """Template helpers shared by every dashboard page: state badges (the one place a state gets
-its colour), durations, log levels, schedules in words and Quick Run keys."""
+its colour), durations, times, log levels and Quick Run keys."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from deployments.forms import new_idempotency_key
-from deployments.models import DeploymentSchedule
-from deployments.schedule_words import describe
 
 register = template.Library()
 
@@ -66,10 +64,6 @@ def level_name(level: int) -> str:
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
-
-@register.filter
-def schedule_words(schedule: DeploymentSchedule) -> str:
-    return describe(schedule)
 
 
 @register.simple_tag

@@ -26,7 +26,7 @@ def test_each_deployment_shows_flow_pool_queue_schedule_tags(admin_client: Any, 
     row = row_of(admin_client.get(reverse("deployments:list")).content.decode(), deployment)
     assert "leonardo_dicapriflow /</span> leonardo-deployment" in row
     assert "my-process-pool" in row and "queue by tags" in row
-    assert "Every day at 09:00" in row
+    assert "At 09:00 (UTC)" in row
     assert '<span class="tag">tutorial</span><span class="tag">test</span>' in row
 
 
