@@ -155,8 +155,12 @@ def celery_on_redis() -> Iterator[str]:
     from orchestrator.celery import app
 
     def drop_pooled_connections() -> None:
-        app.close()
-        app.amqp._producer_pool = None  # close() keeps it when the app's own pool was never made
+        # Not app.close(): that also deregisters the app, and shared tasks imported later would
+        # then never register with it (NotRegistered in every test after this one).
+        if app._pool is not None:
+            app._pool.force_close_all()
+            app._pool = None
+        app.amqp._producer_pool = None
 
     keys = ("broker_url", "broker_read_url", "broker_write_url", "broker_transport_options")
     saved = {key: app.conf[key] for key in keys}
