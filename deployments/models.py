@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 
 from deployments.scheduling import ScheduleSpec, describe_schedule, next_fire_times
@@ -26,6 +26,21 @@ class Flow(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DeploymentQuerySet(models.QuerySet["Deployment"]):
+    def with_related(self) -> DeploymentQuerySet:
+        return self.select_related("flow", "work_pool", "work_queue").prefetch_related(
+            Prefetch("schedules", queryset=DeploymentSchedule.objects.order_by("slug"))
+        )
+
+    def with_next_run(self) -> DeploymentQuerySet:
+        """Annotate next_run_at: when the soonest SCHEDULED run may start (one index probe of
+        flowrun_deployment_next per deployment)."""
+        from runs.models import FlowRun
+
+        soonest = FlowRun.objects.next_scheduled().filter(deployment=OuterRef("pk"))
+        return self.annotate(next_run_at=Subquery(soonest.values("next_scheduled_start_at")[:1]))
 
 
 class Deployment(models.Model):
@@ -58,6 +73,8 @@ class Deployment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = DeploymentQuerySet.as_manager()
+
     class Meta:
         ordering = ["flow__name", "name"]
         constraints = [
@@ -71,6 +88,9 @@ class Deployment(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.flow.name}/{self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("deployments:detail", args=[self.pk])
 
 
 class ScheduleKind(models.TextChoices):

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from deployments.api import WebhookReceiveView
@@ -15,4 +16,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("orchestrator.api_urls")),
     path("hooks/<str:slug>/", WebhookReceiveView.as_view(), name="webhook"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("work-pools/", include("workpools.urls")),
+    path("deployments/", include("deployments.urls")),
+    path("runs/", include("runs.urls")),
 ]

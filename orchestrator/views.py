@@ -1,12 +1,33 @@
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
+
+from runs.charts import build_history_chart, hourly_window
+from runs.models import FlowRun
+from workpools.overview import pool_overview
+
+ATTENTION_ROWS = 8
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    """Runs of the last 24 hours by state and by hour, runs that need someone, pool health."""
+    now = timezone.now()
+    since, until = hourly_window(now)
+    runs = FlowRun.objects.for_list()
+    context = {
+        "chart": build_history_chart(FlowRun.objects.counts_by_hour_and_state(since, until), since, until),
+        "late_runs": runs.late(now, after=timedelta(seconds=settings.LATE_RUN_SECONDS))
+        .order_by("next_scheduled_start_at")[:ATTENTION_ROWS],
+        "failed_runs": runs.failed_since(now - timedelta(hours=24)).order_by("-expected_start_at")[:ATTENTION_ROWS],
+        "pools": pool_overview(now=now),
+    }
+    return render(request, "home.html", context)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -7,13 +7,19 @@ in step and is the only writer of either.
 
 from __future__ import annotations
 
+import base64
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connections, models
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import TruncHour
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 
 from runs.states import ACTIVE, TERMINAL, StateType
 
@@ -21,6 +27,10 @@ from runs.states import ACTIVE, TERMINAL, StateType
 class FlowRunQuerySet(models.QuerySet["FlowRun"]):
     def with_related(self) -> FlowRunQuerySet:
         return self.select_related("flow", "deployment", "work_pool", "work_queue", "worker")
+
+    def for_list(self) -> FlowRunQuerySet:
+        """What a row in a list of runs shows (one join fewer than with_related)."""
+        return self.select_related("flow", "deployment", "work_pool", "work_queue")
 
     def in_states(self, *types: StateType) -> FlowRunQuerySet:
         return self.filter(state_type__in=types)
@@ -38,6 +48,15 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
     def recent(self, since: datetime) -> FlowRunQuerySet:
         return self.filter(expected_start_at__gte=since)
 
+    def between(self, since: datetime | None, until: datetime | None) -> FlowRunQuerySet:
+        """Runs meant to start in [since, until); either end may be open."""
+        qs = self
+        if since is not None:
+            qs = qs.filter(expected_start_at__gte=since)
+        if until is not None:
+            qs = qs.filter(expected_start_at__lt=until)
+        return qs
+
     def with_tag(self, tag: str) -> FlowRunQuerySet:
         """Runs carrying `tag`. SQLite has no JSON containment lookup, so it asks json_each."""
         if connections[self.db].vendor == "postgresql":
@@ -48,6 +67,129 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
             output_field=models.BooleanField(),
         )
         return self.alias(has_tag=has_tag).filter(has_tag=True)
+
+    def matching(
+        self,
+        *,
+        states: Iterable[str] = (),
+        deployment: Any = None,
+        pool: Any = None,
+        tag: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> FlowRunQuerySet:
+        """The runs list's filters (dashboard and API alike). Every filter has an index that
+        leads with it and continues with expected_start_at, so a page of the newest matches
+        reads only that page: flowrun_state_time, flowrun_deployment_time, flowrun_pool_time,
+        flowrun_time (tags are checked on the rows that index yields)."""
+        qs = self
+        states = list(states)
+        if states:
+            qs = qs.filter(state_type__in=states)
+        if deployment is not None:
+            qs = qs.filter(deployment=deployment)
+        if pool is not None:
+            qs = qs.filter(work_pool=pool)
+        if tag:
+            qs = qs.with_tag(tag)
+        return qs.between(since, until)
+
+    def late(self, now: datetime, *, after: timedelta) -> FlowRunQuerySet:
+        """SCHEDULED runs whose start time passed more than `after` ago, renamed Late or not
+        yet: the periodic marker may not have got to them (flowrun_scheduled_due)."""
+        return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lt=now - after)
+
+    def failed_since(self, since: datetime) -> FlowRunQuerySet:
+        return self.in_states(StateType.FAILED, StateType.CRASHED).recent(since)
+
+    def next_scheduled(self) -> FlowRunQuerySet:
+        """SCHEDULED runs, the soonest first (flowrun_deployment_next per deployment)."""
+        return self.filter(state_type=StateType.SCHEDULED).order_by("next_scheduled_start_at", "id")
+
+    def counts_by_hour_and_state(self, since: datetime, until: datetime) -> list[tuple[datetime, str, int]]:
+        """(hour, state_type, runs) for runs meant to start in [since, until): a bounded
+        window read through flowrun_time, never a COUNT over the whole table."""
+        rows = (
+            self.between(since, until)
+            .annotate(hour=TruncHour("expected_start_at"))
+            .values_list("hour", "state_type")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        return [(hour, state, n) for hour, state, n in rows]
+
+    def active_counts(self, field: str) -> dict[Any, int]:
+        """Runs holding a slot per value of `field` (e.g. "work_pool_id"), for limits shown
+        beside them; reads only active rows (flowrun_state_time)."""
+        rows = self.active().order_by().values_list(field).annotate(n=Count("pk"))
+        return {key: n for key, n in rows}
+
+    # --- keyset pagination: newest first, by (expected_start_at, id) ------------------------
+
+    def older_than(self, cursor: RunCursor) -> FlowRunQuerySet:
+        return self.filter(expected_start_at__lte=cursor.at).exclude(expected_start_at=cursor.at, id__gte=cursor.id)
+
+    def newer_than(self, cursor: RunCursor) -> FlowRunQuerySet:
+        return self.filter(expected_start_at__gte=cursor.at).exclude(expected_start_at=cursor.at, id__lte=cursor.id)
+
+    def keyset_page(
+        self, *, after: RunCursor | None = None, before: RunCursor | None = None, size: int = 50
+    ) -> RunPage:
+        """One page of runs, newest first, without OFFSET or COUNT: `after` pages to older
+        runs, `before` back to newer ones. Each page reads size + 1 rows through an index
+        ordered by expected_start_at, so page 1 and page 10,000 cost the same."""
+        if before is not None:
+            rows = list(self.newer_than(before).order_by("expected_start_at", "id")[: size + 1])
+            if len(rows) <= size:  # back at the newest runs: show a full first page
+                return self.keyset_page(size=size)
+            rows = rows[:size][::-1]
+            return RunPage(rows, newer=RunCursor.of(rows[0]), older=RunCursor.of(rows[-1]))
+        qs = self.older_than(after) if after is not None else self
+        rows = list(qs.order_by("-expected_start_at", "-id")[: size + 1])
+        has_older = len(rows) > size
+        rows = rows[:size]
+        return RunPage(
+            rows,
+            newer=RunCursor.of(rows[0]) if after is not None and rows else None,
+            older=RunCursor.of(rows[-1]) if has_older else None,
+        )
+
+
+@dataclass(frozen=True)
+class RunCursor:
+    """A position in the runs list: the (expected_start_at, id) of a row, as an opaque token."""
+
+    at: datetime
+    id: uuid.UUID
+
+    @classmethod
+    def of(cls, run: FlowRun) -> RunCursor:
+        return cls(run.expected_start_at, run.pk)
+
+    def encode(self) -> str:
+        raw = f"{self.at.isoformat()}|{self.id.hex}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> RunCursor:
+        """Raises ValueError for anything that is not a token made by encode()."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            at_text, id_text = raw.split("|")
+            at = parse_datetime(at_text)
+            run_id = uuid.UUID(hex=id_text)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"Not a page token: {token!r}") from error
+        if at is None or at.tzinfo is None:
+            raise ValueError(f"Not a page token: {token!r}")
+        return cls(at, run_id)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[FlowRun]
+    newer: RunCursor | None
+    older: RunCursor | None
 
 
 class FlowRun(models.Model):
@@ -133,6 +275,11 @@ class FlowRun(models.Model):
             models.Index(fields=["deployment", "-expected_start_at"], name="flowrun_deployment_time"),
             models.Index(fields=["work_pool", "-expected_start_at"], name="flowrun_pool_time"),
             models.Index(fields=["work_queue", "-expected_start_at"], name="flowrun_queue_time"),
+            # A deployment's next run (the dashboard): its SCHEDULED runs by when they may start.
+            models.Index(
+                fields=["deployment", "next_scheduled_start_at"], condition=Q(state_type=StateType.SCHEDULED),
+                name="flowrun_deployment_next",
+            ),
             # Concurrency limits and the reaper look at active runs per pool/worker.
             models.Index(fields=["work_pool", "state_type"], name="flowrun_pool_state"),
             models.Index(fields=["worker", "state_type"], name="flowrun_worker_state"),
@@ -147,7 +294,7 @@ class FlowRun(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("admin:runs_flowrun_change", args=[self.pk])
+        return reverse("runs:detail", args=[self.pk])
 
     @property
     def is_terminal(self) -> bool:

@@ -25,6 +25,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 def pytest_runtest_makereport(item: Any, call: Any):  # type: ignore[no-untyped-def]
     outcome = yield
     report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)  # fixtures read it at teardown (screenshots)
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"Skipped in CI, which must run every test: {report.longrepr}"

@@ -152,12 +152,17 @@ def celery_on_redis() -> Iterator[str]:
         redis.Redis.from_url(url).flushdb()
     except redis.exceptions.ConnectionError:
         pytest.skip("needs Redis on 127.0.0.1:6379")
+    from kombu import pools as kombu_pools
+
     from orchestrator.celery import app
 
     def drop_pooled_connections() -> None:
         # Not app.close(): that also deregisters the app, and shared tasks imported later would
-        # then never register with it (NotRegistered in every test after this one).
-        # Drop (not close) the pools: code holding the old ones must not find them closed.
+        # then never register with it (NotRegistered in every test after this one). And not
+        # only app._pool: it is kombu's global pool for the broker, which would stay registered
+        # closed ("Acquire on closed pool" in every later test that sends a task); reset() closes
+        # and forgets them all.
+        kombu_pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
 

@@ -1,0 +1,107 @@
+"""Template helpers shared by every dashboard page: state badges (the one place a state gets
+its colour), durations, times, log levels and Quick Run keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+
+from deployments.forms import new_idempotency_key
+
+register = template.Library()
+
+
+def state_class(state_type: str) -> str:
+    """CSS class of a state type; static/dashboard.css gives each one its colour."""
+    return f"state-{str(state_type).lower()}"
+
+
+register.filter("state_class", state_class)
+
+
+@register.simple_tag
+def state_badge(obj: Any = None, *, type: str = "", name: str = "") -> str:
+    """The badge of a state, coloured by its type, everywhere: {% state_badge run %} for
+    anything with state_type/state_name (runs, task runs) or type/name (history rows).
+    A tag rather than an include: lists draw fifty of them."""
+    if obj is not None:
+        type = getattr(obj, "state_type", None) or getattr(obj, "type", "")
+        name = getattr(obj, "state_name", None) or getattr(obj, "name", "")
+    return format_html(
+        '<span class="badge {}" data-state="{}">{}</span>', state_class(type), type, name or str(type).title()
+    )
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """'0.4 s', '12 s', '3 min 4 s', '2 h 5 min'; '' for no duration."""
+    if value is None:
+        return ""
+    seconds = max(0.0, value.total_seconds())
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+@register.filter
+def level_name(level: int) -> str:
+    name = logging.getLevelName(int(level))
+    return name if not name.startswith("Level ") else str(level)
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+
+@register.simple_tag
+def idempotency_key() -> str:
+    """A fresh key per rendered run button: a double click sends the same key twice, and the
+    service returns the first run for the second request."""
+    return new_idempotency_key()
+
+
+@register.filter
+def health_label(status: str) -> str:
+    """READY -> 'Ready', NOT_READY -> 'Not ready'."""
+    return str(status).replace("_", " ").capitalize()
+
+
+@register.filter
+def when(moment: datetime | None) -> str:
+    """A compact local time: '14:03:27' today, 'Nov 3, 14:03' this year, '2024-11-03 14:03' before."""
+    if moment is None:
+        return ""
+    local, today = timezone.localtime(moment), timezone.localdate()
+    if local.date() == today:
+        return local.strftime("%H:%M:%S")
+    if local.year == today.year:
+        return f"{local:%b} {local.day}, {local:%H:%M}"
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+@register.filter
+def elapsed(run: Any) -> str:
+    """How long a run (or task run) has taken: up to now while it goes on."""
+    if run.started_at is None:
+        return ""
+    if run.ended_at is None and run.state_type in ("RUNNING", "CANCELLING", "PAUSED"):
+        return duration(timezone.now() - run.started_at)
+    return duration(run.duration)
+
+
+@register.filter
+def is_past(moment: datetime | None) -> bool:
+    return moment is not None and moment < timezone.now()
