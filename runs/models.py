@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connections, models
 from django.db.models import Q
@@ -31,6 +32,10 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
     def active(self) -> FlowRunQuerySet:
         """Runs holding a slot: claimed and not yet finished."""
         return self.filter(state_type__in=ACTIVE)
+
+    def held_by(self, worker: Any) -> FlowRunQuerySet:
+        """Runs `worker` claimed and has not finished (PENDING, RUNNING, CANCELLING, PAUSED)."""
+        return self.filter(worker=worker, state_type__in=ACTIVE)
 
     def due(self, until: datetime) -> FlowRunQuerySet:
         return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=until)

@@ -28,7 +28,9 @@ import time
 from typing import Any
 
 # Environment variables that decide the settings: a run that changes them needs a fresh interpreter.
-SETTINGS_VARIABLES = frozenset({"DATABASE_URL", "ORCHESTRATOR_HOME", "DJANGO_SETTINGS_MODULE", "SECRET_KEY"})
+SETTINGS_VARIABLES = frozenset(
+    {"DATABASE_URL", "ORCHESTRATOR_HOME", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "ORCHESTRATOR_API_URL"}
+)
 MESSAGE_SIZE = 1 << 16
 
 
