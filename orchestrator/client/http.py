@@ -129,7 +129,7 @@ class HttpClient(OrchestratorClient):
         self, run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
         retry: bool = True,
     ) -> FlowRunInfo:
-        body = {"state_type": state_type, "expected": expected, "name": name or "", "message": message, "retry": retry}
+        body = {"state_type": state_type, "expected": expected, "name": name or "", "message": _text(message), "retry": retry}
         try:
             data = self._request("POST", f"/flow-runs/{_q(run_id)}/set-state/", json=body)
         except StateConflict as conflict:
@@ -157,7 +157,7 @@ class HttpClient(OrchestratorClient):
         result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
     ) -> TaskRunInfo:
         body: dict[str, Any] = {
-            "state_type": state_type, "expected": expected, "name": name or "", "message": message,
+            "state_type": state_type, "expected": expected, "name": name or "", "message": _text(message),
             "cache_key": cache_key, "cache_expires_at": cache_expires_at.isoformat() if cache_expires_at else None,
         }
         if store_result:
@@ -179,7 +179,7 @@ class HttpClient(OrchestratorClient):
     def send_logs(self, entries: list[LogEntry]) -> None:
         by_run: dict[str, list[dict[str, Any]]] = {}
         for entry in entries:
-            message = entry.message
+            message = _text(entry.message)
             if len(message) > MAX_LOG_MESSAGE_CHARS:
                 message = message[:MAX_LOG_MESSAGE_CHARS] + f"... [{len(message) - MAX_LOG_MESSAGE_CHARS} characters cut]"
             by_run.setdefault(entry.flow_run_id, []).append(
@@ -232,6 +232,11 @@ class HttpClient(OrchestratorClient):
             log.warning("%s; retrying in %g s.", problem, wait)
             time.sleep(wait)
             delay = min(delay * 2, 10.0)
+
+
+def _text(text: str) -> str:
+    """Text as the API takes it: no NUL characters (PostgreSQL cannot store them)."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _q(part: str) -> str:
