@@ -223,10 +223,14 @@ class HttpClient(OrchestratorClient):
                 problem = f"Cannot reach the orchestrator at {self.url}: {_reason(error)}"
                 wait = delay
             else:
-                if response.status_code not in RETRYABLE:
+                if response.status_code in RETRYABLE:
+                    problem = f"The orchestrator at {self.url} answered {response.status_code} {response.reason}"
+                    wait = _retry_after(response) or delay
+                elif response.ok and response.status_code != 204 and not response.content:
+                    # Only a broken connection cuts an answer that should have a body.
+                    problem, wait = f"The answer from the orchestrator at {self.url} was cut off", delay
+                else:
                     return _answer(response, after_retry=attempt > 1)
-                problem = f"The orchestrator at {self.url} answered {response.status_code} {response.reason}"
-                wait = _retry_after(response) or delay
             if time.monotonic() + wait > deadline:
                 raise Unreachable(problem)
             log.warning("%s; retrying in %g s.", problem, wait)

@@ -8,8 +8,10 @@ HTTP with a worker key.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,11 @@ import pytest
 
 from deployments.parameters import parameter_schema
 from runs.models import FlowRun
+from runs.services import create_flow_run
 from runs.states import StateType
 from tests.conftest import Api
 from tests.orchestrator.conftest import HEADER, HELLO_FLOW
-from tests.workpools.test_runworker import ROOT, collect, stop, wait_for
+from tests.workpools.test_runworker import ROOT, collect, deployment, events, stop, wait_for
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,3 +130,98 @@ def test_an_unreachable_orchestrator_is_one_line_and_exit_1(tmp_path: Path) -> N
     result = runworker(remote_env(tmp_path), "--pool", "p", "--api-url", "http://127.0.0.1:9", "--api-key", "k")
     assert result.returncode == 1
     assert result.stderr.strip() == "CommandError: Cannot reach the orchestrator at http://127.0.0.1:9: connection failed"
+
+
+class Link:
+    """A TCP link between the remote machine and the orchestrator that can be cut: a relay on
+    a port of its own to `target`, which `cut()` takes down (open connections included) and
+    `restore()` brings back on the same port."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.port = 0
+        self.connections: list[socket.socket] = []
+        self.restore()
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def restore(self) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.port = self.listener.getsockname()[1]
+        self.listener.listen(64)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        self.listener.close()
+        for conn in self.connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+        self.connections.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.connections += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for conn in (src, dst):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def test_a_remote_worker_and_its_run_ride_out_a_network_outage(
+    live_server: Any, make_api_key: Any, pool: Any, tmp_path: Path
+) -> None:
+    link = Link(live_server.url)
+    key = make_api_key("worker", pool)
+    run, _ = create_flow_run(deployment(pool, "slow", "sleepy", {"marker_dir": str(tmp_path), "seconds": 3}))
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--api-url", link.url, "--api-key", key,
+         "--poll-interval", "0.2"],
+        cwd=ROOT, env=remote_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    output = collect(worker)
+    try:
+        wait_for(lambda: events(tmp_path), 60, "the flow to start")
+        link.cut()  # while the flow runs, and past its end: its last calls must wait it out
+        time.sleep(5)
+        assert worker.poll() is None, "".join(output)
+        link.restore()
+        wait_for(lambda: FlowRun.objects.get(pk=run.pk).is_terminal, 90, "the run to finish")
+        wait_for(lambda: "final state" in "".join(output), 30, "the worker to reap the run")
+        created_after, _ = create_flow_run(run.deployment, parameters={"seconds": 0})
+        wait_for(lambda: FlowRun.objects.get(pk=created_after.pk).is_terminal, 60, "a run after the outage")
+    finally:
+        code = stop(worker)
+        link.cut()
+    text = "".join(output)
+    run.refresh_from_db()
+    assert run.state_type == S.COMPLETED, f"{run.state_message}\n{text}"
+    assert FlowRun.objects.get(pk=created_after.pk).state_type == S.COMPLETED
+    assert "Cannot reach the orchestrator" in text and "retrying in" in text, text  # logged, one line each
+    assert "Traceback" not in text, text
+    assert code == 0, text
