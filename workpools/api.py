@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
@@ -75,7 +74,7 @@ class InPoolMixin:
     @property
     def pool(self) -> WorkPool:
         if not hasattr(self, "_pool"):
-            self._pool = get_object_or_404(WorkPool, name=self.kwargs["pool_name"])
+            self._pool = services.get_work_pool(self.kwargs["pool_name"])  # NotFound: 404 naming it
         return self._pool
 
 

@@ -15,8 +15,8 @@ import threading
 import time
 from typing import IO, Any
 
-from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, Unreachable, WorkerInfo
-from runs.errors import NotFound, StateConflict
+from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, WorkerInfo
+from runs.errors import NotFound, OrchestratorError, StateConflict
 from runs.states import StateType
 from workpools.infrastructure import Infrastructure, RunProcess, for_pool_type
 
@@ -279,8 +279,10 @@ class ProcessWorker:
             return None
 
     def _log_error(self, what: str, error: Exception) -> None:
-        if isinstance(error, Unreachable):
-            log.warning("%s: %s", what, error)  # the network, not a bug: no traceback
+        if isinstance(error, OrchestratorError):
+            # The network or the orchestrator said no (Unreachable, a revoked key, ...): its
+            # message is a sentence for the operator, not a bug, so no traceback.
+            log.warning("%s: %s", what, error)
         else:
             log.exception("%s", what)
 

@@ -188,3 +188,12 @@ def test_worker_endpoints_refuse_other_pools_keys_and_strangers(
     assert getattr(anonymous, method)(POOL + path, **kwargs).status_code == 401
     assert getattr(api_as("read"), method)(POOL + path, **kwargs).status_code == (200 if method == "get" else 403)
     assert getattr(pool_worker, method)(POOL + path, **kwargs).status_code in (200, 204)  # its own pool
+
+
+def test_worker_keys_have_a_request_rate_of_their_own(pool_worker: Api, operator: Api, pool: WorkPool, settings: Any) -> None:
+    # A worker and its flow runs call the API for every state and batch of logs.
+    settings.API_THROTTLE_RATE = "3/min"
+    assert [operator.get("/api/work-pools/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert {pool_worker.get(f"{POOL}/").status_code for _ in range(10)} == {200}
+    settings.API_WORKER_THROTTLE_RATE = "2/min"
+    assert [pool_worker.get(f"{POOL}/").status_code for _ in range(3)] == [200, 200, 429]
