@@ -5,8 +5,9 @@
 - A key needs the scope its view asks for: read < trigger < write. A view names what each
   action needs in `required_scopes` ({"action": "trigger"}); by default reading needs
   `read` and anything else `write`.
-- A worker key acts only on its own pool, and only through actions its view lists in
-  `worker_actions`. `can_act_on_pool` is the check, for these views and the worker endpoints.
+- A worker key acts only on its own pool and the runs in it, and only through actions its view
+  lists in `worker_actions`. `can_act_on_pool` is the check: on the pool named in the URL here,
+  on each object a view reads (`has_object_permission`), and on the run of a nested URL.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from accounts.models import ApiKey, Scope
 
 def pool_of(obj: Any) -> Any:
     """The work pool an API object belongs to: the pool itself, a queue's or worker's pool,
-    a run's or deployment's work pool. None when it has none."""
+    a run's or deployment's work pool, a task run's flow run's. None when it has none."""
+    from runs.models import TaskRun
     from workpools.models import WorkPool
 
     if isinstance(obj, WorkPool):
         return obj
     if hasattr(obj, "pool_id"):
         return obj.pool
+    if isinstance(obj, TaskRun):
+        return obj.flow_run.work_pool
     return getattr(obj, "work_pool", None)
 
 

@@ -6,7 +6,8 @@ these settings at import time.
 Services raise OrchestratorError subclasses; they become HTTP answers here, once:
 ValidationError -> 400 with a message per field, NotFound -> 404, InvalidTransition and
 StateConflict -> 409. Every error body has `detail` (a sentence); 400s also have `errors`
-(field -> messages), whether the serializer or a service refused the input.
+(field -> messages), whether the serializer or a service refused the input; 409s for a state
+move also have `conflict` (which states), so the HTTP client can raise the same exception again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.db.models import ProtectedError
 from rest_framework import exceptions, pagination, status, throttling
 from rest_framework.response import Response
 
-from runs.errors import InvalidTransition, NotFound, OrchestratorError, ValidationError
+from runs.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
 
 
 def _first_message(errors: Any) -> str:
@@ -38,7 +39,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, NotFound):
         return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, InvalidTransition):  # StateConflict is one
-        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response({"detail": str(exc), "conflict": _conflict(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, OrchestratorError):
         return Response({"detail": str(exc), "errors": {"non_field_errors": [str(exc)]}}, status=400)
     if isinstance(exc, ProtectedError):
@@ -50,6 +51,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     from rest_framework.views import exception_handler as drf_exception_handler  # imports our settings
 
     return drf_exception_handler(exc, context)
+
+
+def _conflict(exc: InvalidTransition) -> dict[str, str]:
+    if isinstance(exc, StateConflict):
+        return {"kind": "state_conflict", "expected": str(exc.expected), "actual": str(exc.actual), "to_type": str(exc.to_type)}
+    return {"kind": "invalid_transition", "from_type": str(exc.from_type), "to_type": str(exc.to_type)}
 
 
 class PagePagination(pagination.PageNumberPagination):
@@ -71,12 +78,20 @@ class CursorPagination(pagination.CursorPagination):
 
 class KeyRateThrottle(throttling.SimpleRateThrottle):
     """One budget per API key (or per logged-in user, or per address for the rest), at
-    settings.API_THROTTLE_RATE (read per request, as DRF makes a throttle per request)."""
+    settings.API_THROTTLE_RATE (read per request, as DRF makes a throttle per request). Worker
+    keys have their own rate, API_WORKER_THROTTLE_RATE (default: none): a worker and the flow
+    runs it starts call the API for every state, task run and batch of logs."""
 
     scope = "api"
 
     def get_rate(self) -> str | None:
         return settings.API_THROTTLE_RATE or None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if getattr(request.auth, "scope", None) == "worker":
+            self.rate = settings.API_WORKER_THROTTLE_RATE or None
+            self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
 
     def get_cache_key(self, request: Any, view: Any) -> str:
         auth = request.auth

@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from automations.api import AutomationViewSet
 from deployments.api import DeploymentScheduleViewSet, DeploymentViewSet, FlowViewSet, WebhookViewSet
-from runs.api import FlowRunStateViewSet, FlowRunViewSet, LogViewSet, TaskRunViewSet
+from runs.api import FlowRunStateViewSet, FlowRunViewSet, LogViewSet, TaskRunDetailViewSet, TaskRunViewSet
 from workpools.api import WorkerViewSet, WorkPoolViewSet, WorkQueueViewSet
 
 
@@ -30,6 +30,7 @@ router.register("flow-runs", FlowRunViewSet, basename="flow-runs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/states", FlowRunStateViewSet, basename="flow-run-states")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/task-runs", TaskRunViewSet, basename="task-runs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/logs", LogViewSet, basename="logs")
+router.register("task-runs", TaskRunDetailViewSet, basename="task-run-detail")
 router.register("webhooks", WebhookViewSet, basename="webhooks")
 router.register("automations", AutomationViewSet, basename="automations")
 

@@ -11,7 +11,7 @@ from django.core.checks import Error, Warning, register
 @register()
 def check_database(app_configs: Any, **kwargs: Any) -> list:
     engine = settings.DATABASES["default"]["ENGINE"]
-    supported = {"django.db.backends.sqlite3", "django.db.backends.postgresql"}
+    supported = {"django.db.backends.sqlite3", "django.db.backends.postgresql", "orchestrator.nodb"}
     if engine not in supported:
         return [
             Error(

@@ -83,8 +83,14 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 SQLITE_PATH = ORCHESTRATOR_HOME / "orchestrator.sqlite3"
-DATABASE_URL = env_str("DATABASE_URL", "") or f"sqlite:///{SQLITE_PATH}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# A remote worker and its flow runs reach the orchestrator over its API (runworker --api-url):
+# with ORCHESTRATOR_API_URL set and no DATABASE_URL, the process has no database at all.
+ORCHESTRATOR_API_URL = env_str("ORCHESTRATOR_API_URL", "")
+DATABASE_URL = env_str("DATABASE_URL", "") or ("" if ORCHESTRATOR_API_URL else f"sqlite:///{SQLITE_PATH}")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+else:
+    DATABASES = {"default": {"ENGINE": "orchestrator.nodb"}}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # Several processes (web, scheduler, workers, flow runs) share one file: WAL lets
@@ -96,7 +102,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not :memory:, so the subprocesses a test starts can reach the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(ORCHESTRATOR_HOME / "test.sqlite3")}
-else:
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("application_name", env_str("DB_APPLICATION_NAME", "orchestrator"))
 
@@ -209,6 +215,10 @@ SCHEDULER_MAX_RUNS = env_int("SCHEDULER_MAX_RUNS", 100, minimum=1)
 SCHEDULER_HORIZON_DAYS = env_float("SCHEDULER_HORIZON_DAYS", 100.0, minimum=0.001)
 # Finished runs (with their logs) older than this many days are deleted; 0 keeps everything.
 RUN_RETENTION_DAYS = env_float("RUN_RETENTION_DAYS", 0.0, minimum=0)
+# A worker's claim may wait this long for a run to become due (long poll), and at most this
+# many claims of one web process wait at once (each holds a web thread meanwhile).
+CLAIM_MAX_WAIT_SECONDS = env_float("CLAIM_MAX_WAIT_SECONDS", 20.0, minimum=0)
+CLAIM_MAX_WAITERS = env_int("CLAIM_MAX_WAITERS", 8, minimum=0)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -230,6 +240,9 @@ REST_FRAMEWORK = {
 }
 # Requests per API key (or user, or address without either); "" turns throttling off.
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "1200/min")
+# The same for worker keys, whose workers and flow runs call the API for every state change,
+# task run and batch of logs; "" (the default) leaves them unthrottled.
+API_WORKER_THROTTLE_RATE = env_str("API_WORKER_THROTTLE_RATE", "")
 # Larger request bodies to /api/ and /hooks/ are refused with 413.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1)
 SPECTACULAR_SETTINGS = {

@@ -1,5 +1,7 @@
 """/api/flow-runs/: filtered, keyset-paginated lists; a run's state history, task runs and
-logs nested under it; cancelling."""
+logs nested under it; cancelling. And what engines and workers call with a worker key (the HTTP
+transport of orchestrator.client): a run's execution view, set-state, heartbeat, process,
+retries, batched logs, task runs and their states, cached results (/api/task-runs/)."""
 
 from __future__ import annotations
 
@@ -9,17 +11,37 @@ from rest_framework.generics import get_object_or_404  # a malformed id is a 404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.models import Scope
+from accounts.models import ApiKey, Scope
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
+from orchestrator.client.records import flow_run_info
+from runs import services
 from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, TaskRun
-from runs.serializers import FlowRunSerializer, FlowRunStateSerializer, LogSerializer, TaskRunSerializer
+from runs.serializers import (
+    AliveSerializer,
+    CachedResultSerializer,
+    FlowRunInfoSerializer,
+    FlowRunSerializer,
+    FlowRunSetStateSerializer,
+    FlowRunStateSerializer,
+    LogCreateSerializer,
+    LogSerializer,
+    LogsStoredSerializer,
+    RetriesSerializer,
+    RunProcessSerializer,
+    TaskRunCreateSerializer,
+    TaskRunSerializer,
+    TaskRunSetStateSerializer,
+)
 from runs.services import request_cancellation
 from runs.states import StateType
+
+# What an engine and a worker do with a run (with a worker key: only runs of its pool).
+ENGINE_ACTIONS = ("execution", "set_state", "heartbeat", "process", "retries")
 
 
 class FlowRunPagination(CursorPagination):
@@ -46,28 +68,77 @@ class FlowRunFilter(filters.FilterSet):
 class FlowRunViewSet(ReadApiViewSet):
     queryset = FlowRun.objects.with_related()
     serializer_class = FlowRunSerializer
+    input_serializers = {
+        "set_state": FlowRunSetStateSerializer, "retries": RetriesSerializer, "process": RunProcessSerializer
+    }
     filterset_class = FlowRunFilter
     pagination_class = FlowRunPagination
     required_scopes = {"cancel": Scope.TRIGGER}
+    worker_actions = ENGINE_ACTIONS
 
     @extend_schema(request=None, responses=FlowRunSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Any, pk: str) -> Response:
         return self.respond(request_cancellation(self.get_object(), by=actor(request)))
 
+    @extend_schema(responses=FlowRunInfoSerializer)
+    @action(detail=True, methods=["get"])
+    def execution(self, request: Any, pk: str) -> Response:
+        """The run as the engine executes it: parameters, retries, its deployment's entrypoint,
+        path and pull steps."""
+        return Response(FlowRunInfoSerializer(flow_run_info(self.get_object())).data)
+
+    @extend_schema(request=FlowRunSetStateSerializer, responses=FlowRunInfoSerializer)
+    @action(detail=True, methods=["post"], url_path="set-state")
+    def set_state(self, request: Any, pk: str) -> Response:
+        """runs.services.set_state: a compare-and-swap from `expected` (409 when the run is in
+        another state, or the move is not allowed)."""
+        run, data = self.get_object(), self.parse(request)
+        services.set_state(
+            run, data["state_type"], expected=data["expected"], name=data["name"] or None, message=data["message"],
+            retry=data["retry"],
+        )
+        return Response(FlowRunInfoSerializer(flow_run_info(run)).data)
+
+    @extend_schema(request=None, responses=AliveSerializer)
+    @action(detail=True, methods=["post"])
+    def heartbeat(self, request: Any, pk: str) -> Response:
+        """The run's process is alive; `alive` false tells it to stop."""
+        return Response({"alive": services.record_run_heartbeat(self.get_object().pk)})
+
+    @extend_schema(request=RunProcessSerializer, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def process(self, request: Any, pk: str) -> Response:
+        """Where the run's process lives (pid, host), so a restarted worker can find it."""
+        run, data = self.get_object(), self.parse(request)
+        services.record_run_process(run, pid=data["pid"], hostname=data["hostname"])
+        return Response(status=204)
+
+    @extend_schema(request=RetriesSerializer, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def retries(self, request: Any, pk: str) -> Response:
+        """How often a failed run is tried again, and after how long (the flow's own settings)."""
+        run, data = self.get_object(), self.parse(request)
+        services.set_flow_run_retries(run, retries=data["retries"], retry_delay_seconds=data["retry_delay_seconds"])
+        return Response(status=204)
+
 
 IN_RUN = extend_schema(parameters=[OpenApiParameter("run_pk", OpenApiTypes.UUID, OpenApiParameter.PATH)])
 
 
 class InRunMixin:
-    """For viewsets under /flow-runs/<run_pk>/: the run from the URL (404 if unknown)."""
+    """For viewsets under /flow-runs/<run_pk>/: the run from the URL (404 if unknown; 403 for a
+    worker key of another pool)."""
 
     kwargs: dict[str, Any]
+    request: Any
 
     @property
     def run(self) -> FlowRun:
         if not hasattr(self, "_run"):
-            self._run = get_object_or_404(FlowRun.objects.only("pk", "work_pool"), pk=self.kwargs["run_pk"])
+            run = get_object_or_404(FlowRun.objects.select_related("work_pool"), pk=self.kwargs["run_pk"])
+            self.check_object_permissions(self.request, run)  # type: ignore[attr-defined]
+            self._run = run
         return self._run
 
 
@@ -91,10 +162,61 @@ class TaskRunPagination(CursorPagination):
 class TaskRunViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
     queryset = TaskRun.objects.none()  # for the schema; get_queryset has the run
     serializer_class = TaskRunSerializer
+    input_serializers = {"create": TaskRunCreateSerializer}
     pagination_class = TaskRunPagination
+    worker_actions = ("create",)
 
     def get_queryset(self) -> Any:
         return TaskRun.objects.filter(flow_run=self.run)
+
+    @extend_schema(request=TaskRunCreateSerializer, responses={201: TaskRunSerializer})
+    def create(self, request: Any, run_pk: str) -> Response:
+        """A PENDING task run of the flow run (what the engine records for each task call)."""
+        data = self.parse(request)
+        return self.respond(services.create_task_run(self.run.pk, **data), status=201)
+
+
+class CachedResultQuery(serializers.Serializer):
+    cache_key = serializers.CharField(max_length=500)
+
+
+class TaskRunDetailViewSet(mixins.RetrieveModelMixin, ApiViewSet):
+    """/api/task-runs/<id>/: one task run, and moving it (the engine, through the HTTP client)."""
+
+    queryset = TaskRun.objects.select_related("flow_run__work_pool")
+    serializer_class = TaskRunSerializer
+    input_serializers = {"set_state": TaskRunSetStateSerializer}
+    worker_actions = ("retrieve", "set_state", "cached")
+
+    @extend_schema(request=TaskRunSetStateSerializer, responses=TaskRunSerializer)
+    @action(detail=True, methods=["post"], url_path="set-state")
+    def set_state(self, request: Any, pk: str) -> Response:
+        """runs.services.set_task_run_state: a compare-and-swap from `expected` (409 otherwise);
+        `result`, when present, is stored, and with a `cache_key` later runs may reuse it."""
+        task_run, data = self.get_object(), self.parse(request)
+        extra = {"result": data["result"]} if "result" in data else {}
+        services.set_task_run_state(
+            task_run, data["state_type"], expected=data["expected"], name=data["name"] or None,
+            message=data["message"], cache_key=data["cache_key"], cache_expires_at=data["cache_expires_at"], **extra,
+        )
+        return self.respond(task_run)
+
+    @extend_schema(parameters=[CachedResultQuery], responses={200: CachedResultSerializer, 204: None})
+    @action(detail=False, methods=["get"])
+    def cached(self, request: Any) -> Response:
+        """The result stored under `cache_key` by the latest completed task run, while fresh;
+        204 when there is none. A worker key sees only results of its own pool's runs."""
+        query = CachedResultQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        key = request.auth if isinstance(request.auth, ApiKey) and request.auth.scope == Scope.WORKER else None
+        task_run = services.find_cached_task_run(query.validated_data["cache_key"], pool=key.pool if key else None)
+        if task_run is None:
+            return Response(status=204)
+        body = {"task_run_id": str(task_run.pk), "task_run_name": task_run.name, "value": task_run.result}
+        return Response(CachedResultSerializer(body).data)
+
+
+MAX_LOG_BATCH = 5000
 
 
 class LogPagination(CursorPagination):
@@ -121,6 +243,18 @@ class LogViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
     serializer_class = LogSerializer
     pagination_class = LogPagination
     filterset_class = LogFilter
+    worker_actions = ("create",)
 
     def get_queryset(self) -> Any:
         return Log.objects.filter(flow_run=self.run)
+
+    @extend_schema(request=LogCreateSerializer(many=True), responses={201: LogsStoredSerializer})
+    def create(self, request: Any, run_pk: str) -> Response:
+        """Store a batch of the run's log lines (a JSON list) in one go."""
+        batch = LogCreateSerializer(data=request.data, many=True, max_length=MAX_LOG_BATCH)
+        batch.is_valid(raise_exception=True)
+        records = [
+            {**{k: v for k, v in line.items() if k != "task_run"}, "flow_run_id": self.run.pk, "task_run_id": line["task_run"]}
+            for line in batch.validated_data
+        ]
+        return Response({"stored": services.write_logs(records)}, status=201)

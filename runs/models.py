@@ -42,6 +42,10 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         """Runs holding a slot: claimed and not yet finished."""
         return self.filter(state_type__in=ACTIVE)
 
+    def held_by(self, worker: Any) -> FlowRunQuerySet:
+        """Runs `worker` claimed and has not finished (PENDING, RUNNING, CANCELLING, PAUSED)."""
+        return self.filter(worker=worker, state_type__in=ACTIVE)
+
     def due(self, until: datetime) -> FlowRunQuerySet:
         return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=until)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from orchestrator.api import JSONField, TagsField
 from runs.models import FlowRun, FlowRunState, Log, TaskRun
+from runs.states import StateType
 
 
 class FlowRunSerializer(serializers.ModelSerializer):
@@ -42,3 +44,97 @@ class LogSerializer(serializers.ModelSerializer):
     class Meta:
         model = Log
         fields = ["id", "task_run", "level", "logger", "message", "timestamp"]
+
+
+# --- what workers and engines send and get (the HTTP transport of orchestrator.client) ---------
+# The output serializers render the client's records (orchestrator.client.records), field for
+# field, so both transports carry the same data.
+
+MAX_INT = 2**31 - 1
+
+
+class DeploymentInfoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    full_name = serializers.CharField()
+    entrypoint = serializers.CharField()
+    path = serializers.CharField()
+    pull_steps = serializers.ListField(child=serializers.DictField())
+
+
+class FlowRunInfoSerializer(serializers.Serializer):
+    """A run as the engine needs it: parameters, retries, and its deployment's code location."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    flow_name = serializers.CharField()
+    state_type = serializers.ChoiceField(choices=StateType.choices)
+    state_name = serializers.CharField()
+    state_message = serializers.CharField()
+    parameters = serializers.DictField()
+    run_count = serializers.IntegerField()
+    retries = serializers.IntegerField()
+    retry_delay_seconds = serializers.IntegerField()
+    next_scheduled_start_at = serializers.DateTimeField(allow_null=True)
+    worker_id = serializers.CharField(allow_null=True)
+    deployment = DeploymentInfoSerializer(allow_null=True)
+
+
+class SetStateSerializer(serializers.Serializer):
+    state_type = serializers.ChoiceField(choices=StateType.choices)
+    expected = serializers.ChoiceField(
+        choices=StateType.choices, help_text="The state the caller believes the run is in (compare-and-swap)."
+    )
+    name = serializers.CharField(max_length=40, required=False, allow_blank=True, default="",
+                                 help_text="A name of the state (default: its usual one).")
+    message = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
+class FlowRunSetStateSerializer(SetStateSerializer):
+    retry = serializers.BooleanField(
+        required=False, default=True, help_text="A failure with retries left goes on to AwaitingRetry."
+    )
+
+
+class RetriesSerializer(serializers.Serializer):
+    retries = serializers.IntegerField(min_value=0, max_value=MAX_INT)
+    retry_delay_seconds = serializers.FloatField(min_value=0, max_value=MAX_INT)
+
+
+class RunProcessSerializer(serializers.Serializer):
+    pid = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    hostname = serializers.CharField(max_length=255, allow_blank=True)
+
+
+class AliveSerializer(serializers.Serializer):
+    alive = serializers.BooleanField(help_text="False: the run is no longer PENDING/RUNNING; stop it.")
+
+
+class TaskRunCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    task_key = serializers.CharField(max_length=200)
+    dynamic_key = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    tags = TagsField(required=False, default=list)
+
+
+class TaskRunSetStateSerializer(SetStateSerializer):
+    result = JSONField(required=False, allow_null=True, help_text="Stored with the task run when present.")
+    cache_key = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    cache_expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class CachedResultSerializer(serializers.Serializer):
+    task_run_id = serializers.CharField()
+    task_run_name = serializers.CharField()
+    value = JSONField(allow_null=True)
+
+
+class LogCreateSerializer(serializers.Serializer):
+    task_run = serializers.UUIDField(required=False, allow_null=True, default=None)
+    level = serializers.IntegerField(min_value=0, max_value=100, default=20)
+    logger = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    message = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    timestamp = serializers.DateTimeField()
+
+
+class LogsStoredSerializer(serializers.Serializer):
+    stored = serializers.IntegerField()

@@ -511,18 +511,17 @@ def set_task_run_state(
     return task_run
 
 
-def find_cached_task_run(cache_key: str, *, now: datetime | None = None) -> TaskRun | None:
+def find_cached_task_run(cache_key: str, *, now: datetime | None = None, pool: Any = None) -> TaskRun | None:
     """The latest COMPLETED task run that stored a result under `cache_key` and whose cache
-    has not expired (no expiry: fresh for ever), or None."""
+    has not expired (no expiry: fresh for ever), or None. With `pool`, only task runs of flow
+    runs in that work pool count (a worker key sees no other pool's results)."""
     if not cache_key:
         return None
     now = now or timezone.now()
-    return (
-        TaskRun.objects.filter(cache_key=cache_key, state_type=S.COMPLETED, result__isnull=False)
-        .exclude(cache_expires_at__lte=now)
-        .order_by("-ended_at")
-        .first()
-    )
+    found = TaskRun.objects.filter(cache_key=cache_key, state_type=S.COMPLETED, result__isnull=False)
+    if pool is not None:
+        found = found.filter(flow_run__work_pool=pool)
+    return found.exclude(cache_expires_at__lte=now).order_by("-ended_at").first()
 
 
 def crash_unfinished_task_runs(flow_run_id: Any, *, message: str) -> int:
@@ -553,21 +552,40 @@ LOG_FIELDS = ("flow_run_id", "task_run_id", "level", "logger", "message", "times
 def write_logs(records: list[dict[str, Any]]) -> int:
     """Store a batch of log records (dicts with LOG_FIELDS) in as few INSERTs as the database
     allows. Engines ship their logs in batches through this, never one line per round trip.
-    Raises ValidationError for a record without a flow run or a timestamp."""
-    rows = []
+    Raises ValidationError for a record without a flow run or a timestamp, or naming a task run
+    that is not one of its flow run's (one query checks them all)."""
     for record in records:
         missing = [f for f in ("flow_run_id", "timestamp") if not record.get(f)]
         if missing:
             raise ValidationError(f"A log record needs {' and '.join(missing)}.", {f: ["This field is required."] for f in missing})
-        rows.append(
-            Log(
-                flow_run_id=record["flow_run_id"],
-                task_run_id=record.get("task_run_id"),
-                level=int(record.get("level", 20)),
-                logger=str(record.get("logger", ""))[:200],
-                message=str(record.get("message", "")),
-                timestamp=record["timestamp"],
-            )
+    _check_task_runs_of_logs(records)
+    rows = [
+        Log(
+            flow_run_id=record["flow_run_id"],
+            task_run_id=record.get("task_run_id"),
+            level=int(record.get("level", 20)),
+            logger=str(record.get("logger", ""))[:200],
+            message=str(record.get("message", "")),
+            timestamp=record["timestamp"],
         )
+        for record in records
+    ]
     Log.objects.bulk_create(rows)
     return len(rows)
+
+
+def _check_task_runs_of_logs(records: list[dict[str, Any]]) -> None:
+    task_run_ids = {str(r["task_run_id"]) for r in records if r.get("task_run_id")}
+    if not task_run_ids:
+        return
+    owners = {
+        str(pk): str(flow_run_id)
+        for pk, flow_run_id in TaskRun.objects.filter(pk__in=task_run_ids).values_list("pk", "flow_run_id")
+    }
+    for record in records:
+        task_run_id = record.get("task_run_id")
+        if task_run_id and owners.get(str(task_run_id)) != str(record["flow_run_id"]):
+            raise ValidationError(
+                f"Task run {task_run_id} is not a task run of flow run {record['flow_run_id']}.",
+                {"task_run": [f"No task run {task_run_id} in this flow run."]},
+            )

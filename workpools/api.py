@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from orchestrator.api import ApiViewSet, ReadApiViewSet
+from orchestrator.client.records import claimed_run, held_run, worker_info
+from runs.models import FlowRun
+from runs.states import StateType as S
 from workpools import services
 from workpools.health import with_online_workers
 from workpools.models import WorkPool, WorkQueue, Worker
 from workpools.serializers import (
+    ClaimedRunsSerializer,
+    ClaimSerializer,
+    HeldRunSerializer,
+    WorkerInfoSerializer,
+    WorkerRegisterSerializer,
     WorkerSerializer,
     WorkPoolCreateSerializer,
     WorkPoolSerializer,
@@ -67,7 +74,7 @@ class InPoolMixin:
     @property
     def pool(self) -> WorkPool:
         if not hasattr(self, "_pool"):
-            self._pool = get_object_or_404(WorkPool, name=self.kwargs["pool_name"])
+            self._pool = services.get_work_pool(self.kwargs["pool_name"])  # NotFound: 404 naming it
         return self._pool
 
 
@@ -109,15 +116,76 @@ class WorkQueueViewSet(InPoolMixin, mixins.ListModelMixin, ApiViewSet):
         return self.respond(services.set_work_queue_paused(self.get_object(), False))
 
 
+class HeldRunsFilter(serializers.Serializer):
+    state = serializers.ListField(
+        child=serializers.ChoiceField(choices=[S.PENDING, S.RUNNING, S.CANCELLING, S.PAUSED]), required=False,
+        help_text="Repeatable; default: every unfinished state.",
+    )
+
+
 class WorkerViewSet(InPoolMixin, mixins.ListModelMixin, ApiViewSet):
+    """A pool's workers. The worker endpoints (register, heartbeat, claim, held runs, stopped)
+    are what `runworker --api-url` calls, with a worker key of the pool."""
+
     queryset = Worker.objects.none()  # for the schema; get_queryset has the pool
     serializer_class = WorkerSerializer
+    input_serializers = {"create": WorkerRegisterSerializer, "claim": ClaimSerializer}
     lookup_field = "name"
     lookup_value_regex = NAME_IN_URL
-    worker_actions = ("list", "retrieve")
+    worker_actions = ("list", "retrieve", "create", "heartbeat", "stopped", "claim", "runs")
 
     def get_queryset(self) -> Any:
         return Worker.objects.filter(pool=self.pool).select_related("pool")
 
     def retrieve(self, request: Any, pool_name: str, name: str) -> Response:
         return self.respond(self.get_object())
+
+    @extend_schema(request=WorkerRegisterSerializer, responses=WorkerInfoSerializer, summary="Register a worker")
+    def create(self, request: Any, pool_name: str) -> Response:
+        """Register (or re-register, by name) a worker of the pool."""
+        data = self.parse(request)
+        queues = services.get_work_queues(self.pool, data["queues"]) if data["queues"] else None
+        worker, _ = services.register_worker(
+            self.pool.name, name=data["name"], limit=data["limit"], create_pool=False,
+            hostname=data["hostname"] or None, pid=data["pid"],
+        )
+        info = worker_info(worker, queue_ids=None if queues is None else [q.pk for q in queues])
+        return Response(WorkerInfoSerializer(info).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def heartbeat(self, request: Any, pool_name: str, name: str) -> Response:
+        services.record_worker_heartbeat(self.get_object())
+        return Response(status=204)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def stopped(self, request: Any, pool_name: str, name: str) -> Response:
+        """The worker stopped on purpose: it shows OFFLINE at once."""
+        services.mark_worker_stopped(self.get_object())
+        return Response(status=204)
+
+    @extend_schema(request=ClaimSerializer, responses=ClaimedRunsSerializer)
+    @action(detail=True, methods=["post"])
+    def claim(self, request: Any, pool_name: str, name: str) -> Response:
+        """The runs the worker should start now (workpools.services.runs_to_start); with
+        `wait_seconds`, the answer waits until a run is due or the time is up (long poll)."""
+        worker = self.get_object()
+        data = self.parse(request)
+        runs = services.runs_to_start(
+            worker, queue_ids=data["queue_ids"], prefetch_seconds=data["prefetch_seconds"],
+            wait_seconds=data["wait_seconds"],
+        )
+        return Response(ClaimedRunsSerializer({"runs": [claimed_run(run) for run in runs]}).data)
+
+    @extend_schema(parameters=[HeldRunsFilter], responses=HeldRunSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def runs(self, request: Any, pool_name: str, name: str) -> Response:
+        """The worker's unfinished runs (or those in `state`), and where their processes live."""
+        worker = self.get_object()
+        query = HeldRunsFilter(data={"state": request.query_params.getlist("state")} if "state" in request.query_params else {})
+        query.is_valid(raise_exception=True)
+        held = FlowRun.objects.held_by(worker).order_by("state_at")
+        if query.validated_data.get("state"):
+            held = held.filter(state_type__in=query.validated_data["state"])
+        return Response(HeldRunSerializer([held_run(run) for run in held], many=True).data)

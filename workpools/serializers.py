@@ -8,6 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orchestrator.api import JSONObjectField, TagsField
+from runs.serializers import DeploymentInfoSerializer
+from runs.states import StateType
 from workpools.health import pool_health, queue_health, worker_health
 from workpools.models import WorkPool, WorkPoolType, WorkQueue, Worker
 
@@ -96,3 +98,61 @@ class WorkerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Worker
         fields = ["id", "pool", "name", "hostname", "pid", "limit", "started_at", "last_heartbeat_at", "stopped_at", "health"]
+
+
+# --- the worker endpoints (the HTTP transport of orchestrator.client) --------------------------
+
+
+class WorkerRegisterSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    limit = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1, default=None)
+    queues = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list,
+        help_text="Names (or ids) of the queues it polls; empty: all of the pool's.",
+    )
+    hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    pid = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1, default=None)
+
+
+class WorkerInfoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    pool_name = serializers.CharField()
+    pool_type = serializers.CharField()
+    limit = serializers.IntegerField(allow_null=True)
+    queue_ids = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    heartbeat_seconds = serializers.FloatField(help_text="Heartbeat at least this often.")
+    run_heartbeat_seconds = serializers.FloatField(help_text="Flow-run processes heartbeat their run this often.")
+    pool_created = serializers.BooleanField()
+
+
+class ClaimSerializer(serializers.Serializer):
+    queue_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, allow_null=True, default=None,
+        help_text="Claim only from these queues of the pool (default: all of them).",
+    )
+    prefetch_seconds = serializers.FloatField(required=False, min_value=0, max_value=86400, default=0)
+    wait_seconds = serializers.FloatField(
+        required=False, min_value=0, max_value=60, default=0,
+        help_text="When nothing is due, wait up to this long (at most CLAIM_MAX_WAIT_SECONDS) for a run to be.",
+    )
+
+
+class ClaimedRunSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    deployment = DeploymentInfoSerializer(allow_null=True)
+    job_variables = serializers.DictField()
+
+
+class ClaimedRunsSerializer(serializers.Serializer):
+    runs = ClaimedRunSerializer(many=True)
+
+
+class HeldRunSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    state_type = serializers.ChoiceField(choices=StateType.choices)
+    state_name = serializers.CharField()
+    pid = serializers.IntegerField(allow_null=True)
+    hostname = serializers.CharField()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -184,6 +186,11 @@ def get_work_queue(pool: WorkPool, name_or_id: str) -> WorkQueue:
     return queue
 
 
+def get_work_queues(pool: WorkPool, names_or_ids: list[str]) -> list[WorkQueue]:
+    """Queues of `pool` by name or id (NotFound names the first unknown one)."""
+    return [get_work_queue(pool, name_or_id) for name_or_id in names_or_ids]
+
+
 def delete_work_queue(queue: WorkQueue) -> int:
     """Delete a queue. Its scheduled runs move to the pool's default queue (returns how many);
     refused for the default queue itself and while runs are in flight in the queue."""
@@ -286,12 +293,7 @@ def claim_runs(
     now = timezone.now()
     horizon = now + timedelta(seconds=max(0.0, prefetch_seconds))
     # An idle poll stays a cheap indexed read: take the pool lock only when something is due.
-    polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
-    if queue_ids is not None:
-        polled = polled.filter(pk__in=queue_ids)
-    due = FlowRun.objects.filter(
-        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-    )
+    polled, due = _due_runs(worker, queue_ids, horizon)
     if not due.exists():
         _record_poll(list(polled), now)
         return []
@@ -371,6 +373,91 @@ def claim_runs(
 
 
 INFINITE = 10**9
+
+
+def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) -> tuple[Any, Any]:
+    """(the queues `worker` polls, its due runs in their unpaused queues), as querysets."""
+    from runs.models import FlowRun
+
+    polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
+    if queue_ids is not None:
+        polled = polled.filter(pk__in=queue_ids)
+    due = FlowRun.objects.filter(
+        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
+    )
+    return polled, due
+
+
+# Seconds between two looks at the due runs while a claim waits.
+CLAIM_WAIT_STEP = 0.25
+_waiting = 0
+_waiting_lock = threading.Lock()
+
+
+def wait_for_due_runs(
+    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, timeout: float
+) -> bool:
+    """Wait up to `timeout` seconds (at most CLAIM_MAX_WAIT_SECONDS) until a run is due for
+    `worker`; True as soon as one is, False when the time is up.
+
+    It repeats claim_runs' cheap indexed EXISTS every CLAIM_WAIT_STEP seconds and holds no
+    transaction; between looks it lets go of the database connection the way Django does between
+    requests (closed with the default DB_CONN_MAX_AGE=0). At most CLAIM_MAX_WAITERS calls wait
+    at once in a process, so waiting workers cannot take every web thread: the others return at
+    once (False) and their workers poll again after their own interval.
+    """
+    from django.conf import settings
+    from django.db import close_old_connections, connection
+
+    global _waiting
+    timeout = min(max(0.0, timeout), settings.CLAIM_MAX_WAIT_SECONDS)
+    deadline = time.monotonic() + timeout
+    with _waiting_lock:
+        if timeout <= 0 or _waiting >= settings.CLAIM_MAX_WAITERS:
+            return False
+        _waiting += 1
+    try:
+        while True:
+            horizon = timezone.now() + timedelta(seconds=max(0.0, prefetch_seconds))
+            if _due_runs(worker, queue_ids, horizon)[1].exists():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if not connection.in_atomic_block:
+                close_old_connections()
+            time.sleep(min(CLAIM_WAIT_STEP, left))
+    finally:
+        with _waiting_lock:
+            _waiting -= 1
+
+
+def unstarted_runs(worker: Worker) -> list[Any]:
+    """Runs `worker` claimed whose process it never recorded: PENDING, held by it, no pid.
+
+    A claim whose answer was lost on the way (a network error between a remote worker and the
+    orchestrator) leaves such runs behind; handing them out again means a worker never loses a
+    run it claimed. The worker skips any it did start (it knows its own children)."""
+    from runs.models import FlowRun
+
+    return list(FlowRun.objects.filter(worker=worker, state_type=StateType.PENDING, pid__isnull=True).order_by("state_at", "id"))
+
+
+def runs_to_start(
+    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0
+) -> list[Any]:
+    """What `worker` should start now, with pool and deployment loaded: its unstarted runs,
+    then the runs claim_runs claims for it. When it has neither, it first waits up to
+    `wait_seconds` for a run to become due (wait_for_due_runs), so an idle remote worker picks
+    up a new run at once with one request instead of many."""
+    from runs.models import FlowRun
+
+    runs = unstarted_runs(worker)
+    if not runs and wait_seconds > 0:
+        wait_for_due_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, timeout=wait_seconds)
+    runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds)
+    loaded = FlowRun.objects.with_related().in_bulk([run.pk for run in runs])
+    return [loaded[run.pk] for run in runs if run.pk in loaded]
 
 
 def _room(limit: int | None, used: int) -> int:

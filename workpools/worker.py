@@ -15,29 +15,28 @@ import threading
 import time
 from typing import IO, Any
 
-from django.conf import settings
-from django.db import close_old_connections
-
-from runs.errors import StateConflict
-from runs.models import FlowRun
-from runs.services import record_run_process, set_state
+from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, WorkerInfo
+from runs.errors import NotFound, OrchestratorError, StateConflict
 from runs.states import StateType
-from workpools import services
 from workpools.infrastructure import Infrastructure, RunProcess, for_pool_type
-from workpools.models import Worker
 
 log = logging.getLogger(__name__)
 S = StateType
+UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
 
 
 class ProcessWorker:
+    """The loop of one worker. It reaches the orchestrator only through `client` (direct or
+    HTTP), so the same loop runs beside the database or on a machine without one."""
+
     def __init__(
         self,
-        worker: Worker,
+        worker: WorkerInfo,
         *,
-        queue_ids: list[Any] | None = None,
+        client: OrchestratorClient,
         poll_interval: float = 0.5,
         prefetch_seconds: float = 0.0,
+        long_poll: float = 0.0,
         grace: float = 30.0,
         kill_after: float = 10.0,
         run_once: bool = False,
@@ -46,15 +45,20 @@ class ProcessWorker:
         out: IO[str] = sys.stdout,
     ) -> None:
         self.worker = worker
-        self.queue_ids = queue_ids
+        self.client = client
         self.poll_interval = poll_interval
         self.prefetch_seconds = prefetch_seconds
+        self.long_poll = long_poll  # seconds a claim may wait server-side while the worker is idle
         self.grace = grace
         self.kill_after = kill_after
         self.run_once = run_once
-        self.infrastructure = infrastructure or for_pool_type(worker.pool.type, prewarm=prewarm)
+        self.infrastructure = infrastructure or for_pool_type(worker.pool_type, prewarm=prewarm)
+        # What the flow processes need to reach the orchestrator as this worker does.
+        self.infrastructure.set_transport_env(
+            {**client.environment(), "RUN_HEARTBEAT_SECONDS": f"{worker.run_heartbeat_seconds:g}"}
+        )
         self.out = out
-        self.children: dict[Any, RunProcess] = {}
+        self.children: dict[str, RunProcess] = {}
         self.stopping = False
         self.force = False
         self.stop_requested_at: float | None = None
@@ -81,7 +85,7 @@ class ProcessWorker:
     # --- signals ------------------------------------------------------------------------------
 
     def on_signal(self, signum: int, frame: object) -> None:
-        # Only flags here: no database, no locks, no I/O.
+        # Only flags here: no database, no network, no locks, no I/O.
         if self.stopping:
             self.force = True
         self.stopping = True
@@ -91,34 +95,44 @@ class ProcessWorker:
     def run(self) -> None:
         limit = self.worker.limit if self.worker.limit is not None else "none"
         self.say(
-            f"started on pool {self.worker.pool.name!r} (limit {limit}, poll every {self.poll_interval:g} s); "
+            f"started on pool {self.worker.pool_name!r} (limit {limit}, poll every {self.poll_interval:g} s); "
             "polling for work"
         )
-        self.reconcile()
+        try:
+            self.reconcile()
+        except Exception as error:
+            # The runs it cannot settle now are the reaper's: their heartbeats stop.
+            self._log_error("Could not settle the runs held before a restart", error)
         backoff = 0.0
         while True:
-            close_old_connections()
+            self.client.idle()
+            began = time.monotonic()
             try:
                 did = self.reap_children()
+                did |= self.record_processes()
                 did |= self.handle_cancellations()
                 did |= self.claim_and_start()
                 self.heartbeat_if_due()
                 did |= self.handle_stop()
                 backoff = 0.0
-            except Exception:
-                # A broken step must not kill the worker (and orphan its children): log it with
-                # its traceback and back off, as healthchecks does with its loops.
-                log.exception("Worker loop error; retrying")
+            except Exception as error:
+                # A broken step must not kill the worker (and orphan its children): log it and
+                # back off; the next round takes every step again, nothing is dropped.
                 backoff = min(30.0, (backoff or 0.5) * 2)
+                self._log_error(f"Worker loop error; retrying in {backoff:g} s", error)
                 self.sleep(backoff)
                 continue
             if self.finished():
                 break
             if not did:
-                self.sleep(self.poll_interval)
+                # Poll at most every poll_interval; a long poll already waited on the server.
+                self.sleep(self.poll_interval - (time.monotonic() - began))
         self.infrastructure.close()
-        services.mark_worker_stopped(self.worker)
-        close_old_connections()
+        try:
+            self.client.mark_worker_stopped(self.worker)
+        except Exception as error:
+            self._log_error("Could not tell the orchestrator that the worker stopped", error)
+        self.client.idle()
 
     def finished(self) -> bool:
         if self.children:
@@ -133,47 +147,62 @@ class ProcessWorker:
     # --- steps --------------------------------------------------------------------------------
 
     def claim_and_start(self) -> bool:
-        """Claim due runs (if not stopping) and start a process for each. True if any started."""
+        """Claim due runs (if not stopping) and start a process for each. True if any started.
+        While it has nothing else to watch, the claim may wait server-side (long poll)."""
         if self.stopping or (self.run_once and self.claimed_any):
             return False
-        runs = services.claim_runs(self.worker, queue_ids=self.queue_ids, prefetch_seconds=self.prefetch_seconds)
+        wait = self.long_poll if not self.children else 0.0
+        runs = self.client.claim_runs(self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait)
         if self.run_once:
             self.claimed_any = True
-        for run in runs:
+        started = [run for run in runs if run.id not in self.children]  # handed out again: already ours
+        for run in started:
             self.start(run)
-        return bool(runs)
+        return bool(started)
 
-    def start(self, run: FlowRun) -> None:
-        run = FlowRun.objects.with_related().get(pk=run.pk)
-        self.say(f"submitting flow run {run.name!r} ({run.pk})")
+    def start(self, run: ClaimedRun) -> None:
+        self.say(f"submitting flow run {run.name!r} ({run.id})")
         try:
             child = self.infrastructure.start(run, on_output=self._child_output(run.name))
         except Exception as error:
             # Nothing stays PENDING forever: a run that cannot start fails with the reason.
-            log.exception("Could not start flow run %s", run.pk)
-            self._set(run, S.FAILED, f"The worker could not start the flow run: {type(error).__name__}: {error}")
+            log.exception("Could not start flow run %s", run.id)
+            self._set(run.id, S.PENDING, S.FAILED, f"The worker could not start the flow run: {type(error).__name__}: {error}")
             return
-        record_run_process(run, pid=child.pid, hostname=self.hostname)
-        self.children[run.pk] = child
+        self.children[run.id] = child
+        self.record_processes()
+
+    def record_processes(self) -> bool:
+        """Record where each new child runs (retried on the next round if the orchestrator
+        could not be told). True if any was recorded."""
+        did = False
+        for run_id, child in self.children.items():
+            if not child.recorded:
+                self.client.record_run_process(run_id, pid=child.pid, hostname=self.hostname)
+                child.recorded = did = True
+        return did
 
     def reap_children(self) -> bool:
         """Collect ended processes; a run its process left PENDING/RUNNING is CRASHED, one being
-        cancelled is CANCELLED. True if any ended."""
+        cancelled is CANCELLED. True if any ended. A child stays watched until its run is
+        settled, so an orchestrator that cannot be reached just delays this to the next round."""
         ended = [(run_id, child, code) for run_id, child in self.children.items() if (code := child.poll()) is not None]
         for run_id, child, code in ended:
-            del self.children[run_id]
-            run = FlowRun.objects.filter(pk=run_id).first()
-            if run is None:
+            try:
+                run = self.client.read_flow_run(run_id)
+            except NotFound:
+                del self.children[run_id]
                 continue
             if run.state_type == S.CANCELLING:
-                self._set(run, S.CANCELLED, "Cancelled: the worker stopped the flow run's process.")
-            elif run.state_type in (S.PENDING, S.RUNNING, S.PAUSED):
+                message = "Cancelled: the worker stopped the flow run's process."
+                run = self._set(run_id, S.CANCELLING, S.CANCELLED, message) or self.client.read_flow_run(run_id)
+            elif run.state_type in (S.PENDING, S.RUNNING):
                 if child.stopped_by == "shutdown":
                     why = "The worker shut down and stopped the flow run's process"
                 else:
                     why = f"The flow run's process {_describe_exit(code)} while the run was {run.state_name}"
-                self._set(run, S.CRASHED, f"{why}.", only_from=(S.PENDING, S.RUNNING))
-            run.refresh_from_db()
+                run = self._set(run_id, run.state_type, S.CRASHED, f"{why}.") or self.client.read_flow_run(run_id)
+            del self.children[run_id]
             self.say(f"flow run {run.name!r} {_describe_exit(code)}; final state {run.state_name}")
         return bool(ended)
 
@@ -182,10 +211,8 @@ class ProcessWorker:
         True if any signal was sent."""
         did = False
         if self.children:
-            cancelling = set(
-                FlowRun.objects.filter(pk__in=list(self.children), state_type=S.CANCELLING).values_list("pk", flat=True)
-            )
-            for run_id in cancelling:
+            cancelling = {run.id for run in self.client.read_held_runs(self.worker, states=[S.CANCELLING])}
+            for run_id in cancelling & set(self.children):
                 child = self.children[run_id]
                 if child.term_sent_at is None:
                     self.say(f"cancelling flow run {child.run_name!r}: stopping its process")
@@ -206,9 +233,9 @@ class ProcessWorker:
 
     def heartbeat_if_due(self) -> bool:
         now = time.monotonic()
-        if now - self.last_heartbeat < settings.WORKER_HEARTBEAT_SECONDS:
+        if now - self.last_heartbeat < self.worker.heartbeat_seconds:
             return False
-        services.record_worker_heartbeat(self.worker)
+        self.client.heartbeat_worker(self.worker)
         self.last_heartbeat = now
         return True
 
@@ -231,27 +258,33 @@ class ProcessWorker:
     def reconcile(self) -> None:
         """On start, settle runs this worker (by name) held before a restart: adopt processes
         that are still alive on this host, crash runs whose process is gone."""
-        owned = FlowRun.objects.filter(worker=self.worker, state_type__in=[S.PENDING, S.RUNNING, S.CANCELLING])
-        for run in owned:
+        for run in self.client.read_held_runs(self.worker, states=UNFINISHED):
             alive = run.pid and run.hostname == self.hostname and _pid_alive(run.pid)
             if alive:
                 self.say(f"adopting flow run {run.name!r} (pid {run.pid}) from before the restart")
-                self.children[run.pk] = RunProcess(run_id=run.pk, run_name=run.name, pid=run.pid)
+                self.children[run.id] = RunProcess(run_id=run.id, run_name=run.name, pid=run.pid, recorded=True)
             elif run.state_type == S.CANCELLING:
-                self._set(run, S.CANCELLED, "Cancelled: its process was gone when the worker restarted.")
+                self._set(run.id, run.state_type, S.CANCELLED, "Cancelled: its process was gone when the worker restarted.")
             else:
-                self._set(run, S.CRASHED, "The worker restarted and the flow run's process was gone.")
+                self._set(run.id, run.state_type, S.CRASHED, "The worker restarted and the flow run's process was gone.")
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _set(self, run: FlowRun, to: S, message: str, only_from: tuple[S, ...] | None = None) -> None:
+    def _set(self, run_id: str, expected: str, to: str, message: str) -> FlowRunInfo | None:
+        """Move the run from `expected` and return it; None when it moved on by itself
+        meanwhile (e.g. the engine finished it)."""
         try:
-            if only_from and run.state_type not in only_from:
-                return
-            set_state(run, to, message=message)
+            return self.client.set_flow_run_state(run_id, to, expected=expected, message=message)
         except StateConflict:
-            pass  # the run moved on by itself meanwhile (e.g. the engine finished it)
+            return None
 
+    def _log_error(self, what: str, error: Exception) -> None:
+        if isinstance(error, OrchestratorError):
+            # The network or the orchestrator said no (Unreachable, a revoked key, ...): its
+            # message is a sentence for the operator, not a bug, so no traceback.
+            log.warning("%s: %s", what, error)
+        else:
+            log.exception("%s", what)
 
 
 def _pid_alive(pid: int) -> bool:

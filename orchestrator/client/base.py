@@ -1,10 +1,12 @@
-"""What the engine and the flow SDK need from the orchestrator, as one small interface.
+"""What workers, the engine and the flow SDK need from the orchestrator, as one small interface.
 
-Two transports implement it: `direct` (calls the services in this process, same database) and,
-with the API, HTTP (the same methods over the REST API, for workers on other machines). Both
-carry plain data only (the dataclasses below, dicts, JSON values), and both raise the same
-runs.errors exceptions: NotFound, StateConflict/InvalidTransition, ValidationError. Business rules
-stay in the services; a transport only carries calls to them.
+Two transports implement it: `direct` (calls the services in this process, same database) and
+`http` (the same methods over the REST API with a worker's API key, for workers on machines
+that hold no database credentials). Both carry plain data only (the dataclasses below, dicts,
+JSON values), and both raise the same runs.errors exceptions: NotFound,
+StateConflict/InvalidTransition, ValidationError; the HTTP transport adds Unreachable (the
+orchestrator did not answer) and Refused (the key was not accepted). Business rules stay in the
+services; a transport only carries calls to them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,17 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from runs.errors import OrchestratorError
+
+
+class Unreachable(OrchestratorError):
+    """The orchestrator did not answer (network error, timeout, 5xx) even after retries."""
+
+
+class Refused(OrchestratorError):
+    """The orchestrator refused the credentials: a missing, wrong or revoked API key (401), or
+    a key that may not do this (403)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,43 @@ class CachedResult:
 
 
 @dataclass(frozen=True)
+class WorkerInfo:
+    """A registered worker, as its loop needs it."""
+
+    id: str
+    name: str
+    pool_name: str
+    pool_type: str
+    limit: int | None
+    queue_ids: list[str] | None  # the queues it polls; None: all of the pool's
+    heartbeat_seconds: float  # how often the orchestrator wants the worker's heartbeat
+    run_heartbeat_seconds: float  # ... and its flow-run processes' heartbeats
+    pool_created: bool = False  # registering created the pool
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """What a worker needs to start a run it claimed."""
+
+    id: str
+    name: str
+    deployment: DeploymentInfo | None
+    job_variables: dict[str, Any]  # pool < deployment < run, `env` merged key by key
+
+
+@dataclass(frozen=True)
+class HeldRun:
+    """A run a worker holds (claimed and not finished), and where its process lives."""
+
+    id: str
+    name: str
+    state_type: str
+    state_name: str
+    pid: int | None
+    hostname: str
+
+
+@dataclass(frozen=True)
 class LogEntry:
     flow_run_id: str
     task_run_id: str | None
@@ -68,11 +118,54 @@ class LogEntry:
 
 
 class OrchestratorClient(ABC):
-    """The calls a flow-run process makes. Methods may be called from several threads at once
-    (task runner threads, the log shipper, the heartbeat); a transport keeps per-thread
-    resources and `release_thread` frees the calling thread's."""
+    """The calls a worker and a flow-run process make. Methods may be called from several
+    threads at once (task runner threads, the log shipper, the heartbeat); a transport keeps
+    per-thread resources and `release_thread` frees the calling thread's."""
 
     name = "client"
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables a flow-run process started by a worker needs to reach the
+        orchestrator the way this client does (get_client() reads them there)."""
+        return {}
+
+    def idle(self) -> None:
+        """The caller is about to wait between steps (the worker loop): let go of what should
+        not be held meanwhile."""
+
+    # --- workers ---
+    @abstractmethod
+    def register_worker(
+        self, pool: str, *, name: str, limit: int | None = None, queues: list[str] | None = None,
+        create_pool: bool = True, hostname: str = "", pid: int | None = None,
+    ) -> WorkerInfo:
+        """workpools.services.register_worker (NotFound for an unknown pool or queue,
+        ValidationError for a bad limit). `queues` are names (or ids) of the pool's queues."""
+
+    @abstractmethod
+    def heartbeat_worker(self, worker: WorkerInfo) -> None:
+        """The worker is alive."""
+
+    @abstractmethod
+    def mark_worker_stopped(self, worker: WorkerInfo) -> None:
+        """The worker stopped on purpose: it shows OFFLINE at once."""
+
+    @abstractmethod
+    def claim_runs(
+        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0
+    ) -> list[ClaimedRun]:
+        """The runs the worker should start now: ones it claimed earlier whose process it never
+        recorded (an answer lost on the way), then newly claimed ones. With `wait_seconds`, waits
+        up to that long (bounded by the orchestrator) for a run to become due."""
+
+    @abstractmethod
+    def read_held_runs(self, worker: WorkerInfo, *, states: list[str]) -> list[HeldRun]:
+        """The worker's runs in these states (CANCELLING ones to stop, all unfinished ones when
+        it restarts)."""
+
+    @abstractmethod
+    def record_run_process(self, run_id: str, *, pid: int, hostname: str) -> None:
+        """Where the run's process lives, so a restarted worker can find it again."""
 
     # --- flow runs ---
     @abstractmethod

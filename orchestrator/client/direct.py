@@ -9,12 +9,15 @@ from typing import Any
 
 from orchestrator.client.base import (
     CachedResult,
-    DeploymentInfo,
+    ClaimedRun,
     FlowRunInfo,
+    HeldRun,
     LogEntry,
     OrchestratorClient,
     TaskRunInfo,
+    WorkerInfo,
 )
+from orchestrator.client.records import claimed_run, flow_run_info, held_run, task_run_info, worker_info
 from runs.errors import NotFound, OrchestratorError
 
 
@@ -37,6 +40,7 @@ class DirectClient(OrchestratorClient):
     def __init__(self) -> None:
         ensure_django()
         self._check_database()
+        self._workers: dict[str, Any] = {}
 
     @staticmethod
     def _check_database() -> None:
@@ -47,9 +51,79 @@ class DirectClient(OrchestratorClient):
                 "The orchestrator's database has no tables yet: run `manage.py migrate` (or `make up`) first."
             )
 
+    def environment(self) -> dict[str, str]:
+        from django.conf import settings
+
+        # The child must reach the same database as this process, whatever its cwd.
+        return {
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "orchestrator.settings"),
+            "ORCHESTRATOR_HOME": str(settings.ORCHESTRATOR_HOME),
+        }
+
+    def idle(self) -> None:
+        from django.db import close_old_connections
+
+        close_old_connections()
+
+    # --- workers ---
+    def register_worker(
+        self, pool: str, *, name: str, limit: int | None = None, queues: list[str] | None = None,
+        create_pool: bool = True, hostname: str = "", pid: int | None = None,
+    ) -> WorkerInfo:
+        from workpools import services
+
+        worker, created = services.register_worker(
+            pool, name=name, limit=limit, create_pool=create_pool, hostname=hostname or None, pid=pid
+        )
+        queue_ids = [q.pk for q in services.get_work_queues(worker.pool, queues)] if queues else None
+        self._workers[str(worker.pk)] = worker
+        return worker_info(worker, queue_ids=queue_ids, pool_created=created)
+
+    def heartbeat_worker(self, worker: WorkerInfo) -> None:
+        from workpools.services import record_worker_heartbeat
+
+        record_worker_heartbeat(self._worker(worker))
+
+    def mark_worker_stopped(self, worker: WorkerInfo) -> None:
+        from workpools.services import mark_worker_stopped
+
+        mark_worker_stopped(self._worker(worker))
+
+    def claim_runs(
+        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0
+    ) -> list[ClaimedRun]:
+        from workpools.services import runs_to_start
+
+        runs = runs_to_start(
+            self._worker(worker), queue_ids=worker.queue_ids, prefetch_seconds=prefetch_seconds,
+            wait_seconds=wait_seconds,
+        )
+        return [claimed_run(run) for run in runs]
+
+    def read_held_runs(self, worker: WorkerInfo, *, states: list[str]) -> list[HeldRun]:
+        from runs.models import FlowRun
+
+        held = FlowRun.objects.held_by(self._worker(worker)).filter(state_type__in=states).order_by("state_at")
+        return [held_run(run) for run in held]
+
+    def record_run_process(self, run_id: str, *, pid: int, hostname: str) -> None:
+        from runs.services import record_run_process
+
+        record_run_process(self._flow_run(run_id), pid=pid, hostname=hostname)
+
+    def _worker(self, info: WorkerInfo) -> Any:
+        from workpools.models import Worker
+
+        if info.id not in self._workers:
+            try:
+                self._workers[info.id] = Worker.objects.select_related("pool").get(pk=info.id)
+            except Worker.DoesNotExist:
+                raise NotFound(f"No worker {info.name!r} in work pool {info.pool_name!r}.") from None
+        return self._workers[info.id]
+
     # --- flow runs ---
     def read_flow_run(self, run_id: str) -> FlowRunInfo:
-        return _flow_run_info(self._flow_run(run_id))
+        return flow_run_info(self._flow_run(run_id))
 
     def create_adhoc_flow_run(self, flow_name: str, *, description: str, parameters: dict[str, Any]) -> FlowRunInfo:
         from deployments.services import get_or_create_flow
@@ -58,7 +132,7 @@ class DirectClient(OrchestratorClient):
         flow = get_or_create_flow(flow_name, description=description)
         run = create_adhoc_flow_run(flow, parameters=parameters)
         run.flow = flow
-        return _flow_run_info(run)
+        return flow_run_info(run)
 
     def set_flow_run_state(
         self, run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
@@ -68,7 +142,7 @@ class DirectClient(OrchestratorClient):
 
         run = self._flow_run(run_id)
         set_state(run, state_type, expected=expected, name=name, message=message, retry=retry)
-        return _flow_run_info(run)
+        return flow_run_info(run)
 
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         from runs.services import set_flow_run_retries
@@ -98,7 +172,7 @@ class DirectClient(OrchestratorClient):
         from runs.services import create_task_run
 
         task_run = create_task_run(flow_run_id, name=name, task_key=task_key, dynamic_key=dynamic_key, tags=tags)
-        return _task_run_info(task_run)
+        return task_run_info(task_run)
 
     def set_task_run_state(
         self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
@@ -116,7 +190,7 @@ class DirectClient(OrchestratorClient):
             task_run, state_type, expected=expected, name=name, message=message, cache_key=cache_key,
             cache_expires_at=cache_expires_at, **extra,
         )
-        return _task_run_info(task_run)
+        return task_run_info(task_run)
 
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         from runs.services import find_cached_task_run
@@ -136,35 +210,3 @@ class DirectClient(OrchestratorClient):
         from django.db import connection
 
         connection.close()
-
-
-def _flow_run_info(run: Any) -> FlowRunInfo:
-    deployment = None
-    if run.deployment_id is not None:
-        dep = run.deployment
-        deployment = DeploymentInfo(
-            id=str(dep.pk), full_name=dep.full_name, entrypoint=dep.entrypoint, path=dep.path,
-            pull_steps=list(dep.pull_steps or []),
-        )
-    return FlowRunInfo(
-        id=str(run.pk),
-        name=run.name,
-        flow_name=run.flow.name,
-        state_type=str(run.state_type),
-        state_name=run.state_name,
-        state_message=run.state_message,
-        parameters=dict(run.parameters or {}),
-        run_count=run.run_count,
-        retries=run.retries,
-        retry_delay_seconds=run.retry_delay_seconds,
-        next_scheduled_start_at=run.next_scheduled_start_at,
-        worker_id=str(run.worker_id) if run.worker_id else None,
-        deployment=deployment,
-    )
-
-
-def _task_run_info(task_run: Any) -> TaskRunInfo:
-    return TaskRunInfo(
-        id=str(task_run.pk), name=task_run.name, state_type=str(task_run.state_type),
-        state_name=task_run.state_name, run_count=task_run.run_count,
-    )

@@ -16,7 +16,7 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, re
 from automations.services import create_automation
 from deployments.models import DeploymentSchedule
 from deployments.webhooks import create_webhook
-from runs.services import create_flow_run
+from runs.services import create_flow_run, create_task_run
 from tests.conftest import Api
 from workpools.models import Worker
 
@@ -53,12 +53,14 @@ def test_the_docs_page_loads_its_assets_from_us_not_a_cdn(live_server: Any, admi
 
 
 @pytest.fixture
-def api_schema(live_server: Any, make_api_key: Any, deployment: Any) -> Any:
+def api_schema(live_server: Any, make_api_key: Any, deployment: Any, settings: Any) -> Any:
     """The live schema, and real objects for path parameters, so that generated bodies and
     queries reach the serializers and services instead of stopping at a 404."""
+    settings.CLAIM_MAX_WAIT_SECONDS = 0.5  # generated claims may ask to wait a minute
     token = make_api_key("write", name="fuzzer")
     run, _ = create_flow_run(deployment, tags=["fuzz"])
     Worker.objects.create(pool=deployment.work_pool, name="w1")
+    task_run = create_task_run(run.pk, name="t", task_key="t")
     schedule = DeploymentSchedule.objects.create(deployment=deployment, slug="s", kind="interval", interval_seconds=60)
     hook = create_webhook(deployment, name="hook")
     automation = create_automation(name="a", tag="x", state_type="FAILED", action="notify", url="http://127.0.0.1:9/")
@@ -74,6 +76,7 @@ def api_schema(live_server: Any, make_api_key: Any, deployment: Any) -> Any:
             "/api/deployments/{deployment_pk}/schedules/": str(schedule.pk), "/api/deployments/": dep,
             "/api/flow-runs/": str(run.pk), "/api/flows/": str(deployment.flow_id),
             "/api/webhooks/": str(hook.pk), "/api/automations/": str(automation.pk),
+            "/api/task-runs/": str(task_run.pk),
         }[path[: path.index("{id}")]],
     }
     return loaded

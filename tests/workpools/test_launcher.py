@@ -15,8 +15,10 @@ from runs.models import FlowRun
 from runs.services import create_flow_run, request_cancellation
 from runs.states import StateType
 from tests.workpools.test_runworker import deployment, events
+from orchestrator.client.direct import DirectClient
 from workpools.infrastructure import ProcessInfrastructure
-from workpools.services import create_work_pool, register_worker
+from workpools.models import WorkPool
+from workpools.services import create_work_pool
 from workpools.worker import ProcessWorker
 
 S = StateType
@@ -26,13 +28,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def loop(subprocess_env: dict[str, str]) -> ProcessWorker:
     pool = create_work_pool("warm")
-    worker = register_worker(pool.name, name="warm-1")[0]
+    client = DirectClient()
+    worker = client.register_worker(pool.name, name="warm-1")
     infrastructure = ProcessInfrastructure(prewarm=True, base_env=subprocess_env)
-    w = ProcessWorker(worker, infrastructure=infrastructure, out=io.StringIO(), kill_after=2, grace=0)
+    w = ProcessWorker(worker, client=client, infrastructure=infrastructure, out=io.StringIO(), kill_after=2, grace=0)
     yield w
     for child in w.children.values():
         child.kill()
     infrastructure.close()
+
+
+def pool_of(loop: ProcessWorker) -> WorkPool:
+    return WorkPool.objects.get(name=loop.worker.pool_name)
 
 
 def step_until(loop: ProcessWorker, condition: Any, timeout: float = 60) -> None:
@@ -48,7 +55,7 @@ def step_until(loop: ProcessWorker, condition: Any, timeout: float = 60) -> None
 
 
 def test_a_forked_run_completes_and_its_output_reaches_the_worker(loop: ProcessWorker, tmp_path: Path) -> None:
-    run, _ = create_flow_run(deployment(loop.worker.pool, "count", "count_me", {"marker_dir": str(tmp_path)}))
+    run, _ = create_flow_run(deployment(pool_of(loop), "count", "count_me", {"marker_dir": str(tmp_path)}))
     # The output is read by a thread, so it may trail the state by a moment: wait for both.
     step_until(loop, lambda: not loop.children and "Finished in state Completed" in loop.out.getvalue())
     run.refresh_from_db()
@@ -59,9 +66,9 @@ def test_a_forked_run_completes_and_its_output_reaches_the_worker(loop: ProcessW
 
 
 def test_a_forked_run_killed_with_sigkill_is_crashed(loop: ProcessWorker, tmp_path: Path) -> None:
-    run, _ = create_flow_run(deployment(loop.worker.pool, "slow", "sleepy", {"marker_dir": str(tmp_path)}))
+    run, _ = create_flow_run(deployment(pool_of(loop), "slow", "sleepy", {"marker_dir": str(tmp_path)}))
     step_until(loop, lambda: events(tmp_path))
-    os.killpg(loop.children[run.pk].pid, signal.SIGKILL)
+    os.killpg(loop.children[str(run.pk)].pid, signal.SIGKILL)
     step_until(loop, lambda: not loop.children)
     run.refresh_from_db()
     assert run.state_type == S.CRASHED
@@ -69,9 +76,9 @@ def test_a_forked_run_killed_with_sigkill_is_crashed(loop: ProcessWorker, tmp_pa
 
 
 def test_cancelling_a_forked_run_stops_it(loop: ProcessWorker, tmp_path: Path) -> None:
-    run, _ = create_flow_run(deployment(loop.worker.pool, "slow", "sleepy", {"marker_dir": str(tmp_path)}))
+    run, _ = create_flow_run(deployment(pool_of(loop), "slow", "sleepy", {"marker_dir": str(tmp_path)}))
     step_until(loop, lambda: events(tmp_path))
-    pid = loop.children[run.pk].pid
+    pid = loop.children[str(run.pk)].pid
     request_cancellation(FlowRun.objects.get(pk=run.pk), by="alice")
     step_until(loop, lambda: not loop.children)
     run.refresh_from_db()
@@ -81,17 +88,17 @@ def test_cancelling_a_forked_run_stops_it(loop: ProcessWorker, tmp_path: Path) -
 
 
 def test_a_run_that_changes_the_settings_gets_a_fresh_interpreter(loop: ProcessWorker, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    dep = deployment(loop.worker.pool, "own-db", "count_me", {"marker_dir": str(tmp_path)},
+    dep = deployment(pool_of(loop), "own-db", "count_me", {"marker_dir": str(tmp_path)},
                      job_variables={"env": {"DATABASE_URL": subprocess_env["DATABASE_URL"]}})
     run, _ = create_flow_run(dep)
     loop.claim_and_start()
-    assert loop.children[run.pk].popen is not None  # a plain subprocess, not a fork
+    assert loop.children[str(run.pk)].popen is not None  # a plain subprocess, not a fork
     step_until(loop, lambda: not loop.children)
     assert FlowRun.objects.get(pk=run.pk).state_type == S.COMPLETED
 
 
 def test_when_the_launcher_dies_runs_still_start(loop: ProcessWorker, tmp_path: Path) -> None:
-    dep = deployment(loop.worker.pool, "count", "count_me", {"marker_dir": str(tmp_path)})
+    dep = deployment(pool_of(loop), "count", "count_me", {"marker_dir": str(tmp_path)})
     first, _ = create_flow_run(dep)
     step_until(loop, lambda: FlowRun.objects.get(pk=first.pk).is_terminal)
     launcher = loop.infrastructure.launcher

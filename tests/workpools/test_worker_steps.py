@@ -18,8 +18,8 @@ import pytest
 from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
 from runs.states import StateType
+from orchestrator.client.direct import DirectClient
 from workpools.infrastructure import ProcessInfrastructure
-from workpools.services import register_worker
 from workpools.worker import ProcessWorker
 
 pytestmark = pytest.mark.django_db
@@ -42,10 +42,15 @@ def wait_until(condition: Any, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+def worker_loop(pool: Any, name: str, **options: Any) -> ProcessWorker:
+    """A registered worker's loop on the direct transport."""
+    client = DirectClient()
+    return ProcessWorker(client.register_worker(pool.name, name=name), client=client, out=io.StringIO(), **options)
+
+
 @pytest.fixture
 def loop(pool: Any) -> ProcessWorker:
-    worker = register_worker(pool.name, name="w1")[0]
-    w = ProcessWorker(worker, infrastructure=SleepingProcess(), out=io.StringIO(), kill_after=2, grace=0)
+    w = worker_loop(pool, "w1", infrastructure=SleepingProcess(), kill_after=2, grace=0)
     yield w
     for child in w.children.values():
         child.kill()
@@ -53,7 +58,7 @@ def loop(pool: Any) -> ProcessWorker:
 
 def started(loop: ProcessWorker, run: FlowRun) -> Any:
     assert loop.claim_and_start()
-    child = loop.children[run.pk]
+    child = loop.children[str(run.pk)]
     wait_until(lambda: "child up" in loop.out.getvalue())
     return child
 
@@ -97,8 +102,7 @@ def test_a_process_that_ignores_sigterm_is_killed(pool: Any, run: FlowRun) -> No
             code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('child up', flush=True); time.sleep(60)"
             return [sys.executable, "-c", code]
 
-    worker = register_worker(pool.name, name="w2")[0]
-    loop = ProcessWorker(worker, infrastructure=Stubborn(), out=io.StringIO(), kill_after=0.5)
+    loop = worker_loop(pool, "w2", infrastructure=Stubborn(), kill_after=0.5)
     child = started(loop, run)
     request_cancellation(FlowRun.objects.get(pk=run.pk), by="alice")
     loop.handle_cancellations()
@@ -131,21 +135,19 @@ def test_a_restarted_worker_adopts_live_processes_and_crashes_lost_ones(pool: An
     alive_run, lost_run = make_run(), make_run()
     started(loop, alive_run)
     loop.claim_and_start()  # starts the second one too
-    lost = loop.children[lost_run.pk]
+    lost = loop.children[str(lost_run.pk)]
     lost.popen.kill()
     wait_until(lambda: lost.popen.poll() is not None)
 
-    restarted = ProcessWorker(
-        register_worker(pool.name, name="w1")[0], infrastructure=SleepingProcess(), out=io.StringIO()
-    )
+    restarted = worker_loop(pool, "w1", infrastructure=SleepingProcess())
     restarted.reconcile()
-    assert list(restarted.children) == [alive_run.pk]
+    assert list(restarted.children) == [str(alive_run.pk)]
     lost_run.refresh_from_db()
     assert lost_run.state_type == S.CRASHED
     assert "restarted" in lost_run.state_message
     # The adopted process is watched: when it ends, the run is settled.
-    loop.children[alive_run.pk].popen.kill()
-    loop.children[alive_run.pk].popen.wait()
+    loop.children[str(alive_run.pk)].popen.kill()
+    loop.children[str(alive_run.pk)].popen.wait()
     assert restarted.reap_children()
     alive_run.refresh_from_db()
     assert alive_run.state_type == S.CRASHED
@@ -156,7 +158,7 @@ def test_a_run_that_cannot_be_started_fails_with_the_reason(pool: Any, run: Flow
         def command(self, run: Any) -> list[str]:
             return ["/nonexistent/python"]
 
-    loop = ProcessWorker(register_worker(pool.name, name="w3")[0], infrastructure=Broken(), out=io.StringIO())
+    loop = worker_loop(pool, "w3", infrastructure=Broken())
     loop.claim_and_start()
     run.refresh_from_db()
     assert run.state_type == S.FAILED

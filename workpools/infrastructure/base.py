@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.client.base import ClaimedRun
+
 
 def job_variables_for(run: Any) -> dict[str, Any]:
     """The run's job variables: pool defaults < deployment < run. `env` is merged key by key
@@ -49,9 +51,17 @@ class RunProcess:
     term_sent_at: float | None = None
     kill_sent: bool = False
     stopped_by: str = ""  # why the worker stopped it: "cancel", "shutdown"
+    recorded: bool = False  # the orchestrator knows its pid and host
+    returncode: int | None = None
 
     def poll(self) -> int | None:
-        """The exit code once the process has ended, else None. Never blocks."""
+        """The exit code once the process has ended (the same on every later call), else None.
+        Never blocks."""
+        if self.returncode is None:
+            self.returncode = self._poll()
+        return self.returncode
+
+    def _poll(self) -> int | None:
         if self.popen is not None:
             return self.popen.poll()
         if self.exit_code is not None:
@@ -82,8 +92,16 @@ class RunProcess:
 
 
 class Infrastructure(ABC):
+    transport_env: dict[str, str] = {}
+
+    def set_transport_env(self, env: dict[str, str]) -> None:
+        """Variables every run's process gets so it reaches the orchestrator the way the worker
+        does (the client's environment(): a database, or an API URL and key). The worker sets
+        them before it starts anything."""
+        self.transport_env = dict(env)
+
     @abstractmethod
-    def start(self, run: Any, *, on_output: Any) -> RunProcess:
+    def start(self, run: ClaimedRun, *, on_output: Any) -> RunProcess:
         """Start the run's flow. `on_output(line)` receives its output lines as they come."""
 
     def close(self) -> None:

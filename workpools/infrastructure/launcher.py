@@ -1,6 +1,6 @@
 """A pre-warmed launcher: flow runs start in milliseconds instead of an interpreter start.
 
-The worker starts one launcher process (`python -m workpools.infrastructure.launcher FD`),
+The worker starts one launcher process (`serve_fd(FD)` of this module in a fresh interpreter),
 which imports Django and the engine once and then waits on a Unix socket. For each run the
 worker sends a request with the write end of a fresh pipe (SCM_RIGHTS); the launcher forks a
 child that starts its own session, points stdout/stderr at that pipe, takes the run's working
@@ -8,10 +8,11 @@ directory and environment, and runs the engine. The launcher reports each child'
 it ends, its exit code.
 
 The launcher is single-threaded (forking a process with threads is unsafe), never touches the
-database (its connections are closed before any fork), and exits when the worker's end of the
-socket closes. Children live in sessions of their own and outlive it, like plain subprocesses.
-Settings are read once, in the launcher: a run whose environment changes them (DATABASE_URL,
-ORCHESTRATOR_HOME, DJANGO_SETTINGS_MODULE) is started as a plain subprocess instead.
+database (its connections are closed before any fork; a remote worker's launcher has
+ORCHESTRATOR_API_URL in its environment, so its settings have no database at all), and exits
+when the worker's end of the socket closes. Children live in sessions of their own and outlive
+it, like plain subprocesses. Settings are read once, in the launcher: a run whose environment
+changes them (SETTINGS_VARIABLES) is started as a plain subprocess instead.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ import time
 from typing import Any
 
 # Environment variables that decide the settings: a run that changes them needs a fresh interpreter.
-SETTINGS_VARIABLES = frozenset({"DATABASE_URL", "ORCHESTRATOR_HOME", "DJANGO_SETTINGS_MODULE", "SECRET_KEY"})
+SETTINGS_VARIABLES = frozenset(
+    {"DATABASE_URL", "ORCHESTRATOR_HOME", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "ORCHESTRATOR_API_URL"}
+)
 MESSAGE_SIZE = 1 << 16
+LAUNCHER_MAIN = "import sys; from workpools.infrastructure.launcher import serve_fd; serve_fd(int(sys.argv[1]))"
 
 
 # --- the worker's side --------------------------------------------------------------------------
@@ -54,7 +58,8 @@ class Launcher:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "workpools.infrastructure.launcher", str(theirs.fileno())],
+                # Not `-m` this module: its package imports it first, which runpy warns about.
+                [sys.executable, "-c", LAUNCHER_MAIN, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -245,5 +250,5 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
             os._exit(code)
 
 
-if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+def serve_fd(fd: int) -> None:
+    serve(socket.socket(fileno=fd))

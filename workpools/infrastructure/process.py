@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from workpools.infrastructure.base import Infrastructure, RunProcess, job_variables_for
+from orchestrator.client.base import ClaimedRun
+from workpools.infrastructure.base import Infrastructure, RunProcess
 from workpools.infrastructure.launcher import SETTINGS_VARIABLES, Launcher, LauncherUnavailable, pump
 
 log = logging.getLogger(__name__)
@@ -24,45 +25,47 @@ class ProcessInfrastructure(Infrastructure):
     def __init__(self, *, prewarm: bool = False, base_env: dict[str, str] | None = None) -> None:
         # The environment runs start from (default: the worker's own).
         self.base_env = dict(os.environ if base_env is None else base_env)
-        self.launcher = Launcher(env=self.base_env) if prewarm else None
-    def command(self, run: Any) -> list[str]:
-        return [sys.executable, "-m", "orchestrator.engine", str(run.pk)]
+        self.prewarm = prewarm
+        self.launcher: Launcher | None = None
 
-    def environment(self, run: Any, job_variables: dict[str, Any]) -> dict[str, str]:
+    def set_transport_env(self, env: dict[str, str]) -> None:
+        super().set_transport_env(env)
+        self.base_env.update(env)  # the launcher too: its settings follow the transport
+
+    def command(self, run: ClaimedRun) -> list[str]:
+        return [sys.executable, "-m", "orchestrator.engine", run.id]
+
+    def environment(self, run: ClaimedRun) -> dict[str, str]:
         env = dict(self.base_env)
-        env.update(job_variables.get("env", {}))
-        env["ORCHESTRATOR_RUN_ID"] = str(run.pk)
+        env.update(run.job_variables.get("env", {}))
+        env["ORCHESTRATOR_RUN_ID"] = run.id
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
-        # The child must reach the same orchestrator as this worker, whatever its cwd.
-        from django.conf import settings
-
-        env.setdefault("ORCHESTRATOR_HOME", str(settings.ORCHESTRATOR_HOME))
         return env
 
-    def working_dir(self, run: Any, job_variables: dict[str, Any]) -> str | None:
+    def working_dir(self, run: ClaimedRun) -> str | None:
         """The job variable `working_dir`, else the deployment's path when it exists here (code
         that is pulled from git by the engine needs no local path), else the worker's own."""
-        for candidate in (job_variables.get("working_dir"), run.deployment.path if run.deployment_id else None):
+        deployment_path = run.deployment.path if run.deployment is not None else None
+        for candidate in (run.job_variables.get("working_dir"), deployment_path):
             if candidate and Path(candidate).is_dir():
                 return str(candidate)
         return None
 
-    def start(self, run: Any, *, on_output: Any) -> RunProcess:
-        job_variables = job_variables_for(run)
-        cwd, env = self.working_dir(run, job_variables), self.environment(run, job_variables)
-        overrides_settings = SETTINGS_VARIABLES & set(job_variables.get("env", {}))
-        if self.launcher is not None and not overrides_settings:
+    def start(self, run: ClaimedRun, *, on_output: Any) -> RunProcess:
+        cwd, env = self.working_dir(run), self.environment(run)
+        overrides_settings = SETTINGS_VARIABLES & set(run.job_variables.get("env", {}))
+        if self.prewarm and not overrides_settings:
+            if self.launcher is None:
+                self.launcher = Launcher(env=self.base_env)
             try:
-                pid, output = self.launcher.spawn(str(run.pk), cwd=cwd, env=env)
+                pid, output = self.launcher.spawn(run.id, cwd=cwd, env=env)
             except LauncherUnavailable as error:
-                log.warning("Starting flow run %s as a plain subprocess: %s", run.pk, error)
+                log.warning("Starting flow run %s as a plain subprocess: %s", run.id, error)
             else:
                 pump(output, on_output)
                 launcher = self.launcher
-                return RunProcess(
-                    run_id=run.pk, run_name=run.name, pid=pid, exit_code=lambda: launcher.exit_code(pid)
-                )
+                return RunProcess(run_id=run.id, run_name=run.name, pid=pid, exit_code=lambda: launcher.exit_code(pid))
         # A session of its own: Ctrl-C at the worker's terminal reaches only the worker, and a
         # cancel can stop the whole process group the flow may have started.
         popen = subprocess.Popen(
@@ -78,7 +81,7 @@ class ProcessInfrastructure(Infrastructure):
             start_new_session=True,
         )
         threading.Thread(target=_pump, args=(popen, on_output), daemon=True).start()
-        return RunProcess(run_id=run.pk, run_name=run.name, pid=popen.pid, popen=popen)
+        return RunProcess(run_id=run.id, run_name=run.name, pid=popen.pid, popen=popen)
 
     def close(self) -> None:
         if self.launcher is not None:

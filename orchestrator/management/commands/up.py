@@ -56,7 +56,8 @@ class Command(BaseCommand):
             Program(
                 "web",
                 [python, "-m", "gunicorn", "orchestrator.wsgi", "--bind", f"{host}:{port}",
-                 "--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5"],
+                 # Threads: each remote worker's idle claim waits on one (a long poll).
+                 "--workers", "2", "--threads", "16", "--access-logfile", "-", "--graceful-timeout", "5"],
             ),
             # The periodic services (scheduler, late runs, reaper, retention) and the tasks the
             # web app sends. On the embedded default the filesystem broker's producers and
