@@ -66,9 +66,21 @@ def resolve_parameters(deployment: Deployment, overrides: dict[str, Any]) -> dic
     if not isinstance(overrides, dict):
         raise ValidationError("Parameters must be a JSON object.", {"parameters": ["Expected an object."]})
     merged = {**(deployment.parameters or {}), **overrides}
-    if not deployment.enforce_parameter_schema:
-        return merged
-    return validate_parameters(deployment.parameter_schema or {}, merged)
+    if deployment.enforce_parameter_schema:
+        merged = validate_parameters(deployment.parameter_schema or {}, merged)
+    _require_json(merged)
+    return merged
+
+
+def _require_json(parameters: dict[str, Any]) -> None:
+    """Parameters are stored as JSON: NaN and Infinity are not JSON (PostgreSQL refuses them),
+    so they are refused here, naming the parameter, whatever surface sent them."""
+    for key, value in parameters.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (ValueError, TypeError) as error:
+            reason = "must be a finite number" if isinstance(error, ValueError) else "is not JSON data"
+            raise ValidationError(f"Invalid parameter {key!r}: it {reason}.", {key: [f"This value {reason}."]}) from None
 
 
 def get_or_create_flow(name: str, *, description: str = "") -> Flow:

@@ -80,3 +80,11 @@ def test_a_pool_of_only_tag_filtered_queues_leaves_an_unmatched_run_unrouted(mak
     WorkQueue.objects.create(pool=pool, name="gpu", tags=["gpu"])
     run, _ = create_flow_run(make_deployment(tags=["cpu"]))
     assert run.work_queue is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_number_is_refused_by_name_on_every_surface(deployment: Deployment, value: float) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        create_flow_run(deployment, parameters={"name": "Leo", "ratio": value})
+    assert excinfo.value.errors == {"ratio": ["This value must be a finite number."]}
+    assert not FlowRun.objects.exists()
