@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 
 from deployments.models import Deployment
 from deployments.services import schedule_deployments, set_deployment_paused, sync_schedules
@@ -45,16 +47,19 @@ def test_four_ticks_at_once_make_each_run_once(make_deployment: Any) -> None:
     for d in deployments:
         sync_schedules(d, [{"slug": "often", "kind": "interval", "interval_seconds": 60}])
 
-    # Small batches so the ticks interleave: each skips what another holds, none waits.
-    results = race(*[lambda: schedule_deployments(batch_size=5)] * 4)
+    # The clock stands still (in every thread), so a minute boundary passing mid-race cannot
+    # move the window and change the expected counts.
+    with time_machine.travel(timezone.now(), tick=False):
+        # Small batches so the ticks interleave: each skips what another holds, none waits.
+        results = race(*[lambda: schedule_deployments(batch_size=5)] * 4)
 
-    assert sum(results) == 40 * 60
-    assert FlowRun.objects.count() == 40 * 60
-    assert FlowRunState.objects.count() == 40 * 60
-    dupes = FlowRun.objects.values("deployment", "expected_start_at").annotate(n=Count("id")).filter(n__gt=1)
-    assert not dupes.exists()
-    # Whatever the interleaving, a tick afterwards finds nothing missing.
-    assert schedule_deployments() == 0
+        assert sum(results) == 40 * 60
+        assert FlowRun.objects.count() == 40 * 60
+        assert FlowRunState.objects.count() == 40 * 60
+        dupes = FlowRun.objects.values("deployment", "expected_start_at").annotate(n=Count("id")).filter(n__gt=1)
+        assert not dupes.exists()
+        # Whatever the interleaving, a tick afterwards finds nothing missing.
+        assert schedule_deployments() == 0
 
 
 def test_a_pause_racing_ticks_leaves_no_future_runs(make_deployment: Any) -> None:
