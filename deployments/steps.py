@@ -157,11 +157,10 @@ def git_clone(
             else:
                 repo = git.Repo(bare)
             # No remote is configured: the URL (and any token in it) is given to each fetch only.
-            repo.git.fetch(
-                "--prune", "--force", "--quiet", "--", fetch_url,
-                "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/orchestrator/remote-head",
-                env=env,
-            )
+            refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+            if not branch and not commit:
+                refspecs.append("+HEAD:refs/orchestrator/remote-head")
+            repo.git.fetch("--prune", "--force", "--quiet", "--", fetch_url, *refspecs, env=env)
             revision = commit or (f"refs/heads/{branch}" if branch else "refs/orchestrator/remote-head")
             try:
                 sha = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
