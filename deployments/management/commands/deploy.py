@@ -61,7 +61,10 @@ class Command(ServiceCommand):
         elif sys.stdin.isatty() and sys.stdout.isatty():
             from deployments.wizard import Wizard
 
-            Wizard(self.stdout, Path.cwd(), spec_file=Path(options["file"])).run(self.report)
+            try:
+                Wizard(self.stdout, Path.cwd(), spec_file=Path(options["file"])).run(self.report)
+            except KeyboardInterrupt:
+                raise CommandError("Cancelled; nothing was deployed.") from None
         else:
             raise CommandError(
                 "Missing ENTRYPOINT (path/to/file.py:function) with -n NAME and -p POOL, or --all / --name NAME "
