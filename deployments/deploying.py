@@ -150,6 +150,7 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         raise fail(str(error)) from None
     if not definition.entrypoint:
         raise fail("it needs an entrypoint (path/to/file.py:function).")
+    definition.entrypoint = _relative_entrypoint(definition.entrypoint, project_dir, fail)
     flow = _load_flow(definition.entrypoint, local_workdir(pull_steps, project_dir), fail)
 
     from workpools.services import get_work_pool, get_work_queue
@@ -223,6 +224,18 @@ def _write(item: _Prepared) -> DeployResult:
     return DeployResult(deployment=deployment, created=created, schedules=result)
 
 
+def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any) -> str:
+    """An entrypoint whose file is an absolute path (a flow's own file, from to_deployment)
+    relative to the project directory; others unchanged."""
+    path, sep, function = entrypoint.rpartition(":")
+    if not sep or not Path(path).is_absolute():
+        return entrypoint
+    try:
+        return f"{Path(path).resolve().relative_to(project_dir).as_posix()}:{function}"
+    except ValueError:
+        raise fail(f"{path} is not inside the project directory {project_dir}; deploy from the project's root.") from None
+
+
 def _load_flow(entrypoint: str, workdir: Path, fail: Any) -> Any:
     from orchestrator.engine import FlowLoadError, load_flow
 
@@ -294,6 +307,8 @@ def load_spec_file(path: Path) -> DeploySpec:
     schema errors (naming the deployment and the field)."""
     import yaml
 
+    if path.suffix == ".py":
+        return load_python_spec(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -308,6 +323,30 @@ def load_spec_file(path: Path) -> DeploySpec:
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ValidationError(f"{path.name}{where}: invalid YAML: {problem}") from None
     return parse_spec(data, project_dir=path.resolve().parent, source=path.name)
+
+
+def load_python_spec(path: Path) -> DeploySpec:
+    """A spec written in Python: the DeploymentDefinitions a .py file holds at module level
+    (made with `my_flow.to_deployment(...)`), importing it as the engine imports flows."""
+    from orchestrator.engine import FlowLoadError, load_module
+
+    if not path.is_file():
+        raise NotFound(f"No spec file {str(path)!r} (pass another with --file).")
+    saved_path = list(sys.path)
+    try:
+        module = load_module(path.name, path.resolve().parent)
+    except FlowLoadError as error:
+        raise ValidationError(f"{path.name}: {error}") from None
+    finally:
+        sys.path[:] = saved_path
+    found: list[DeploymentDefinition] = []
+    for value in vars(module).values():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, DeploymentDefinition) and item not in found:
+                found.append(item)
+    if not found:
+        raise ValidationError(f"{path.name} defines no deployment: assign my_flow.to_deployment(...) to a name.")
+    return DeploySpec(deployments=found, project_dir=path.resolve().parent, source=path.name)
 
 
 def parse_spec(data: Any, *, project_dir: Path, source: str = DEFAULT_SPEC_FILE) -> DeploySpec:
@@ -490,16 +529,32 @@ def save_to_spec_file(path: Path, definition: DeploymentDefinition, pull_steps: 
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def default_entrypoint(fn: Any, project_dir: Path) -> str:
-    """`path/to/file.py:function` of a function defined in a file under `project_dir`."""
-    source = inspect.getsourcefile(fn)
-    if source is None:
-        raise ValidationError(f"Cannot tell which file defines {fn.__name__!r}; pass entrypoint=.")
-    file = Path(source).resolve()
-    try:
-        relative = file.relative_to(project_dir.resolve())
-    except ValueError:
-        raise ValidationError(
-            f"{file} is not under {project_dir}; run from the project directory or pass entrypoint=."
-        ) from None
-    return f"{relative.as_posix()}:{fn.__name__}"
+
+
+def flow_deployment(
+    flow: Any, name: str, *, work_pool_name: str, work_queue_name: str | None = None,
+    parameters: dict[str, Any] | None = None, tags: list[str] | None = None, description: str | None = None,
+    version: str = "", cron: str | None = None, interval: int | None = None, rrule: str | None = None,
+    timezone: str = "UTC", schedules: list[dict[str, Any]] | None = None, entrypoint: str | None = None,
+    pull_steps: list[dict[str, Any]] | None = None, job_variables: dict[str, Any] | None = None,
+    concurrency_limit: int | None = None, enforce_parameter_schema: bool = True,
+) -> DeploymentDefinition:
+    """A deployment of a flow object, as `my_flow.to_deployment(...)` describes it. The
+    entrypoint defaults to the file defining the flow (made relative to the project directory
+    when deployed); `cron` / `interval` / `rrule` add a schedule in `timezone`, `schedules`
+    takes spec-file schedules (`{"cron": ..., "timezone": ...}`)."""
+    if entrypoint is None:
+        source = inspect.getsourcefile(flow.fn)
+        if source is None:
+            raise ValidationError(f"Cannot tell which file defines {flow.name!r}; pass entrypoint=.")
+        entrypoint = f"{Path(source).resolve()}:{flow.fn.__name__}"
+    definitions = [schedule_definition(raw) for raw in schedules or []]
+    for kind, value in (("cron", cron), ("interval", interval), ("rrule", rrule)):
+        if value is not None:
+            definitions.append(schedule_definition({kind: value, "timezone": timezone}))
+    return DeploymentDefinition(
+        name=name, entrypoint=entrypoint, work_pool=work_pool_name, work_queue=work_queue_name,
+        job_variables=job_variables or {}, description=flow.description if description is None else description,
+        version=version, tags=list(tags or []), parameters=dict(parameters or {}), schedules=definitions,
+        concurrency_limit=concurrency_limit, enforce_parameter_schema=enforce_parameter_schema, pull_steps=pull_steps,
+    )
