@@ -13,7 +13,6 @@ from django.core.management import CommandError, call_command
 from deployments.models import Deployment
 from orchestrator.engine import load_flow
 from runs.errors import ValidationError
-from tests.deployments.deploy_helpers import HELLO
 
 PY_SPEC = """\
 from flows.hello import leonardo_dicapriflow
@@ -26,14 +25,6 @@ marvin = leonardo_dicapriflow.to_deployment(
     interval=3600,
 )
 """
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: Any, pool: Any) -> Path:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "hello.py").write_text(HELLO)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_a_flow_deploys_itself(project: Path) -> None:

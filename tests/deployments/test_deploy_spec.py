@@ -13,17 +13,9 @@ from deployments.deploying import DeploymentDefinition, deploy_definitions
 from deployments.models import Deployment, DeploymentSchedule, Flow
 from deployments.steps import check_repository_url
 from runs.errors import ValidationError
-from tests.deployments.deploy_helpers import HELLO, SPEC, manage
+from tests.deployments.deploy_helpers import SPEC, manage
 
 ENTRY = "flows/hello.py:leonardo_dicapriflow"
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: Any, pool: Any) -> Path:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "hello.py").write_text(HELLO)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def deploy(*args: str) -> str:

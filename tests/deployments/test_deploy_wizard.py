@@ -19,6 +19,17 @@ from workpools.services import create_work_pool
 DOWN = "\x1b[B"
 
 
+def answer(wizard: pexpect.spawn, prompt: str, reply: str) -> None:
+    wizard.expect_exact(prompt)
+    wizard.sendline(reply)
+
+
+def finish(wizard: pexpect.spawn) -> None:
+    wizard.expect(pexpect.EOF)
+    wizard.close()
+    assert wizard.exitstatus == 0, wizard.before
+
+
 def spawn_wizard(env: dict[str, str], cwd: Path) -> pexpect.spawn:
     return pexpect.spawn(sys.executable, [MANAGE, "deploy"], cwd=str(cwd), env=env, encoding="utf-8", timeout=60,
                          dimensions=(40, 200))
@@ -34,29 +45,21 @@ def test_the_wizard_deploys_a_flow_pulled_from_git_and_a_worker_runs_it(subproce
     wizard.expect_exact("Which flow would you like to deploy?")
     wizard.expect_exact("leonardo_dicapriflow  (flows/hello.py:leonardo_dicapriflow)")
     wizard.send("\r")
-    wizard.expect_exact("Deployment name [default]: ")
-    wizard.sendline("wizard-deployment")
-    wizard.expect_exact("Would you like to schedule when this flow runs? [y/N]: ")
-    wizard.sendline("y")
+    answer(wizard, "Deployment name [default]: ", "wizard-deployment")
+    answer(wizard, "Would you like to schedule when this flow runs? [y/N]: ", "y")
     wizard.expect_exact("What kind of schedule?")
     wizard.send(DOWN)
     wizard.send("\r")
-    wizard.expect_exact("Interval in seconds: ")
-    wizard.sendline("3600")
-    wizard.expect_exact("Timezone [UTC]: ")
-    wizard.sendline("")
+    answer(wizard, "Interval in seconds: ", "3600")
+    answer(wizard, "Timezone [UTC]: ", "")
     wizard.expect_exact("Which work pool would you like to deploy this flow to?")
     wizard.send("2")  # by number
     wizard.send("\r")
     wizard.expect_exact("Selected: my-process-pool")
-    wizard.expect_exact(f"pull your flow code from its remote repository ({remote})? [Y/n]: ")
-    wizard.sendline("y")
+    answer(wizard, f"pull your flow code from its remote repository ({remote})? [Y/n]: ", "y")
     wizard.expect_exact("Created deployment 'leonardo_dicapriflow/wizard-deployment' (pool 'my-process-pool').")
-    wizard.expect_exact("to deployments.yaml? [Y/n]: ")
-    wizard.sendline("y")
-    wizard.expect(pexpect.EOF)
-    wizard.close()
-    assert wizard.exitstatus == 0, wizard.before
+    answer(wizard, "to deployments.yaml? [Y/n]: ", "y")
+    finish(wizard)
 
     deployment = Deployment.objects.get(name="wizard-deployment")
     assert deployment.work_pool.name == "my-process-pool"
@@ -89,19 +92,14 @@ def test_the_wizard_warns_about_unpushed_changes_and_a_subdirectory(subprocess_e
     wizard.send(DOWN + DOWN + "\r")  # round to the first again, in one keystroke burst
     wizard.expect_exact("Selected: leonardo_dicapriflow")
     wizard.sendline("sub")
-    wizard.expect_exact("[y/N]: ")
-    wizard.sendline("n")
+    answer(wizard, "[y/N]: ", "n")
     wizard.expect_exact("Which work pool")
     wizard.send("\r")
     wizard.expect_exact("Warning: You are not at the root of the repository")
     wizard.expect_exact("Warning: The working tree has changes that are not committed and pushed")
-    wizard.expect_exact("[Y/n]: ")
-    wizard.sendline("y")
-    wizard.expect_exact("[Y/n]: ")
-    wizard.sendline("n")
-    wizard.expect(pexpect.EOF)
-    wizard.close()
-    assert wizard.exitstatus == 0, wizard.before
+    answer(wizard, "[Y/n]: ", "y")
+    answer(wizard, "[Y/n]: ", "n")
+    finish(wizard)
     deployment = Deployment.objects.get(name="sub")
     assert deployment.entrypoint == "flows/hello.py:leonardo_dicapriflow"
     assert deployment.pull_steps == [{"git_clone": {"repository": str(tmp_path / "remote.git"), "branch": "main"}}]
