@@ -8,7 +8,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -297,7 +296,15 @@ def _schedule_soon(deployment_id: Any) -> None:
     reached is logged, not raised: the scheduler's next full pass catches up."""
     from deployments.tasks import schedule_deployment
 
-    transaction.on_commit(partial(schedule_deployment.delay, str(deployment_id)), robust=True)
+    def send() -> None:
+        # Not robust=True with a partial: Django's error logging for robust callbacks reads
+        # __qualname__, which a partial lacks, so the request would fail after all.
+        try:
+            schedule_deployment.delay(str(deployment_id))
+        except Exception:
+            log.warning("Could not queue scheduling of deployment %s; the next pass will", deployment_id, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def _delete_future_runs(deployment_id: Any, *, slugs: Iterable[str] | None = None) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -23,3 +25,43 @@ def ensure_admin(username: str, password: str = "") -> str | None:
             user.set_password(password)
             user.save(update_fields=["password"])
     return None
+
+
+DEFAULT_POOL = "default"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+
+def ensure_default_pool() -> Any:
+    """The process pool `make up`'s worker serves."""
+    from workpools.models import WorkPool
+    from workpools.services import create_work_pool
+
+    return WorkPool.objects.filter(name=DEFAULT_POOL).first() or create_work_pool(DEFAULT_POOL)
+
+
+def ensure_example_deployment() -> Any | None:
+    """On a fresh install (no deployment at all), deploy examples/hello.py to the default pool
+    with a schedule every minute, so a newcomer sees runs happen. Returns it when created."""
+    from deployments.models import Deployment
+    from deployments.parameters import parameter_schema
+    from deployments.services import get_or_create_flow, sync_schedules
+    from orchestrator.engine import load_flow
+
+    if Deployment.objects.exists():
+        return None
+    example = load_flow("hello.py:leonardo_dicapriflow", EXAMPLES_DIR)
+    pool = ensure_default_pool()
+    with transaction.atomic():
+        deployment = Deployment.objects.create(
+            flow=get_or_create_flow(example.name),
+            name="every-minute",
+            description="The example from the tutorial: logs Hello Leo! every minute.",
+            entrypoint="hello.py:leonardo_dicapriflow",
+            path=str(EXAMPLES_DIR),
+            parameters={"name": "Leo"},
+            parameter_schema=parameter_schema(example.fn),
+            tags=["example"],
+            work_pool=pool,
+        )
+        sync_schedules(deployment, [{"slug": "every-minute", "kind": "cron", "cron": "* * * * *", "timezone": "UTC"}])
+    return deployment

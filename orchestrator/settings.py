@@ -263,6 +263,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu warns that a filesystem:// URL names no host, which is true and harmless.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
 
 # An optional, git-ignored local_settings.py next to this file overrides anything above.
 try:

@@ -157,9 +157,8 @@ def celery_on_redis() -> Iterator[str]:
     def drop_pooled_connections() -> None:
         # Not app.close(): that also deregisters the app, and shared tasks imported later would
         # then never register with it (NotRegistered in every test after this one).
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
+        # Drop (not close) the pools: code holding the old ones must not find them closed.
+        app._pool = None
         app.amqp._producer_pool = None
 
     keys = ("broker_url", "broker_read_url", "broker_write_url", "broker_transport_options")

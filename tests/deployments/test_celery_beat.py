@@ -92,13 +92,23 @@ def ticks(worker: Process) -> int:
 def test_beat_schedules_runs_once_beside_a_second_beat_and_pausing_removes_them(
     subprocess_env: dict[str, str], tmp_path: Path, make_deployment: Any
 ) -> None:
-    deployment = make_deployment("every-two-seconds")
+    deployment = make_deployment(
+        "every-two-seconds", path=str(ROOT / "tests" / "flows"), entrypoint="counting.py:count_me",
+        parameters={"marker_dir": str(tmp_path)}, enforce_parameter_schema=False,
+    )
     sync_schedules(deployment, [TWO_SECONDS])
     env = celery_env(subprocess_env, SCHEDULER_INTERVAL_SECONDS="1")
     worker = worker_with_beat(env, tmp_path)
+    # A real flow worker on the deployment's pool runs what beat schedules.
+    runner = Process([sys.executable, "manage.py", "runworker", "--pool", deployment.work_pool.name,
+                      "--poll-interval", "0.2"], env, tmp_path / "runworker.log")
     second_beat = None
     try:
-        wait_for(lambda: future_runs(deployment) >= 10, "the first runs", worker)
+        wait_for(lambda: future_runs(deployment) >= 10, "the first runs", worker, runner)
+        completed = FlowRun.objects.filter(deployment=deployment, state_type="COMPLETED")
+        wait_for(lambda: completed.count() >= 2, "scheduled runs COMPLETED by the worker", worker, runner)
+        executions = [line.split()[1] for line in (tmp_path / "events.log").read_text().splitlines() if line.startswith("start")]
+        assert len(executions) == len(set(executions)), "a scheduled run was executed twice"
         # The window moves on: later ticks add the fire times that came into it.
         first_total = FlowRun.objects.filter(deployment=deployment).count()
         wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() > first_total, "more runs", worker)
@@ -112,7 +122,8 @@ def test_beat_schedules_runs_once_beside_a_second_beat_and_pausing_removes_them(
 
         runs = FlowRun.objects.filter(deployment=deployment)
         assert not runs.values("schedule_slug", "expected_start_at").annotate(n=Count("id")).filter(n__gt=1).exists()
-        assert FlowRunState.objects.filter(flow_run__deployment=deployment).count() == runs.count()
+        first_states = FlowRunState.objects.filter(flow_run__deployment=deployment, name="Scheduled")
+        assert first_states.count() == runs.count()  # one creation per run: no duplicate inserts
         assert {int(t.timestamp()) % 2 for t in runs.values_list("expected_start_at", flat=True)} == {0}
         assert "Traceback" not in worker.output()
 
@@ -124,6 +135,7 @@ def test_beat_schedules_runs_once_beside_a_second_beat_and_pausing_removes_them(
     finally:
         if second_beat is not None:
             second_beat.stop()
+        runner.stop()
         worker.stop()
 
 

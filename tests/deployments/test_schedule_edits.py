@@ -52,7 +52,16 @@ def test_a_deploy_creates_its_schedules_and_they_are_scheduled_after_commit(
 
     assert result.created == ["ten", "hourly"]
     assert sorted(deployment.schedules.values_list("slug", flat=True)) == ["hourly", "ten"]
-    assert [c.args for c in callbacks] == [(str(deployment.pk),)]  # schedule_deployment.delay(...)
+    assert len(callbacks) == 1  # schedule_deployment.delay(...), sent once the deploy commits
+    from orchestrator.celery import app
+
+    assert not FlowRun.objects.filter(deployment=deployment).exists()
+    app.conf.task_always_eager = True
+    try:
+        callbacks[0]()
+    finally:
+        app.conf.task_always_eager = False
+    assert FlowRun.objects.filter(deployment=deployment).exists()  # scheduled now, not at the next pass
 
 
 def test_redeploying_the_same_spec_changes_nothing(deployment, django_capture_on_commit_callbacks) -> None:

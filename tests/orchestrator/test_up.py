@@ -78,6 +78,20 @@ def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) 
         assert "Work pools" in admin_index and "Flow runs" in admin_index
         # The admin's stylesheet is served (whitenoise), so the page looks right.
         assert opener.open(f"{base}/static/admin/css/base.css").status == 200
+
+        # The example deployment is there, and the worker `up` started runs it: quick-run it
+        # (rather than wait up to a minute for its schedule) and watch the admin list.
+        read_until(proc, r"Deployed the example 'leonardo_dicapriflow/every-minute'.*every minute", deadline, seen)
+        quick_run = (
+            "import django; django.setup(); from deployments.services import get_deployment; "
+            "from runs.services import create_flow_run; "
+            "create_flow_run(get_deployment('leonardo_dicapriflow/every-minute'), created_by='test')"
+        )
+        subprocess.run([sys.executable, "-c", quick_run], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "orchestrator.settings"}, check=True, timeout=60)
+        completed = f"{base}/admin/runs/flowrun/?state_type__exact=COMPLETED"
+        while "leonardo_dicapriflow/every-minute" not in opener.open(completed).read().decode():
+            assert time.monotonic() < deadline, "the example run never completed:\n" + "".join(seen)
+            time.sleep(0.5)
         # Celery runs beside the web app, with beat for the periodic services.
         read_until(proc, r"celery \| .*beat: Starting", deadline, seen)
     finally:

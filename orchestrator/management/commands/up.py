@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from orchestrator.bootstrap import ensure_admin
+from orchestrator.bootstrap import DEFAULT_POOL, ensure_admin, ensure_default_pool, ensure_example_deployment
 from orchestrator.supervisor import Program, Supervisor
 
 
@@ -28,6 +28,8 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         username = settings.ADMIN_USERNAME
         generated = ensure_admin(username, settings.ADMIN_PASSWORD)
+        ensure_default_pool()
+        example = ensure_example_deployment()
 
         url = f"http://{host}:{port}/"
         self.stdout.write(self.style.SUCCESS(f"Orchestrator starting at {url}  (admin: {url}admin/)"))
@@ -41,6 +43,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Log in as {username!r} with the password printed on the first run "
                 f"(forgot it? manage.py changepassword {username})."
+            )
+        if example is not None:
+            self.stdout.write(
+                f"Deployed the example {example.full_name!r} to pool {DEFAULT_POOL!r}: it runs every minute "
+                "(pause it in the admin or with: manage.py deployment pause " + example.full_name + ")."
             )
         self.stdout.write("Press Ctrl-C to stop.")
 
@@ -58,6 +65,11 @@ class Command(BaseCommand):
                 "celery",
                 [python, "-m", "celery", "-A", "orchestrator", "worker", "--beat", "--concurrency", "2",
                  "--loglevel", "INFO", "--hostname", "orchestrator@%h"],
+            ),
+            # One worker on the default process pool runs the flows.
+            Program(
+                "worker",
+                [python, str(settings.BASE_DIR / "manage.py"), "runworker", "--pool", DEFAULT_POOL, "--name", "up-worker"],
             ),
         ]
         supervisor = Supervisor(programs, out=self.stdout)
