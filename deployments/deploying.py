@@ -521,10 +521,13 @@ def save_to_spec_file(path: Path, definition: DeploymentDefinition, pull_steps: 
         if not isinstance(loaded, dict):
             raise ValidationError(f"{path.name} is not a spec file (a mapping); not changing it.")
         data = loaded
+    entry = spec_entry(definition)
     if pull_steps and not data.get("pull"):
         data["pull"] = pull_steps
+    elif (data.get("pull") or []) != pull_steps:
+        entry["pull"] = pull_steps  # this deployment gets its code another way than the file's others
     entries = [e for e in data.get("deployments") or [] if not (isinstance(e, dict) and e.get("name") == definition.name)]
-    entries.append(spec_entry(definition))
+    entries.append(entry)
     data["deployments"] = entries
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 

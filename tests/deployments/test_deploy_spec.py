@@ -177,3 +177,21 @@ def test_without_a_terminal_deploy_fails_in_one_line_with_exit_1(subprocess_env:
     assert result.returncode == 1
     assert result.stderr.strip().startswith("CommandError: Missing ENTRYPOINT (path/to/file.py:function) with -n NAME")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_answers_saved_to_the_spec_file_load_back_with_their_own_pull_steps(tmp_path: Path) -> None:
+    from deployments.deploying import load_spec_file, save_to_spec_file
+
+    spec_file = tmp_path / "deployments.yaml"
+    git_steps = [{"git_clone": {"repository": str(tmp_path), "branch": "main"}}]
+    pulled = DeploymentDefinition(name="pulled", entrypoint=ENTRY, work_pool="my-process-pool", tags=["a"],
+                                  schedules=[{"kind": "interval", "interval_seconds": 60, "timezone": "UTC"}])
+    local = DeploymentDefinition(name="local", entrypoint=ENTRY, work_pool="my-process-pool", parameters={"name": "Leo"})
+    save_to_spec_file(spec_file, pulled, git_steps)
+    save_to_spec_file(spec_file, local, [])
+    save_to_spec_file(spec_file, local, [])  # saving again replaces it
+    loaded = {d.name: d for d in load_spec_file(spec_file).deployments}
+    assert list(loaded) == ["pulled", "local"]
+    assert loaded["pulled"].pull_steps == git_steps and loaded["local"].pull_steps == []
+    assert loaded["pulled"].schedules == [{"kind": "interval", "interval_seconds": 60, "timezone": "UTC"}]
+    assert loaded["local"].parameters == {"name": "Leo"}
