@@ -76,12 +76,9 @@ def follow_run(write: Any, run: Any, *, states: bool, poll_seconds: float = 0.5)
     ends; returns the run as it ended. Polls: new log rows by id, the state from the row."""
     import time
 
-    from django.db import close_old_connections
-
     last_log = 0
     last_state = None
     while True:
-        close_old_connections()
         run.refresh_from_db()
         for entry in run.logs.filter(id__gt=last_log).order_by("id"):
             write(format_log(entry))

@@ -138,3 +138,12 @@ def test_run_watch_follows_a_worker_to_completed_and_exits_0_or_1_on_failure(
     assert bad.returncode == 1
     assert "is Failed (FAILED)" in bad.stdout
     assert bad.stderr.strip().startswith("CommandError: Flow run ") and "RuntimeError: no greeting today" in bad.stderr
+
+
+def test_flowrun_logs_follow_prints_until_the_run_has_ended(leo: Deployment) -> None:
+    run, _ = create_flow_run(leo)
+    set_state(run, S.PENDING)
+    set_state(run, S.RUNNING)
+    run.logs.create(message="Hello Leo!", logger="flow", timestamp=timezone.now())
+    set_state(run, S.COMPLETED)
+    assert "flow - Hello Leo!" in run_command("flowrun", "logs", run.name, "--follow")

@@ -129,3 +129,17 @@ def test_git_helpers_see_the_project_remote(tmp_path: Path) -> None:
     git(project, "add", "x.txt")
     git(project, "commit", "-qm", "local only")
     assert detect_git(project).warnings == ["Branch 'main' has 1 commit(s) not pushed to 'origin': workers will not see them."]
+
+
+def test_the_wizard_stops_before_asking_when_there_is_no_flow_or_no_pool(tmp_path: Path, db: None) -> None:
+    from io import StringIO
+
+    from deployments.wizard import Wizard
+    from runs.errors import ValidationError
+
+    wizard = Wizard(StringIO(), tmp_path, spec_file=tmp_path / "deployments.yaml")
+    with pytest.raises(ValidationError, match="No flows found in"):
+        wizard.run(lambda results: None)
+    (tmp_path / "hello.py").write_text("from orchestrator import flow\n\n@flow\ndef hello():\n    pass\n")
+    with pytest.raises(ValidationError, match="There is no work pool to deploy to: create one with"):
+        wizard.run(lambda results: None)
