@@ -56,6 +56,29 @@ def set_deployment_paused(deployment: Deployment, paused: bool) -> Deployment:
     return deployment
 
 
+def delete_deployment(deployment: Deployment) -> int:
+    """Delete a deployment with its schedules and its runs that have not started (returns how
+    many); runs that ended stay, for their history. Refused while one of its runs is claimed or
+    running: stop or cancel it first.
+
+    Concurrency: the deployment is locked, so a scheduler tick waits and then finds it gone;
+    runs a worker is claiming at this moment are seen as active and refuse the delete."""
+    with transaction.atomic():
+        Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
+        active = FlowRun.objects.filter(deployment=deployment).active().count()
+        if active:
+            raise ValidationError(
+                f"Deployment '{deployment.full_name}' has {active} run(s) in flight; cancel them or let them finish first."
+            )
+        waiting = list(
+            FlowRun.objects.filter(deployment=deployment, state_type=StateType.SCHEDULED).values_list("pk", flat=True)
+        )
+        for start in range(0, len(waiting), 500):
+            FlowRun.objects.filter(pk__in=waiting[start : start + 500]).delete()
+        deployment.delete()
+    return len(waiting)
+
+
 def resolve_parameters(deployment: Deployment, overrides: dict[str, Any]) -> dict[str, Any]:
     """The parameters a new run gets: the deployment's defaults overlaid with `overrides`.
 

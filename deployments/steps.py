@@ -2,19 +2,37 @@
 pick the working directory. Steps are stored as a list of one-key dicts, like Prefect's
 `pull:` section:
 
-    [{"set_working_directory": {"directory": "/opt/flows"}}]
+    [{"git_clone": {"repository": "https://github.com/org/flows.git", "branch": "main",
+                    "access_token_env": "GIT_TOKEN"}},
+     {"set_working_directory": {"directory": "sub"}}]
 
 A step name may be dotted (prefect.deployments.steps.set_working_directory): the last part
 counts. Each step gets the working directory so far and returns the next one.
+
+git_clone keeps one cache per repository under ORCHESTRATOR_HOME/git-cache/<hash of the URL>:
+a bare repository that the first run fills and later runs only fetch into, and one read-only
+checkout per commit (`checkouts/<sha>`), made once and never changed, so two runs of different
+commits on one machine never disturb each other. The access token is read from the environment
+at run time, put into the URL of the fetch only, and scrubbed from any error; the cache stores
+no remote URL at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from runs.errors import OrchestratorError
+from runs.errors import OrchestratorError, ValidationError
 
 
 class PullStepError(OrchestratorError):
@@ -29,7 +47,155 @@ def set_working_directory(cwd: Path, *, directory: str) -> Path:
     return target
 
 
-STEPS: dict[str, Callable[..., Path]] = {"set_working_directory": set_working_directory}
+# git@github.com:org/repo.git (scp-like ssh); the path may not start with "-".
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!-)[^:]+$")
+
+
+def check_repository_url(url: Any) -> None:
+    """Refuse a repository URL git could be tricked with. Accepted: https://, ssh://,
+    git@host:path, file:// and absolute paths of existing local directories. Refused:
+    `ext::` and other transports (they run commands), anything starting with "-" (read as an
+    option), http:// and relative paths. Raises ValidationError."""
+    problem = _repository_url_problem(url)
+    if problem:
+        raise ValidationError(f"Unsafe or unsupported repository {url!r}: {problem}", {"repository": [problem]})
+
+
+def _repository_url_problem(url: Any) -> str:
+    if not isinstance(url, str) or not url.strip():
+        return "give the repository's URL."
+    if url != url.strip() or any(ch in url for ch in "\n\r\0"):
+        return "it has whitespace or control characters around or in it."
+    if url.startswith("-"):
+        return "it starts with '-' and would be read as an option."
+    if "::" in url.split("/", 1)[0] or url.lower().startswith("ext:"):
+        return "transports like ext:: run commands; use https://, ssh://, git@host:path or a local path."
+    if _SCP_LIKE.match(url):
+        return ""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("https", "ssh"):
+        parts = urlsplit(url)
+        return "" if parts.hostname else "it names no host."
+    if scheme == "file":
+        local = urlsplit(url).path
+        return "" if local and Path(local).is_dir() else f"there is no directory {local!r}."
+    if scheme:
+        return f"the {scheme}:// transport is not accepted; use https://, ssh://, git@host:path or a local path."
+    if not os.path.isabs(url):
+        return "a local repository must be an absolute path."
+    return "" if Path(url).is_dir() else "there is no such directory."
+
+
+def _authenticated(url: str, token: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"x-access-token:{quote(token, safe='')}@{host}", parts.path, parts.query, ""))
+
+
+def _scrub(text: str, secret: str) -> str:
+    if not secret:
+        return text
+    for form in {secret, quote(secret, safe="")}:
+        text = text.replace(form, "***")
+    return text
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One process at a time per repository cache (fetch and first checkout of a commit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def git_cache_dir(repository: str) -> Path:
+    from django.conf import settings
+
+    digest = hashlib.sha256(repository.encode()).hexdigest()[:16]
+    return Path(settings.ORCHESTRATOR_HOME) / "git-cache" / digest
+
+
+def git_clone(
+    cwd: Path, *, repository: str, branch: str | None = None, commit: str | None = None,
+    access_token_env: str | None = None, directory: str | None = None,
+) -> Path:
+    """Get `repository` at `branch` (default: the remote's HEAD) or `commit`, and return the
+    checkout's directory (or `directory` inside it). The first run clones into the cache,
+    later runs fetch. `access_token_env` names the environment variable holding a token for
+    an https repository. Raises PullStepError with git's message (token scrubbed)."""
+    import git
+
+    check_repository_url(repository)
+    if branch and commit:
+        raise PullStepError("git_clone: give a branch or a commit, not both.")
+    for name, value in (("branch", branch), ("commit", commit)):
+        if value is not None and (not isinstance(value, str) or not value or value.startswith("-") or ".." in value):
+            raise PullStepError(f"git_clone: {name} {value!r} is not a valid name.")
+    token = ""
+    if access_token_env:
+        token = os.environ.get(access_token_env, "")
+        if not token:
+            raise PullStepError(f"git_clone: the environment variable {access_token_env} (the access token) is not set.")
+    fetch_url = repository
+    if token and repository.startswith("https://"):
+        fetch_url = _authenticated(repository, token)
+
+    cache = git_cache_dir(repository)
+    bare = cache / "repo.git"
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    try:
+        with _locked(cache / "lock"):
+            if not (bare / "HEAD").is_file():
+                shutil.rmtree(bare, ignore_errors=True)
+                repo = git.Repo.init(bare, bare=True)
+            else:
+                repo = git.Repo(bare)
+            # No remote is configured: the URL (and any token in it) is given to each fetch only.
+            refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+            if not branch and not commit:
+                refspecs.append("+HEAD:refs/orchestrator/remote-head")
+            repo.git.fetch("--prune", "--force", "--quiet", "--", fetch_url, *refspecs, env=env)
+            revision = commit or (f"refs/heads/{branch}" if branch else "refs/orchestrator/remote-head")
+            try:
+                sha = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
+            except git.GitCommandError:
+                what = f"commit {commit}" if commit else f"branch {branch}" if branch else "a default branch"
+                raise PullStepError(f"git_clone: {repository} has no {what}.") from None
+            checkout = cache / "checkouts" / sha
+            if not checkout.is_dir():
+                _export(repo, sha, checkout)
+    except git.GitCommandError as error:
+        detail = (error.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip() or str(error)
+        raise PullStepError(f"git_clone: git could not fetch {repository}: {_scrub(detail, token)}") from None
+    except git.GitError as error:
+        raise PullStepError(f"git_clone: {_scrub(str(error), token)}") from None
+    return set_working_directory(checkout, directory=directory) if directory else checkout
+
+
+def _export(repo: Any, sha: str, target: Path) -> None:
+    """Write the files of commit `sha` to `target`, atomically: a half-written checkout is
+    never seen under its final name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=target.parent))
+    try:
+        archive = staging / ".archive.tar"
+        with open(archive, "wb") as handle:
+            repo.archive(handle, treeish=sha, format="tar")
+        tree = staging / "tree"
+        with tarfile.open(archive) as tar:
+            tar.extractall(tree, filter="data")
+        tree.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+STEPS: dict[str, Callable[..., Path]] = {"set_working_directory": set_working_directory, "git_clone": git_clone}
 
 
 def run_pull_steps(steps: list[Any], *, cwd: Path) -> Path:

@@ -42,26 +42,20 @@ def ensure_default_pool() -> Any:
 def ensure_example_deployment() -> Any | None:
     """On a fresh install (no deployment at all), deploy examples/hello.py to the default pool
     with a schedule every minute, so a newcomer sees runs happen. Returns it when created."""
+    from deployments.deploying import DeploymentDefinition, deploy_definitions
     from deployments.models import Deployment
-    from deployments.parameters import parameter_schema
-    from deployments.services import get_or_create_flow, sync_schedules
-    from orchestrator.engine import load_flow
 
     if Deployment.objects.exists():
         return None
-    example = load_flow("hello.py:leonardo_dicapriflow", EXAMPLES_DIR)
     pool = ensure_default_pool()
-    with transaction.atomic():
-        deployment = Deployment.objects.create(
-            flow=get_or_create_flow(example.name),
-            name="every-minute",
-            description="The example from the tutorial: logs Hello Leo! every minute.",
-            entrypoint="hello.py:leonardo_dicapriflow",
-            path=str(EXAMPLES_DIR),
-            parameters={"name": "Leo"},
-            parameter_schema=parameter_schema(example.fn),
-            tags=["example"],
-            work_pool=pool,
-        )
-        sync_schedules(deployment, [{"slug": "every-minute", "kind": "cron", "cron": "* * * * *", "timezone": "UTC"}])
-    return deployment
+    definition = DeploymentDefinition(
+        name="every-minute",
+        description="The example from the tutorial: logs Hello Leo! every minute.",
+        entrypoint="hello.py:leonardo_dicapriflow",
+        work_pool=pool.name,
+        parameters={"name": "Leo"},
+        tags=["example"],
+        schedules=[{"slug": "every-minute", "kind": "cron", "cron": "* * * * *", "timezone": "UTC"}],
+    )
+    (result,) = deploy_definitions([definition], project_dir=EXAMPLES_DIR)
+    return result.deployment

@@ -60,3 +60,38 @@ def _looks_unmigrated(error: Exception) -> bool:
 
 def limit_text(limit: int | None) -> str:
     return "None" if limit is None else str(limit)
+
+
+def format_log(entry: Any) -> str:
+    """One log line as the engine prints it: `12:17:42.449 | INFO    | logger - message`."""
+    import logging
+
+    level = logging.getLevelName(entry.level)
+    stamp = entry.timestamp.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    return f"{stamp} | {level:<7} | {entry.logger} - {entry.message}"
+
+
+def follow_run(write: Any, run: Any, *, states: bool, poll_seconds: float = 0.5) -> Any:
+    """Print `run`'s logs (and, with `states`, each state it moves to) as they come, until it
+    ends; returns the run as it ended. Polls: new log rows by id, the state from the row."""
+    import time
+
+    last_log = 0
+    last_state = None
+    while True:
+        run.refresh_from_db()
+        for entry in run.logs.filter(id__gt=last_log).order_by("id"):
+            write(format_log(entry))
+            last_log = entry.id
+        state = (run.state_type, run.state_name)
+        if states and state != last_state:
+            message = f": {run.state_message}" if run.state_message else ""
+            write(f"Flow run '{run.name}' is {run.state_name} ({run.state_type}){message}")
+            last_state = state
+        if run.is_terminal:
+            # The last batch of logs may land just after the final state.
+            time.sleep(poll_seconds)
+            for entry in run.logs.filter(id__gt=last_log).order_by("id"):
+                write(format_log(entry))
+            return run
+        time.sleep(poll_seconds)

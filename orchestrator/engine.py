@@ -55,6 +55,19 @@ def load_flow(entrypoint: str, workdir: Path) -> Flow[..., Any]:
     path, sep, attribute = entrypoint.rpartition(":")
     if not sep or not path or not attribute:
         raise FlowLoadError(f"Entrypoint {entrypoint!r} is not of the form path/to/file.py:function.")
+    target: Any = load_module(path, workdir)
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise FlowLoadError(f"{path} has no function {attribute!r}.")
+        target = getattr(target, part)
+    if not isinstance(target, Flow):
+        raise FlowLoadError(f"{attribute!r} in {path} is not a flow: decorate it with @flow.")
+    return target
+
+
+def load_module(path: str, workdir: Path) -> Any:
+    """Import the Python file `path` (relative to `workdir`) as a module of its own; FlowLoadError
+    when it is missing or its import raises. Its directory and `workdir` go on sys.path."""
     file = (workdir / path).resolve()
     if not file.is_file():
         raise FlowLoadError(f"Could not import {path}: there is no such file in {workdir}.")
@@ -75,14 +88,7 @@ def load_flow(entrypoint: str, workdir: Path) -> Flow[..., Any]:
         if isinstance(error, KeyboardInterrupt):
             raise
         raise FlowLoadError(f"Could not import {path}: {type(error).__name__}: {error}", error) from error
-    target: Any = module
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise FlowLoadError(f"{path} has no function {attribute!r}.")
-        target = getattr(target, part)
-    if not isinstance(target, Flow):
-        raise FlowLoadError(f"{attribute!r} in {path} is not a flow: decorate it with @flow.")
-    return target
+    return module
 
 
 def execute_flow_run(

@@ -186,6 +186,23 @@ def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
     return set_state(run, S.CANCELLING, message=f"Cancellation requested by {by}")
 
 
+def find_flow_run(id_or_name: str) -> FlowRun:
+    """A flow run by id, or by name (NotFound; ValidationError when several share the name)."""
+    import uuid
+
+    runs = FlowRun.objects.with_related()
+    try:
+        return runs.get(pk=uuid.UUID(str(id_or_name)))
+    except (ValueError, FlowRun.DoesNotExist):
+        pass
+    named = list(runs.filter(name=id_or_name)[:2])
+    if not named:
+        raise NotFound(f"No flow run with the id or name {id_or_name!r}.")
+    if len(named) > 1:
+        raise ValidationError(f"Several flow runs are named {id_or_name!r}; give its id.")
+    return named[0]
+
+
 def generate_run_name() -> str:
     """A readable, memorable run name: adjective-animal (e.g. 'certain-cormorant')."""
     return generate_slug(2)

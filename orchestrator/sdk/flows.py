@@ -47,6 +47,35 @@ class Flow(Generic[P, R]):
         """The JSON schema of the flow's parameters (stored with its deployments)."""
         return parameter_schema(self.fn)
 
+    def to_deployment(self, name: str, *, work_pool_name: str, **options: Any) -> Any:
+        """A deployment of this flow, to deploy with `manage.py deploy --file deployments.py
+        --all` (a .py spec file holding these) or `deploy()`. Options: work_queue_name,
+        parameters, tags, description, version, cron / interval / rrule with timezone, schedules,
+        entrypoint (default: this flow's file), pull_steps, job_variables, concurrency_limit,
+        enforce_parameter_schema."""
+        from orchestrator.client.direct import ensure_django
+
+        ensure_django()
+        from deployments.deploying import flow_deployment
+
+        return flow_deployment(self, name, work_pool_name=work_pool_name, **options)
+
+    def deploy(self, name: str, *, work_pool_name: str, project_dir: str | None = None, **options: Any) -> Any:
+        """Create or update a deployment of this flow (as `manage.py deploy` does) and return
+        it. Its code is this project (`project_dir`, default the working directory), or the git
+        repository a `git_clone` step in `pull_steps` names. Raises what the deploy refuses
+        (ValidationError, NotFound) with nothing saved."""
+        from pathlib import Path
+
+        from orchestrator.client.direct import ensure_django
+
+        ensure_django()
+        from deployments.deploying import deploy_definitions
+
+        definition = self.to_deployment(name, work_pool_name=work_pool_name, **options)
+        (result,) = deploy_definitions([definition], project_dir=Path(project_dir or Path.cwd()))
+        return result.deployment
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the flow as an ad-hoc flow run: returns what the function returns, or raises
         what it raised once the run is recorded FAILED."""
