@@ -1,9 +1,8 @@
 """The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by
 Playwright against a live server. A failing test leaves a screenshot in test-artifacts/.
 
-Until the worker and the engine land, the tests play their part through the database: a
-worker's poll is a heartbeat and a queue's last_polled_at, and a run's progress is
-runs.services.set_state plus a Log row. The pages cannot tell the difference.
+A real `runworker` process polls the pool and runs the Quick Run through the engine, so what
+the pages show comes from the real worker, engine and logs.
 """
 
 from __future__ import annotations
@@ -11,16 +10,19 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
-from runs.models import FlowRun, Log
-from runs.services import set_state
-from workpools.models import WorkQueue, Worker
+from deployments.models import Deployment, Flow
+from runs.models import FlowRun
+from workpools.models import WorkQueue
 
 playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -e '.[dev]')")
 expect = playwright.expect
@@ -35,6 +37,25 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PASSWORD = "correct-horse-battery"
 LIVE = 10_000  # ms to wait for a polled fragment (it polls every 2 s)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def real_worker(env: dict[str, str], pool: str) -> Iterator[subprocess.Popen]:
+    """`manage.py runworker --pool POOL --name laptop-worker`, stopped (SIGTERM) afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runworker", "--pool", pool, "--name", "laptop-worker", "--poll-interval", "0.2"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +130,7 @@ def test_a_person_signs_in_and_sees_home(page: Any, live_server: Any, admin_user
     expect(page.locator("h1")).to_have_text("Sign in")
 
 
-def test_a_pool_turns_ready_once_a_worker_polls(signed_in: Any, pool: Any) -> None:
+def test_a_pool_turns_ready_once_a_worker_polls(signed_in: Any, pool: Any, subprocess_env: dict[str, str]) -> None:
     page = signed_in
     page.goto(f"{page.base}/work-pools/")
     card = page.locator('section.pool[data-pool="my-process-pool"]')
@@ -117,20 +138,24 @@ def test_a_pool_turns_ready_once_a_worker_polls(signed_in: Any, pool: Any) -> No
     expect(card.locator('tr[data-queue="default"]')).to_contain_text("no worker has polled it yet")
     mark_page(page)
 
-    # What `runworker --pool my-process-pool` does when it polls (simulated until it lands).
-    now = timezone.now()
-    Worker.objects.create(pool=pool, name="laptop-worker", hostname="laptop", last_heartbeat_at=now)
-    WorkQueue.objects.filter(pool=pool).update(last_polled_at=now)
-
-    expect(card.locator(".cardhead .health")).to_have_attribute("data-status", "READY", timeout=LIVE)
-    expect(card.locator(".cardhead .health")).to_have_text("Ready")
-    expect(card.locator('tr[data-queue="default"] .health')).to_have_text("Ready")
-    expect(card.locator('tr[data-worker="laptop-worker"] .health')).to_have_text("Online")
+    with real_worker(subprocess_env, "my-process-pool"):
+        expect(card.locator(".cardhead .health")).to_have_attribute("data-status", "READY", timeout=LIVE)
+        expect(card.locator(".cardhead .health")).to_have_text("Ready")
+        expect(card.locator('tr[data-queue="default"] .health')).to_have_text("Ready")
+        expect(card.locator('tr[data-worker="laptop-worker"] .health')).to_have_text("Online")
     assert_not_reloaded(page)
 
 
-def test_quick_run_then_watch_the_run_complete_without_reloading(signed_in: Any, deployment: Any, pool: Any) -> None:
+def test_quick_run_then_watch_the_run_complete_without_reloading(
+    signed_in: Any, pool: Any, subprocess_env: dict[str, str]
+) -> None:
     page = signed_in
+    # The example flow make up deploys (examples/hello.py), run for real by the worker below.
+    deployment = Deployment.objects.create(
+        flow=Flow.objects.create(name="leonardo_dicapriflow"), name="leonardo-deployment", work_pool=pool,
+        path=str(ROOT / "examples"), entrypoint="hello.py:leonardo_dicapriflow", parameters={"name": "Leo"},
+        tags=["tutorial", "test"], enforce_parameter_schema=False,
+    )
     page.goto(f"{page.base}/deployments/")
     row = page.locator(f"#deployment-{deployment.pk}")
     form = row.locator("form", has=page.locator("button", has_text="Quick Run"))
@@ -151,16 +176,10 @@ def test_quick_run_then_watch_the_run_complete_without_reloading(signed_in: Any,
     assert run.parameters == {"name": "Leo"} and page.url.endswith(f"/runs/{run.pk}/")
     mark_page(page)
 
-    # What the worker and the engine do with the run (simulated until they land).
-    worker = Worker.objects.create(pool=pool, name="laptop-worker", last_heartbeat_at=timezone.now())
-    set_state(run, "PENDING", worker=worker)
-    set_state(run, "RUNNING")
-    expect(page.locator("#run-header .badge")).to_have_text("Running", timeout=LIVE)
+    # A real worker claims it and the engine runs the flow; the page follows without a reload.
+    with real_worker(subprocess_env, "my-process-pool"):
+        expect(page.locator("#run-header .badge")).to_have_text("Completed", timeout=LIVE * 3)
     expect(page.locator("#run-header")).to_contain_text("laptop-worker")
-    Log.objects.create(flow_run=run, level=20, logger="task", message="Hello Leo!", timestamp=timezone.now())
-    set_state(run, "COMPLETED")
-
-    expect(page.locator("#run-header .badge")).to_have_text("Completed", timeout=LIVE)
     expect(page.locator("#run-logs")).to_contain_text("Hello Leo!", timeout=LIVE)
     expect(page.locator("#run-timeline .badge")).to_have_text(["Scheduled", "Pending", "Running", "Completed"])
     assert_not_reloaded(page)
