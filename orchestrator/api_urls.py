@@ -30,7 +30,7 @@ router.register("flow-runs", FlowRunViewSet, basename="flow-runs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/states", FlowRunStateViewSet, basename="flow-run-states")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/task-runs", TaskRunViewSet, basename="task-runs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/logs", LogViewSet, basename="logs")
-router.register("task-runs", TaskRunDetailViewSet, basename="task-run-detail")
+router.register("task-runs", TaskRunDetailViewSet, basename="task-run")
 router.register("webhooks", WebhookViewSet, basename="webhooks")
 router.register("automations", AutomationViewSet, basename="automations")
 

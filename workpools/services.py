@@ -225,8 +225,11 @@ def register_worker(
 ) -> tuple[Worker, bool]:
     """Register (or re-register, by name) a worker of `pool_name`. Returns (worker,
     pool_created). Creates a process pool when none exists unless create_pool is False,
-    in which case NotFound names the pool."""
+    in which case NotFound names the pool. Raises ValidationError for a negative limit or a
+    name with a slash (names go in URLs: /api/work-pools/POOL/workers/NAME/)."""
     _check_limit(limit, "limit")
+    if name is not None and (not name.strip() or "/" in name):
+        raise ValidationError(f"A worker name must not be blank or hold a '/' (got {name!r}).", {"name": ["No '/' allowed."]})
     hostname = hostname or socket.gethostname()
     pid = pid or os.getpid()
     pool_created = False

@@ -103,6 +103,7 @@ class ProcessWorker:
         except Exception as error:
             # The runs it cannot settle now are the reaper's: their heartbeats stop.
             self._log_error("Could not settle the runs held before a restart", error)
+        self.infrastructure.prepare()
         backoff = 0.0
         while True:
             self.client.idle()

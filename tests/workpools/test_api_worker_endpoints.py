@@ -52,6 +52,8 @@ def test_bad_registrations_get_a_message_per_field(pool_worker: Api, pool: WorkP
     response = pool_worker.post(f"{POOL}/workers/", json={"name": "", "limit": -1, "pid": "many", "queues": "default"})
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"name", "limit", "pid", "queues"}
+    slash = register(pool_worker, "laptop/1")  # it could not be named in the worker's URLs
+    assert (slash.status_code, slash.json()["errors"]) == (400, {"name": ["No '/' allowed."]})
     assert pool_worker.post("/api/work-pools/nope/workers/", json={"name": "w"}).status_code == 403  # not its pool
 
 

@@ -100,6 +100,9 @@ class Infrastructure(ABC):
         them before it starts anything."""
         self.transport_env = dict(env)
 
+    def prepare(self) -> None:
+        """Get ready to start runs fast (the worker calls it once, when its loop starts)."""
+
     @abstractmethod
     def start(self, run: ClaimedRun, *, on_output: Any) -> RunProcess:
         """Start the run's flow. `on_output(line)` receives its output lines as they come."""

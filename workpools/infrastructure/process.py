@@ -32,6 +32,20 @@ class ProcessInfrastructure(Infrastructure):
         super().set_transport_env(env)
         self.base_env.update(env)  # the launcher too: its settings follow the transport
 
+    def prepare(self) -> None:
+        """Start the launcher now, so that even the first run is a fork, not an interpreter
+        start; a launcher that cannot start is tried again at the first run."""
+        if self.prewarm:
+            try:
+                self._launcher().ensure_started()
+            except LauncherUnavailable as error:
+                log.warning("No pre-warmed launcher yet: %s", error)
+
+    def _launcher(self) -> Launcher:
+        if self.launcher is None:
+            self.launcher = Launcher(env=self.base_env)
+        return self.launcher
+
     def command(self, run: ClaimedRun) -> list[str]:
         return [sys.executable, "-m", "orchestrator.engine", run.id]
 
@@ -56,15 +70,13 @@ class ProcessInfrastructure(Infrastructure):
         cwd, env = self.working_dir(run), self.environment(run)
         overrides_settings = SETTINGS_VARIABLES & set(run.job_variables.get("env", {}))
         if self.prewarm and not overrides_settings:
-            if self.launcher is None:
-                self.launcher = Launcher(env=self.base_env)
+            launcher = self._launcher()
             try:
-                pid, output = self.launcher.spawn(run.id, cwd=cwd, env=env)
+                pid, output = launcher.spawn(run.id, cwd=cwd, env=env)
             except LauncherUnavailable as error:
                 log.warning("Starting flow run %s as a plain subprocess: %s", run.id, error)
             else:
                 pump(output, on_output)
-                launcher = self.launcher
                 return RunProcess(run_id=run.id, run_name=run.name, pid=pid, exit_code=lambda: launcher.exit_code(pid))
         # A session of its own: Ctrl-C at the worker's terminal reaches only the worker, and a
         # cancel can stop the whole process group the flow may have started.
