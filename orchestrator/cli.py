@@ -72,22 +72,23 @@ def format_log(entry: Any) -> str:
 
 
 def follow_run(write: Any, run: Any, *, states: bool, poll_seconds: float = 0.5) -> Any:
-    """Print `run`'s logs (and, with `states`, each state it moves to) as they come, until it
-    ends; returns the run as it ended. Polls: new log rows by id, the state from the row."""
+    """Print `run`'s logs (and, with `states`, every state it enters) as they come, until it
+    ends; returns the run as it ended. Follows the state history rather than sampling the
+    current state, so a state that lasted less than a poll is still shown."""
     import time
 
     last_log = 0
-    last_state = None
+    last_state = 0
     while True:
         run.refresh_from_db()
         for entry in run.logs.filter(id__gt=last_log).order_by("id"):
             write(format_log(entry))
             last_log = entry.id
-        state = (run.state_type, run.state_name)
-        if states and state != last_state:
-            message = f": {run.state_message}" if run.state_message else ""
-            write(f"Flow run '{run.name}' is {run.state_name} ({run.state_type}){message}")
-            last_state = state
+        if states:
+            for entry in run.states.filter(id__gt=last_state).order_by("id"):
+                message = f": {entry.message}" if entry.message else ""
+                write(f"Flow run '{run.name}' is {entry.name} ({entry.type}){message}")
+                last_state = entry.id
         if run.is_terminal:
             # The last batch of logs may land just after the final state.
             time.sleep(poll_seconds)
