@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Scope
-from runs.errors import NotFound, ValidationError
+from orchestrator.core.errors import NotFound, ValidationError
 
 KEY_PREFIX = "orch_"
 PREFIX_LENGTH = 12  # "orch_" and 7 random characters: enough to find the row, useless alone

@@ -19,12 +19,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from automations.models import ActionKind, Automation, AutomationFiring, FiringStatus
+from deployments.services import create_flow_run
+from orchestrator.core.errors import OrchestratorError
 from orchestrator.mapping import map_parameters
 from orchestrator.validation import save_validated, update_validated
-from runs.errors import OrchestratorError
 from runs.hooks import StateChange
 from runs.models import FlowRun
-from runs.services import create_flow_run
 
 log = logging.getLogger(__name__)
 

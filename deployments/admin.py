@@ -4,9 +4,9 @@ from django.utils.html import format_html_join
 
 from deployments import services
 from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
+from deployments.services import create_flow_run
 from orchestrator.admin_utils import apply_each
-from runs.errors import ValidationError
-from runs.services import create_flow_run
+from orchestrator.core.errors import ValidationError
 
 SCHEDULE_FIELDS = [
     "slug", "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active", "parameters",

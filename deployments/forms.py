@@ -1,10 +1,10 @@
 """Forms that start runs from the dashboard.
 
 The Custom Run form is generated from the deployment's parameter schema (JSON schema, as
-deployments.parameters builds it from the flow function's signature): one field per parameter,
+orchestrator.core.parameters builds it from the flow function's signature): one field per parameter,
 in the signature's order, with a widget for its type, its default filled in and a mark when it
 is required. The form judges nothing: it reads the text typed in the way every surface reads
-text (deployments.parameters.parameters_from_strings), and create_flow_run decides what is
+text (orchestrator.core.parameters.parameters_from_strings), and create_flow_run decides what is
 valid; its errors are shown next to the fields they name. No rule lives twice.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 from django import forms
 
 from deployments.models import Deployment
-from deployments.parameters import parameters_from_strings
-from runs.errors import ValidationError as ServiceValidationError
+from orchestrator.core.errors import ValidationError as ServiceValidationError
+from orchestrator.core.parameters import parameters_from_strings
 
 PARAMETER_PREFIX = "parameters."
 NON_FINITE = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}

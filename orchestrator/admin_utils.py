@@ -10,7 +10,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
-from runs.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
 
 
 def apply_each(

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
 from rest_framework.response import Response
 
 from accounts.models import ApiKey, Scope
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
-from orchestrator.client.records import flow_run_info
+from orchestrator.core.states import StateType
 from runs import services
 from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, TaskRun
+from runs.records import flow_run_info
 from runs.serializers import (
     AliveSerializer,
     CachedResultSerializer,
@@ -38,7 +39,6 @@ from runs.serializers import (
     TaskRunSetStateSerializer,
 )
 from runs.services import request_cancellation
-from runs.states import StateType
 
 # What an engine and a worker do with a run (with a worker key: only runs of its pool).
 ENGINE_ACTIONS = ("execution", "set_state", "heartbeat", "process", "retries")

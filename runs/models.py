@@ -21,7 +21,7 @@ from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
-from runs.states import ACTIVE, TERMINAL, StateType
+from orchestrator.core.states import ACTIVE, TERMINAL, StateType
 
 
 class FlowRunQuerySet(models.QuerySet["FlowRun"]):

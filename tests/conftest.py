@@ -7,18 +7,58 @@ means every real-service test ran.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 from django.db import connection
 
 from deployments.models import Deployment, Flow
+from deployments.services import create_flow_run
 from runs.models import FlowRun
-from runs.services import create_flow_run
 from workpools.models import WorkPool, WorkQueue
 from workpools.services import create_work_pool
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 30, what: str = "the condition", *,
+    processes: Iterable[Any] = (), interval: float = 0.05,
+) -> Any:
+    """Poll `condition` until it returns something truthy, and return that. Fails naming `what`
+    after `timeout` seconds, or as soon as one of `processes` (a Popen, or anything with `.proc`
+    and `.output()`) has exited, with the end of its output. The one way tests wait: no fixed
+    sleeps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        for process in processes:
+            popen = getattr(process, "proc", process)
+            if popen.poll() is not None:
+                output = process.output()[-4000:] if hasattr(process, "output") else ""
+                raise AssertionError(f"{getattr(popen, 'args', process)} exited while waiting for {what}\n{output}")
+        if time.monotonic() >= deadline:
+            outputs = "\n".join(f"--- {p}\n{p.output()[-4000:]}" for p in processes if hasattr(p, "output"))
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{outputs}".rstrip())
+        time.sleep(interval)
+
+
+# Tiers: `make test` runs everything; `make test-fast` leaves out every test with one of these.
+SLOW_TIERS = ("live_server", "subprocess", "browser", "postgres", "celery", "docker", "dask", "ray", "slow")
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Mark tests by the real parts their fixtures start, so tiers need no hand-kept lists."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "live_server" in fixtures:
+            item.add_marker(pytest.mark.live_server)
+        if "subprocess_env" in fixtures:
+            item.add_marker(pytest.mark.subprocess)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from orchestrator.admin_utils import apply_each
 from workpools import services
-from workpools.models import WorkPool, WorkQueue, Worker
+from workpools.models import Worker, WorkPool, WorkQueue
 
 
 class WorkQueueInline(admin.TabularInline):

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from workpools.models import WorkPool, WorkQueue, Worker
+from workpools.models import Worker, WorkPool, WorkQueue
 
 ONLINE, OFFLINE = "ONLINE", "OFFLINE"
 READY, NOT_READY, PAUSED = "READY", "NOT_READY", "PAUSED"

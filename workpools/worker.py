@@ -16,8 +16,8 @@ import time
 from typing import IO, Any
 
 from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, WorkerInfo
-from runs.errors import NotFound, OrchestratorError, StateConflict
-from runs.states import StateType
+from orchestrator.core.errors import NotFound, OrchestratorError, StateConflict
+from orchestrator.core.states import StateType
 from workpools.infrastructure import Infrastructure, RunProcess, for_pool_type
 
 log = logging.getLogger(__name__)

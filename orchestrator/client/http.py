@@ -36,7 +36,7 @@ from orchestrator.client.base import (
     Unreachable,
     WorkerInfo,
 )
-from runs.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
+from orchestrator.core.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -14,22 +14,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from deployments.parameters import call_arguments, jsonable_parameters, validate_call_parameters
 from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
+from orchestrator.core.errors import StateConflict, ValidationError
+from orchestrator.core.parameters import call_arguments, jsonable_parameters, validate_call_parameters
+from orchestrator.core.states import StateType
 from orchestrator.sdk import logs
 from orchestrator.sdk.context import FlowRunContext, flow_run_context
 from orchestrator.sdk.flows import Flow
 from orchestrator.sdk.interrupts import Interrupted, Scope, deferred
 from orchestrator.sdk.runner import ThreadTaskRunner
 from orchestrator.sdk.tasks import exception_text, seconds_text, state_text, traceback_text
-from runs.errors import StateConflict, ValidationError
 
-PENDING, RUNNING, SCHEDULED = "PENDING", "RUNNING", "SCHEDULED"
-COMPLETED, FAILED, CRASHED = "COMPLETED", "FAILED", "CRASHED"
-CANCELLING, CANCELLED = "CANCELLING", "CANCELLED"
+S = StateType
+PENDING, RUNNING, SCHEDULED = S.PENDING, S.RUNNING, S.SCHEDULED
+COMPLETED, FAILED, CRASHED = S.COMPLETED, S.FAILED, S.CRASHED
+CANCELLING, CANCELLED = S.CANCELLING, S.CANCELLED
 ALL_COMPLETED = "All states completed."
 
 
@@ -258,7 +260,7 @@ def run_attempts(session: RunSession, flow: Flow[..., Any], values: dict[str, An
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any]) -> Outcome:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.client.base import LogEntry, OrchestratorClient
@@ -152,7 +152,7 @@ class ShippingHandler(logging.Handler):
                     level=record.levelno,
                     logger=record.name,
                     message=self.format(record),
-                    timestamp=datetime.fromtimestamp(record.created, tz=timezone.utc),
+                    timestamp=datetime.fromtimestamp(record.created, tz=UTC),
                 )
             )
         except Exception:

@@ -8,14 +8,14 @@ from typing import Any, Literal
 import pydantic
 import pytest
 
-from deployments.parameters import (
+from deployments.services import create_flow_run
+from orchestrator.core.errors import ValidationError
+from orchestrator.core.parameters import (
     parameter_schema,
     parameters_from_strings,
     validate_call_parameters,
     validate_parameters,
 )
-from runs.errors import ValidationError
-from runs.services import create_flow_run
 
 pytestmark = pytest.mark.django_db
 

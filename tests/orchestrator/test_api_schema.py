@@ -15,8 +15,9 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, re
 
 from automations.services import create_automation
 from deployments.models import DeploymentSchedule
+from deployments.services import create_flow_run
 from deployments.webhooks import create_webhook
-from runs.services import create_flow_run, create_task_run
+from runs.services import create_task_run
 from tests.conftest import Api
 from workpools.models import Worker
 

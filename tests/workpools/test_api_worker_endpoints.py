@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
-from runs.states import StateType
 from tests.conftest import Api
-from workpools.models import WorkPool, Worker
+from workpools.models import Worker, WorkPool
 from workpools.services import create_work_queue
 
 S = StateType

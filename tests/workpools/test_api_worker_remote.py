@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from deployments.parameters import parameter_schema
+from deployments.services import create_flow_run
+from orchestrator.core.parameters import parameter_schema
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.services import create_flow_run
-from runs.states import StateType
 from tests.conftest import Api
 from tests.orchestrator.conftest import HEADER, HELLO_FLOW
 from tests.workpools.test_runworker import ROOT, collect, deployment, events, stop, wait_for

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from deployments.services import create_flow_run
+from orchestrator.core.states import StateType
+from orchestrator.direct import DirectClient
 from runs.models import FlowRun
-from runs.services import create_flow_run, request_cancellation
-from runs.states import StateType
+from runs.services import request_cancellation
 from tests.workpools.test_runworker import deployment, events
-from orchestrator.client.direct import DirectClient
 from workpools.infrastructure import ProcessInfrastructure
 from workpools.models import WorkPool
 from workpools.services import create_work_pool

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator.core.states import StateType
+from orchestrator.direct import DirectClient
 from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
-from runs.states import StateType
-from orchestrator.client.direct import DirectClient
+from tests.conftest import wait_for
 from workpools.infrastructure import ProcessInfrastructure
 from workpools.worker import ProcessWorker
 
@@ -32,14 +33,6 @@ class SleepingProcess(ProcessInfrastructure):
     def command(self, run: Any) -> list[str]:
         return [sys.executable, "-c", "import time; print('child up', flush=True); time.sleep(60)"]
 
-
-def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def worker_loop(pool: Any, name: str, **options: Any) -> ProcessWorker:
@@ -59,7 +52,7 @@ def loop(pool: Any) -> ProcessWorker:
 def started(loop: ProcessWorker, run: FlowRun) -> Any:
     assert loop.claim_and_start()
     child = loop.children[str(run.pk)]
-    wait_until(lambda: "child up" in loop.out.getvalue())
+    wait_for(lambda: "child up" in loop.out.getvalue(), 10, "the worker step")
     return child
 
 
@@ -77,7 +70,7 @@ def test_a_process_killed_with_sigkill_leaves_its_run_crashed(loop: ProcessWorke
     child = started(loop, run)
     set_state(FlowRun.objects.get(pk=run.pk), S.RUNNING)  # as the engine would
     child.popen.send_signal(signal.SIGKILL)
-    wait_until(lambda: child.popen.poll() is not None)
+    wait_for(lambda: child.popen.poll() is not None, 10, "the worker step")
     assert loop.reap_children()
     run.refresh_from_db()
     assert run.state_type == S.CRASHED
@@ -88,7 +81,7 @@ def test_cancelling_a_run_stops_its_process_and_ends_it_cancelled(loop: ProcessW
     child = started(loop, run)
     request_cancellation(FlowRun.objects.get(pk=run.pk), by="alice")
     assert loop.handle_cancellations()
-    wait_until(lambda: child.popen.poll() is not None)
+    wait_for(lambda: child.popen.poll() is not None, 10, "the worker step")
     loop.reap_children()
     run.refresh_from_db()
     assert run.state_type == S.CANCELLED
@@ -108,7 +101,7 @@ def test_a_process_that_ignores_sigterm_is_killed(pool: Any, run: FlowRun) -> No
     loop.handle_cancellations()
     time.sleep(0.6)
     assert loop.handle_cancellations()  # escalates to SIGKILL
-    wait_until(lambda: child.popen.poll() is not None)
+    wait_for(lambda: child.popen.poll() is not None, 10, "the worker step")
     loop.reap_children()
     run.refresh_from_db()
     assert run.state_type == S.CANCELLED
@@ -122,7 +115,7 @@ def test_a_stop_signal_stops_claiming_and_stops_children_after_the_grace(loop: P
     loop.on_signal(signal.SIGTERM, None)
     assert not loop.claim_and_start()
     assert loop.handle_stop()  # grace=0: stop it now
-    wait_until(lambda: child.popen.poll() is not None)
+    wait_for(lambda: child.popen.poll() is not None, 10, "the worker step")
     loop.reap_children()
     first.refresh_from_db()
     assert first.state_type == S.CRASHED
@@ -137,7 +130,7 @@ def test_a_restarted_worker_adopts_live_processes_and_crashes_lost_ones(pool: An
     loop.claim_and_start()  # starts the second one too
     lost = loop.children[str(lost_run.pk)]
     lost.popen.kill()
-    wait_until(lambda: lost.popen.poll() is not None)
+    wait_for(lambda: lost.popen.poll() is not None, 10, "the worker step")
 
     restarted = worker_loop(pool, "w1", infrastructure=SleepingProcess())
     restarted.reconcile()

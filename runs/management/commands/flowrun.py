@@ -10,9 +10,9 @@ from django.core.management.base import CommandError
 
 from deployments.services import get_deployment
 from orchestrator.cli import ServiceCommand, follow_run, format_log
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import find_flow_run, request_cancellation
-from runs.states import StateType
 
 
 def _when(moment: Any) -> str:

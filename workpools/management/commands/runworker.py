@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from orchestrator.cli import ServiceCommand
-from orchestrator.client import OrchestratorClient
+from orchestrator.client import OrchestratorClient, direct_client
 from workpools.worker import ProcessWorker
 
 # A remote worker's claim waits this long on the server while the worker is idle.
@@ -79,10 +79,8 @@ class Command(ServiceCommand):
             raise CommandError("--api-key needs --api-url (or ORCHESTRATOR_API_URL).")
         from django.db import connection
 
-        from orchestrator.client.direct import DirectClient
-
         if connection.vendor == "postgresql":
             # Name our connections in pg_stat_activity.
             connection.close()
             connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = f"runworker:{pool}"[:63]
-        return DirectClient()
+        return direct_client()

@@ -33,7 +33,7 @@ from cron_descriptor import ExpressionDescriptor
 from croniter import croniter
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, WEEKLY, rrule, rruleset, rrulestr
 
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
 
 CRON, INTERVAL, RRULE = "cron", "interval", "rrule"
 KINDS = (CRON, INTERVAL, RRULE)

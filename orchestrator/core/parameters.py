@@ -7,7 +7,7 @@ with `validate_call_parameters` right before calling it, since the code may have
 it was deployed. Pydantic does the checking in both cases, so a value is accepted or refused
 the same way, with the same messages, wherever it comes from.
 
-Errors are runs.errors.ValidationError: a one-line message naming the first bad parameter, and
+Errors are orchestrator.core.errors.ValidationError: a one-line message naming the first bad parameter, and
 `errors` mapping each bad parameter to its messages.
 """
 
@@ -25,7 +25,7 @@ import pydantic
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
 
 __all__ = [
     "parameter_schema",
@@ -228,8 +228,8 @@ class _SchemaTranslator:
             return types[0]
         if type(None) in types:
             rest = [t for t in types if t is not type(None)]
-            return Optional[Union[tuple(rest)]] if rest else type(None)  # type: ignore[misc]  # noqa: UP007
-        return Union[tuple(types)]  # type: ignore[misc]  # noqa: UP007
+            return Optional[Union[tuple(rest)]] if rest else type(None)  # type: ignore[misc]  # noqa: UP007, UP045  (Optional[Union[...]] of a runtime tuple; no `|` spelling)
+        return Union[tuple(types)]  # type: ignore[misc]  # noqa: UP007  (a Union of a runtime tuple)
 
 
 @lru_cache(maxsize=256)
