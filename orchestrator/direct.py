@@ -8,13 +8,14 @@ environment names no HTTP API (a flow process on a remote worker never imports i
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as NotAUUID
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from deployments.services import get_or_create_flow
 from deployments.services.deploying import deploy_definitions
@@ -46,7 +47,7 @@ from runs.services import (
 from workpools import services
 from workpools.models import Worker
 from workpools.records import claimed_run, held_run, worker_info
-from workpools.services import mark_worker_stopped, record_worker_heartbeat, runs_to_start
+from workpools.services import RunWaiter, mark_worker_stopped, record_worker_heartbeat, runs_to_start
 
 
 class DirectClient(OrchestratorClient):
@@ -55,6 +56,7 @@ class DirectClient(OrchestratorClient):
     def __init__(self) -> None:
         self._check_database()
         self._workers: dict[str, Any] = {}
+        self._waiters: dict[str, RunWaiter] = {}
 
     @staticmethod
     def _check_database() -> None:
@@ -89,16 +91,34 @@ class DirectClient(OrchestratorClient):
         record_worker_heartbeat(self._worker(worker))
 
     def mark_worker_stopped(self, worker: WorkerInfo) -> None:
+        waiter = self._waiters.pop(worker.id, None)
+        if waiter is not None:
+            waiter.close()
         mark_worker_stopped(self._worker(worker))
 
     def claim_runs(
         self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0
     ) -> list[ClaimedRun]:
+        waiter = self._waiter(worker)
+        waiter.listen()  # before looking: a run created during this claim still wakes the worker
+        waiter.claimed(timezone.now() + timedelta(seconds=max(0.0, prefetch_seconds)))
         runs = runs_to_start(
             self._worker(worker), queue_ids=worker.queue_ids, prefetch_seconds=prefetch_seconds,
             wait_seconds=wait_seconds,
         )
         return [claimed_run(run) for run in runs]
+
+    def wait_for_runs(self, worker: WorkerInfo, *, timeout: float, prefetch_seconds: float = 0.0) -> bool:
+        return self._waiter(worker).wait(timeout, prefetch_seconds=prefetch_seconds)
+
+    @property
+    def wakeups(self) -> str:
+        return "postgres" if connection.vendor == "postgresql" else "local" if connection.vendor == "sqlite" else ""
+
+    def _waiter(self, worker: WorkerInfo) -> RunWaiter:
+        if worker.id not in self._waiters:
+            self._waiters[worker.id] = RunWaiter(self._worker(worker), queue_ids=worker.queue_ids)
+        return self._waiters[worker.id]
 
     def read_held_runs(self, worker: WorkerInfo, *, states: list[str]) -> list[HeldRun]:
         held = FlowRun.objects.held_by(self._worker(worker)).filter(state_type__in=states).order_by("state_at")

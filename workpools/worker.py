@@ -23,6 +23,11 @@ from workpools.infrastructure import Infrastructure, RunProcess, for_pool_type
 log = logging.getLogger(__name__)
 S = StateType
 UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
+# With wake-ups, an idle worker with no child to watch looks for work on its own only this often
+# (a safety net: new runs, freed slots and resumed pools wake it at once).
+IDLE_WAIT_SECONDS = 5.0
+# Waits are cut in slices this long so a stop signal is noticed promptly.
+STOP_CHECK_SECONDS = 0.5
 
 
 class ProcessWorker:
@@ -93,9 +98,12 @@ class ProcessWorker:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
+        # The launcher first, so "polling for work" means it: the first run is a fork too.
+        self.infrastructure.prepare()
         limit = self.worker.limit if self.worker.limit is not None else "none"
+        woken = f", woken by {self.client.wakeups} wake-ups" if self.client.wakeups else ""
         self.say(
-            f"started on pool {self.worker.pool_name!r} (limit {limit}, poll every {self.poll_interval:g} s); "
+            f"started on pool {self.worker.pool_name!r} (limit {limit}, poll every {self.poll_interval:g} s{woken}); "
             "polling for work"
         )
         try:
@@ -103,7 +111,6 @@ class ProcessWorker:
         except Exception as error:
             # The runs it cannot settle now are the reaper's: their heartbeats stop.
             self._log_error("Could not settle the runs held before a restart", error)
-        self.infrastructure.prepare()
         backoff = 0.0
         while True:
             self.client.idle()
@@ -126,8 +133,7 @@ class ProcessWorker:
             if self.finished():
                 break
             if not did:
-                # Poll at most every poll_interval; a long poll already waited on the server.
-                self.sleep(self.poll_interval - (time.monotonic() - began))
+                self.wait_for_work(began)
         self.infrastructure.close()
         try:
             self.client.mark_worker_stopped(self.worker)
@@ -139,6 +145,24 @@ class ProcessWorker:
         if self.children:
             return False
         return self.stopping or (self.run_once and self.claimed_any)
+
+    def wait_for_work(self, began: float) -> None:
+        """Nothing happened in the round that began at `began`: wait until the next one. That
+        is poll_interval after `began`, or IDLE_WAIT_SECONDS when the client has wake-ups and no
+        child needs watching; a wake-up (a run to claim in the pool) or the next scheduled run
+        coming due ends the wait at once. A long poll already waited on the server. Slices of
+        at most STOP_CHECK_SECONDS watch the stop flag."""
+        bound = self.poll_interval
+        if self.client.wakeups and not self.children:
+            bound = max(bound, IDLE_WAIT_SECONDS)
+        deadline = began + bound
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            timeout = min(left, STOP_CHECK_SECONDS)
+            if self.client.wait_for_runs(self.worker, timeout=timeout, prefetch_seconds=self.prefetch_seconds):
+                return
 
     def sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -224,6 +224,7 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
     # The child: never return into the launcher's loop, whatever happens.
     code = 2
     try:
+        forget_inherited_connections()
         sock.close()
         os.setsid()
         os.dup2(output_fd, 1)
@@ -248,6 +249,30 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+# Connections a forked child inherited, kept referenced so they are never finalised in the child.
+_inherited: list[Any] = []
+
+
+def forget_inherited_connections() -> None:
+    """In a freshly forked child: let go of every database connection inherited from the parent
+    without closing it, so the child's first query opens a connection of its own.
+
+    Closing (or letting the garbage collector finalise) an inherited connection would end the
+    parent's session: libpq sends its Terminate message on the shared socket. So the old objects
+    are only parked here; the child ends with os._exit, which finalises nothing. The launcher
+    holds no connection when it forks; this makes the guarantee independent of that."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _inherited.append(conn.connection)
+            conn.connection = None
+            conn.in_atomic_block = False
+            conn.savepoint_ids = []
+            conn.needs_rollback = False
+            conn.run_on_commit = []
 
 
 def serve_fd(fd: int) -> None:
