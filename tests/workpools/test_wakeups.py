@@ -27,7 +27,7 @@ from orchestrator.direct import DirectClient
 from runs import wakeups
 from runs.models import FlowRun
 from tests.conftest import IN_CI, wait_for
-from tests.workpools.test_runworker import ROOT, collect, deployment, events, start_worker, stop
+from tests.workpools.test_runworker import collect, deployment, events, start_worker, stop
 from workpools.infrastructure.launcher import forget_inherited_connections
 from workpools.services import claiming, create_work_pool
 
