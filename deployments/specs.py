@@ -29,6 +29,7 @@ from typing import Any
 
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.engine import FlowLoadError, load_module
+from workpools.services.pools import check_concurrency_limit
 
 DEFAULT_SPEC_FILE = "deployments.yaml"
 
@@ -188,8 +189,10 @@ def _parse_deployment(item: Any, position: int, pull: list[Any], fail: Any) -> D
         except ValidationError as error:
             raise bad(f"schedules[{number}]", str(error)) from None
     limit = item.get("concurrency_limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise bad("concurrency_limit", "must be a whole number, 0 or more.")
+    try:
+        check_concurrency_limit(limit)
+    except ValidationError:
+        raise bad("concurrency_limit", "must be a whole number, 0 or more.") from None
     enforce = item.get("enforce_parameter_schema", True)
     if not isinstance(enforce, bool):
         raise bad("enforce_parameter_schema", "must be true or false.")

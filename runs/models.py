@@ -47,6 +47,7 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         return self.filter(worker=worker, state_type__in=ACTIVE)
 
     def due(self, until: datetime) -> FlowRunQuerySet:
+        """SCHEDULED runs whose (next) start is at or before `until`: what a worker may claim."""
         return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=until)
 
     def recent(self, since: datetime) -> FlowRunQuerySet:

@@ -29,6 +29,7 @@ from orchestrator.core.parameters import parameters_from_strings, validate_param
 from orchestrator.engine import FlowLoadError, load_flow
 from orchestrator.engine.steps import STEPS, check_repository_url
 from workpools.services import get_work_pool, get_work_queue
+from workpools.services.pools import check_concurrency_limit
 
 # Fields whose change alters the runs a deployment's schedules already made.
 RUN_FIELDS = ("parameters", "tags", "work_pool_id", "work_queue_id", "job_variables", "enforce_parameter_schema")
@@ -128,10 +129,10 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
             schedule_times.validate_schedule(spec)
         except ValidationError as error:
             raise fail(f"schedule {position}: {error}") from None
-    if definition.concurrency_limit is not None and (
-        not isinstance(definition.concurrency_limit, int) or definition.concurrency_limit < 0
-    ):
-        raise fail("concurrency_limit must be a whole number, 0 or more.")
+    try:
+        check_concurrency_limit(definition.concurrency_limit)
+    except ValidationError:
+        raise fail("concurrency_limit must be a whole number, 0 or more.") from None
     fetches_code = any(_step_name(step) == "git_clone" for step in pull_steps)
     return _Prepared(
         definition=definition, flow_name=flow.name, flow_description=flow.description,

@@ -98,9 +98,8 @@ def claim_runs(
                 # window and starve the runs behind them.
                 filled_now = False
                 candidates = (
-                    FlowRun.objects.filter(
-                        work_queue=queue, state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-                    )
+                    FlowRun.objects.due(horizon)
+                    .filter(work_queue=queue)
                     .exclude(deployment_id__in=full)
                     .order_by("next_scheduled_start_at", "id")
                     .select_for_update(skip_locked=True, of=("self",))
@@ -133,9 +132,7 @@ def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) ->
     polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
     if queue_ids is not None:
         polled = polled.filter(pk__in=queue_ids)
-    due = FlowRun.objects.filter(
-        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-    )
+    due = FlowRun.objects.due(horizon).filter(work_queue__in=polled.filter(paused=False))
     return polled, due
 
 
