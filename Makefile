@@ -33,9 +33,11 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not (live_server or subprocess or browser or postgres or celery or docker or dask or ray or slow)" $(PYTEST_ARGS)
 
 # The static gate: lint, formatting, types, import direction.
+lint: export ORCHESTRATOR_HOME ?= $(CURDIR)/.test-home
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -178,7 +178,7 @@ class InRunMixin:
     def run(self) -> FlowRun:
         if not hasattr(self, "_run"):
             run = get_object_or_404(FlowRun.objects.select_related("work_pool"), pk=self.kwargs["run_pk"])
-            self.check_object_permissions(self.request, run)  # type: ignore[attr-defined]
+            self.check_object_permissions(self.request, run)
             self._run = run
         return self._run
 

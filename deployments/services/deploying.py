@@ -120,11 +120,7 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         except ValidationError as error:
             raise fail(str(error)) from None
     for position, schedule in enumerate(definition.schedules, start=1):
-        spec = schedule_times.ScheduleSpec(
-            kind=schedule.get("kind", ""), cron=schedule.get("cron") or "",
-            interval_seconds=schedule.get("interval_seconds"), rrule=schedule.get("rrule") or "",
-            timezone=schedule.get("timezone") or "UTC",
-        )
+        spec = schedule_times.ScheduleSpec.of_definition(schedule)
         try:
             schedule_times.validate_schedule(spec)
         except ValidationError as error:
@@ -202,7 +198,7 @@ def _load_flow(entrypoint: str, workdir: Path, fail: Any) -> Any:
 
 def _module_under(module: Any, directory: Path) -> bool:
     file = getattr(module, "__file__", None)
-    return bool(file) and str(Path(file).resolve()).startswith(str(directory))
+    return file is not None and str(Path(file).resolve()).startswith(str(directory))
 
 
 def _step_name(step: Any) -> str:

@@ -285,7 +285,7 @@ def _conflict(detail: str, conflict: dict[str, str], *, after_retry: bool) -> In
     error: InvalidTransition
     if conflict.get("kind") == "state_conflict":
         error = StateConflict(conflict["expected"], conflict["actual"], conflict["to_type"])
-        error.after_retry = after_retry  # type: ignore[attr-defined]
+        error.after_retry = after_retry  # type: ignore[attr-defined]  # the retry note rides on the exception for the caller's message
     else:
         error = InvalidTransition(conflict.get("from_type", ""), conflict.get("to_type", ""))
     error.args = (detail,)
@@ -324,7 +324,7 @@ def _record(cls: type[T], data: dict[str, Any]) -> T:
     """A client record from its JSON: nested records and ISO datetimes parsed back."""
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
-    for field in fields(cls):  # type: ignore[arg-type]
+    for field in fields(cls):  # type: ignore[arg-type]  # cls is a dataclass type; the stubs want an instance
         if field.name not in data:
             continue
         value, hint = data[field.name], str(hints[field.name])

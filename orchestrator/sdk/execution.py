@@ -115,7 +115,7 @@ class RunSession:
 
     def __init__(self, client: OrchestratorClient, run: FlowRunInfo, *, finish_cancel: bool) -> None:
         self.raw_client = client
-        self.client: OrchestratorClient = _DeferringClient(client)  # type: ignore[assignment]
+        self.client: OrchestratorClient = _DeferringClient(client)  # type: ignore[assignment]  # a proxy with the client's methods, not a subclass
         self.run = run
         self.finish_cancel = finish_cancel  # no worker holds the run: finish a cancel here
         self.scope = Scope()

@@ -42,7 +42,7 @@ class Flow(Generic[P, R]):
         self.retry_delay_seconds = retry_delay_seconds
         self.timeout_seconds = timeout_seconds
         self.log_prints = bool(log_prints)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     @property
     def parameter_schema(self) -> dict[str, Any]:
@@ -71,7 +71,7 @@ class Flow(Generic[P, R]):
         what it raised once the run is recorded FAILED."""
         from orchestrator.sdk.execution import run_flow_from_call
 
-        return run_flow_from_call(self, args, kwargs)  # type: ignore[no-any-return]
+        return run_flow_from_call(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"

@@ -119,7 +119,7 @@ class Task(Generic[P, R]):
         self.tags = list(tags or [])
         self.task_key = f"{fn.__module__}.{fn.__qualname__}"
         self.key_hash = hashlib.sha256(self.task_key.encode()).hexdigest()[:8]
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1-based); a list gives one delay per
@@ -148,7 +148,7 @@ class Task(Generic[P, R]):
         columns = [list(items) for items in iterables]
         if len({len(column) for column in columns}) > 1:
             raise ValueError(f"{self.name}.map() takes iterables of one length, not {[len(c) for c in columns]}.")
-        return [self.submit(*row, **kwargs) for row in zip(*columns)]  # type: ignore[arg-type]
+        return [self.submit(*row, **kwargs) for row in zip(*columns)]
 
     def task_run_name(self, dynamic_key: int) -> str:
         return f"{self.name}-{self.key_hash}-{dynamic_key}"
@@ -258,7 +258,7 @@ def run_task(task: Task[..., R], flow: FlowRunContext, args: tuple[Any, ...], kw
         if cached is not None:
             run.move(StateType.COMPLETED, "Cached", f"Cached result of task run '{cached.task_run_name}'", result=cached.value, store_result=True)
             run.finished()
-            return cached.value  # type: ignore[no-any-return]
+            return cached.value
 
     token = task_run_context.set(context)
     try:

@@ -75,14 +75,14 @@ def claim_runs(
         for row in in_pool:
             per_queue[row["work_queue_id"]] = per_queue.get(row["work_queue_id"], 0) + 1
 
-        limits = dict(
-            pool.deployments.filter(concurrency_limit__isnull=False).values_list(
-                "id", "concurrency_limit"
-            )
-        )
+        limits: dict[Any, int] = {
+            dep: limit
+            for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list("id", "concurrency_limit")
+            if limit is not None
+        }
         in_use: dict[Any, int] = dict.fromkeys(limits, 0)
-        for row in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
-            in_use[row["deployment_id"]] = row["n"]
+        for counted in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
+            in_use[counted["deployment_id"]] = counted["n"]
         full = {dep for dep, limit in limits.items() if in_use[dep] >= limit}
 
         claimed: list[Any] = []
