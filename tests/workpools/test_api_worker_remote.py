@@ -28,7 +28,7 @@ from tests.workpools.test_runworker import ROOT, collect, deployment, events, st
 from workpools.services.claiming import claims_waiting
 
 S = StateType
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
 
 def _signature(name: str) -> None: ...
