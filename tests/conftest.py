@@ -218,3 +218,21 @@ def pool_worker(api_as: Any, pool: WorkPool) -> Api:
 def anonymous(live_server: Any) -> Api:
     """A visitor with no key and no session."""
     return Api(live_server.url)
+
+
+# --- waiting in real-process tests --------------------------------------------------------------
+
+
+def wait_for(condition: Any, timeout: float, what: str, *, interval: float = 0.2) -> Any:
+    """Poll `condition` until it returns something truthy (returned) or `timeout` seconds pass
+    (AssertionError naming `what`). The one way real-process tests wait: no fixed sleeps."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)

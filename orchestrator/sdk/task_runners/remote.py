@@ -252,11 +252,17 @@ def _stopped_envelope(run: Any, reason: str) -> Envelope:
 
 
 def _sendable(error: BaseException) -> BaseException:
-    """`error` if it can cross the wire, else a RuntimeError with its text."""
+    """`error` if it can cross the wire; else without its chain (Dask pickles __context__ and
+    tracebacks through tblib, and a timeout's context is the interrupt, which holds a timer);
+    else a RuntimeError with its text. Its traceback is in the task run's logs either way."""
     from orchestrator.sdk.tasks import exception_text
 
-    try:
-        cloudpickle.dumps(error)
-    except Exception:
-        return RuntimeError(exception_text(error))
-    return error
+    for attempt in range(2):
+        try:
+            cloudpickle.dumps(error)
+        except Exception:
+            error.__context__ = error.__cause__ = None
+            error.__traceback__ = None
+            continue
+        return error
+    return RuntimeError(exception_text(error))
