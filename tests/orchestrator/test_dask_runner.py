@@ -20,7 +20,6 @@ from tests.conftest import wait_for
 from tests.orchestrator.cluster_helpers import (
     BEHAVIOURS,
     DEPENDENCIES,
-    LONG_MAP,
     MAP_200,
     ROUGH,
     by_name,

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.orchestrator.cluster_helpers import (
     BEHAVIOURS,
-    LONG_MAP,
     MAP_200,
     ROUGH,
     cancel_mid_map,

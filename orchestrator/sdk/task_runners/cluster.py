@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 
 from orchestrator.client.base import OrchestratorClient
 from orchestrator.sdk.logs import TASK_RUN_LOGGER, RunLogger

@@ -13,7 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.sdk.task_runners.cluster import ClusterTaskRunner
-from orchestrator.sdk.task_runners.remote import Envelope, RemoteCall, run_remote, stop_flow_run
+from orchestrator.sdk.task_runners.remote import (
+    Envelope,
+    RemoteCall,
+    run_remote,
+    stop_flow_run,
+)
 
 if TYPE_CHECKING:
     from orchestrator.sdk.context import FlowRunContext

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 
 from orchestrator.client.base import FlowRunInfo, OrchestratorClient, TaskRunInfo
 from orchestrator.sdk import logs
@@ -122,8 +122,10 @@ def client_for(connection: Connection) -> OrchestratorClient:
             made = DirectClient()
         from orchestrator.sdk.execution import _DeferringClient
 
-        client = _clients[connection.key] = _DeferringClient(made)  # type: ignore[assignment]
-        return client
+        # Interrupts wait until a call to the orchestrator is over (Ray runs tasks in the main thread).
+        wrapped: OrchestratorClient = _DeferringClient(made)  # type: ignore[assignment]
+        _clients[connection.key] = wrapped
+        return wrapped
 
 
 def stop_flow_run(flow_run_id: str, reason: str) -> int:
@@ -150,7 +152,11 @@ def run_remote(call: RemoteCall, *upstream: Envelope) -> Envelope:
 
 
 def _execute(run: Any, call: RemoteCall, upstream: tuple[Envelope, ...]) -> Envelope:
-    from orchestrator.sdk.tasks import TaskRunTakenAway, exception_text, execute_task_run
+    from orchestrator.sdk.tasks import (
+        TaskRunTakenAway,
+        exception_text,
+        execute_task_run,
+    )
 
     if call.flow_run.id in _stopped:
         return _stopped_envelope(run, "Its flow run stopped before it started.")
