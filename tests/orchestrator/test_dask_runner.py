@@ -42,7 +42,10 @@ pytestmark = [pytest.mark.dask, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
+    import dask
+
+    # As DaskTaskRunner starts its temporary clusters: no worker profiler (see dask_runner.py).
+    with dask.config.set({"distributed.worker.profile.enabled": False}), distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
     ) as local:
         yield local
