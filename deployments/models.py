@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 
-from deployments.scheduling import ScheduleSpec, describe_schedule, next_fire_times
+from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fire_times
 
 
 class Flow(models.Model):

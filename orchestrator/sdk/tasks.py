@@ -10,12 +10,13 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
-from datetime import timezone as tz
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from deployments.parameters import jsonable_parameters
 from orchestrator.client.base import FlowRunInfo, OrchestratorClient, TaskRunInfo
+from orchestrator.core.errors import StateConflict
+from orchestrator.core.parameters import jsonable_parameters
+from orchestrator.core.states import StateType
 from orchestrator.sdk.context import (
     FlowRunContext,
     MissingContextError,
@@ -26,7 +27,6 @@ from orchestrator.sdk.context import (
 from orchestrator.sdk.interrupts import Interrupted, Scope
 from orchestrator.sdk.logs import TASK_RUN_LOGGER, RunLogger, prints_logged_to
 from orchestrator.sdk.runner import TaskRunFuture
-from runs.errors import StateConflict
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -120,7 +120,7 @@ class Task(Generic[P, R]):
         self.tags = list(tags or [])
         self.task_key = f"{fn.__module__}.{fn.__qualname__}"
         self.key_hash = hashlib.sha256(self.task_key.encode()).hexdigest()[:8]
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1-based); a list gives one delay per
@@ -268,10 +268,10 @@ class _TaskRun:
     def finished(self, message: str = "") -> None:
         self.logger.info("Finished in state %s", state_text(self.info.state_name, message))
 
-    def fail(self, message: str, error: BaseException | None = None, *, state_type: str = "FAILED") -> None:
+    def fail(self, message: str, error: BaseException | None = None) -> None:
         if error is not None:
             self.logger.error("Encountered exception during execution:\n%s", traceback_text(error))
-        self.move(state_type, message=message)
+        self.move(StateType.FAILED, message=message)
         self.finished(message)
 
 
@@ -321,7 +321,7 @@ def execute_task_run(
             raise
         cached = run.client.read_cached_result(cache_key) if cache_key and not attempts_made else None
         if cached is not None:
-            run.move("COMPLETED", "Cached", f"Cached result of task run '{cached.task_run_name}'", result=cached.value, store_result=True)
+            run.move(StateType.COMPLETED, "Cached", f"Cached result of task run '{cached.task_run_name}'", result=cached.value, store_result=True)
             run.finished()
             return cached.value
 
@@ -340,7 +340,7 @@ def _attempts(
     task = run.task
     attempt = attempts_made
     while True:
-        run.move("RUNNING", "Retrying" if attempt else "Running")
+        run.move(StateType.RUNNING, "Retrying" if attempt else "Running")
         scope = Scope(
             timeout=task.timeout_seconds,
             timeout_message=f"Task run exceeded its timeout of {seconds_text(task.timeout_seconds or 0)}",
@@ -359,8 +359,8 @@ def _attempts(
         finally:
             scopes.discard(scope)
         store, result = _storable(value)
-        expires = datetime.now(tz.utc) + task.cache_expiration if cache_key and task.cache_expiration else None
-        run.move("COMPLETED", result=result, store_result=store, cache_key=cache_key if store else "", cache_expires_at=expires)
+        expires = datetime.now(UTC) + task.cache_expiration if cache_key and task.cache_expiration else None
+        run.move(StateType.COMPLETED, result=result, store_result=store, cache_key=cache_key if store else "", cache_expires_at=expires)
         run.finished()
         return value
 
@@ -372,6 +372,6 @@ def retry_later(run: _TaskRun, attempt: int, reason: str) -> None:
     delay = task.retry_delay(attempt)
     message = f"Retry {attempt} of {task.retries} in {seconds_text(delay)} after: {reason}"
     run.logger.warning("%s", message)
-    if run.info.state_type != "SCHEDULED":
-        run.move("SCHEDULED", "AwaitingRetry", message)
+    if run.info.state_type != StateType.SCHEDULED:
+        run.move(StateType.SCHEDULED, "AwaitingRetry", message)
     time.sleep(delay)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runs.models import FlowRun, TaskRun
-from runs.states import StateType
+from orchestrator.core.states import StateType
 
 # Every flow script starts with this; RUNNER is filled in by the test (a Dask or Ray runner
 # reaching the module's cluster).

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from runs.states import StateType
+from orchestrator.core.states import StateType
 from tests.conftest import wait_for
 from tests.orchestrator.cluster_helpers import (
     BEHAVIOURS,
@@ -143,7 +143,7 @@ def test_a_deployment_run_by_runworker_uses_a_separately_started_scheduler_and_w
 ) -> None:
     from distributed import Client
 
-    from runs.services import create_flow_run
+    from deployments.services import create_flow_run
     from tests.workpools.test_runworker import ROOT, collect, stop
 
     scheduler_file = tmp_path / "scheduler.json"

@@ -10,7 +10,7 @@ import pytest
 from orchestrator import flow, task
 from orchestrator.task_runners import DaskTaskRunner, RayTaskRunner, ThreadTaskRunner
 from runs.models import FlowRun, TaskRun
-from runs.states import StateType
+from orchestrator.core.states import StateType
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)  # task threads have connections of their own

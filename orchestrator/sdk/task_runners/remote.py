@@ -117,9 +117,9 @@ def client_for(connection: Connection) -> OrchestratorClient:
             if not apps.ready:
                 # A fresh worker process: Django is set up from what the flow process uses.
                 os.environ.update(connection.environment)
-            from orchestrator.client.direct import DirectClient
+            from orchestrator.client import direct_client
 
-            made = DirectClient()
+            made = direct_client()
         from orchestrator.sdk.execution import _DeferringClient
 
         # Interrupts wait until a call to the orchestrator is over (Ray runs tasks in the main thread).

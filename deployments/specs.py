@@ -1,5 +1,5 @@
-"""Deploying flows: a deployment spec (deployments.yaml, `manage.py deploy` flags, the wizard,
-`my_flow.deploy(...)`) checked as a whole, then written in one transaction.
+"""Deployment specs: what a person wrote (deployments.yaml, a .py spec file of `flow.to_deployment()`
+objects, `manage.py deploy` flags, the wizard) read into DeploymentDefinitions, and written back.
 
     pull:
       - git_clone: {repository: https://github.com/org/flows.git, branch: main, access_token_env: GIT_TOKEN}
@@ -14,50 +14,45 @@
           - cron: "0 9 * * 1-5"
             timezone: Europe/Berlin
 
-Every surface builds DeploymentDefinitions and calls `deploy_definitions`: it loads each
-entrypoint (importing the user's file, as the engine will), checks it is a flow, that the pool and
-queue exist, the parameters fit the flow's signature, the schedules and pull steps are valid and
-any repository URL is safe; only then does it write, all deployments in one transaction, so a bad
-spec saves nothing.
+Parsing checks shape and names the deployment and field at fault; deployments.services.deploying
+checks meaning (the flow loads, the pool exists, ...) and writes.
 """
 
 from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
-
-from deployments import scheduling
-from deployments.models import Deployment
-from deployments.parameters import parameters_from_strings, validate_parameters
-from deployments.services import SyncResult, get_or_create_flow, reschedule_deployment, sync_schedules
-from deployments.steps import STEPS, check_repository_url
-from runs.errors import NotFound, ValidationError
+from orchestrator.core.errors import NotFound, ValidationError
+from orchestrator.engine import FlowLoadError, load_module
+from workpools.services.pools import check_concurrency_limit
 
 DEFAULT_SPEC_FILE = "deployments.yaml"
+
+
 DEPLOYMENT_KEYS = {
     "name", "entrypoint", "description", "version", "tags", "parameters", "work_pool", "schedules", "schedule",
     "concurrency_limit", "enforce_parameter_schema", "pull",
 }
+
+
 WORK_POOL_KEYS = {"name", "work_queue_name", "job_variables"}
+
+
 SCHEDULE_KEYS = {
     "cron", "interval", "rrule", "timezone", "active", "parameters", "anchor_date", "slug", "catchup",
     "catchup_max_runs",
 }
-# Fields whose change alters the runs a deployment's schedules already made.
-RUN_FIELDS = ("parameters", "tags", "work_pool_id", "work_queue_id", "job_variables", "enforce_parameter_schema")
 
 
 @dataclass
 class DeploymentDefinition:
     """One deployment as a person described it. `parameter_strings` are `--param k=v` texts,
     read for the flow's schema once it is loaded; `pull_steps` None means "no pull steps"."""
-
     name: str
     entrypoint: str
     work_pool: str
@@ -77,229 +72,9 @@ class DeploymentDefinition:
 @dataclass
 class DeploySpec:
     """A spec file's content: top-level pull steps and the deployments."""
-
     deployments: list[DeploymentDefinition]
     project_dir: Path
     source: str = DEFAULT_SPEC_FILE
-
-
-@dataclass
-class DeployResult:
-    deployment: Deployment
-    created: bool
-    schedules: SyncResult
-
-
-@dataclass
-class _Prepared:
-    definition: DeploymentDefinition
-    flow_name: str
-    flow_description: str
-    parameter_schema: dict[str, Any]
-    parameters: dict[str, Any]
-    pool: Any
-    queue: Any
-    path: str
-    pull_steps: list[dict[str, Any]]
-
-
-# --- the service --------------------------------------------------------------------------------
-
-
-def deploy_definitions(definitions: Iterable[DeploymentDefinition], *, project_dir: Path) -> list[DeployResult]:
-    """Create or update each deployment (matched by flow and name), with its schedules.
-
-    Everything is checked before anything is written: ValidationError / NotFound name the
-    deployment and what is wrong, and then nothing is saved. A redeploy updates the deployment in
-    place and, when what its runs copy changed (parameters, tags, pool, queue), replaces its
-    not-yet-started scheduled runs. `project_dir` is where entrypoints are relative to (and the
-    code's place for workers when no git_clone step fetches it).
-
-    Concurrency: all rows are written in one transaction; two deploys of the same new deployment
-    at once leave one row (the unique flow/name constraint), the loser gets a ValidationError."""
-    project_dir = project_dir.resolve()
-    definitions = list(definitions)
-    if not definitions:
-        raise ValidationError("Nothing to deploy.")
-    seen: set[tuple[str, str]] = set()
-    prepared = []
-    for definition in definitions:
-        item = _prepare(definition, project_dir)
-        key = (item.flow_name, definition.name)
-        if key in seen:
-            raise ValidationError(f"Deployment {definition.name!r} of flow {item.flow_name!r} is listed twice.")
-        seen.add(key)
-        prepared.append(item)
-    try:
-        with transaction.atomic():
-            return [_write(item) for item in prepared]
-    except IntegrityError:
-        raise ValidationError("Another deploy changed these deployments at the same moment; deploy again.") from None
-
-
-def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
-    def fail(message: str) -> ValidationError:
-        return ValidationError(f"Deployment {definition.name!r}: {message}")
-
-    if not isinstance(definition.name, str) or not definition.name.strip() or "/" in definition.name:
-        raise ValidationError(f"A deployment needs a name without '/', not {definition.name!r}.")
-    pull_steps = definition.pull_steps or []
-    try:
-        check_pull_steps(pull_steps)
-    except ValidationError as error:
-        raise fail(str(error)) from None
-    if not definition.entrypoint:
-        raise fail("it needs an entrypoint (path/to/file.py:function).")
-    definition.entrypoint = _relative_entrypoint(definition.entrypoint, project_dir, fail)
-    flow = _load_flow(definition.entrypoint, local_workdir(pull_steps, project_dir), fail)
-
-    from workpools.services import get_work_pool, get_work_queue
-
-    if not definition.work_pool:
-        raise fail("it needs a work pool.")
-    try:
-        pool = get_work_pool(definition.work_pool)
-        queue = get_work_queue(pool, definition.work_queue) if definition.work_queue else None
-    except NotFound as error:
-        raise fail(str(error)) from None
-
-    schema = flow.parameter_schema
-    parameters = {**(definition.parameters or {}), **parameters_from_strings(schema, definition.parameter_strings)}
-    if definition.enforce_parameter_schema:
-        # Defaults may leave required parameters to each run: check only what is given.
-        try:
-            parameters = validate_parameters({**schema, "required": []}, parameters)
-        except ValidationError as error:
-            raise fail(str(error)) from None
-    for position, schedule in enumerate(definition.schedules, start=1):
-        spec = scheduling.ScheduleSpec(
-            kind=schedule.get("kind", ""), cron=schedule.get("cron") or "",
-            interval_seconds=schedule.get("interval_seconds"), rrule=schedule.get("rrule") or "",
-            timezone=schedule.get("timezone") or "UTC",
-        )
-        try:
-            scheduling.validate_schedule(spec)
-        except ValidationError as error:
-            raise fail(f"schedule {position}: {error}") from None
-    if definition.concurrency_limit is not None and (
-        not isinstance(definition.concurrency_limit, int) or definition.concurrency_limit < 0
-    ):
-        raise fail("concurrency_limit must be a whole number, 0 or more.")
-    fetches_code = any(_step_name(step) == "git_clone" for step in pull_steps)
-    return _Prepared(
-        definition=definition, flow_name=flow.name, flow_description=flow.description,
-        parameter_schema=schema, parameters=parameters, pool=pool, queue=queue,
-        path="" if fetches_code else str(project_dir), pull_steps=pull_steps,
-    )
-
-
-def _write(item: _Prepared) -> DeployResult:
-    definition = item.definition
-    flow = get_or_create_flow(item.flow_name, description=item.flow_description)
-    values = {
-        "description": definition.description or "", "version": definition.version or "",
-        "entrypoint": definition.entrypoint, "path": item.path, "pull_steps": item.pull_steps,
-        "parameters": item.parameters, "parameter_schema": item.parameter_schema,
-        "enforce_parameter_schema": definition.enforce_parameter_schema,
-        "tags": list(dict.fromkeys(definition.tags or [])), "work_pool_id": item.pool.pk,
-        "work_queue_id": item.queue.pk if item.queue else None, "job_variables": definition.job_variables or {},
-        "concurrency_limit": definition.concurrency_limit,
-    }
-    deployment = Deployment.objects.select_for_update().filter(flow=flow, name=definition.name).first()
-    created = deployment is None
-    runs_change = False
-    if deployment is None:
-        deployment = Deployment(flow=flow, name=definition.name)
-    else:
-        runs_change = any(getattr(deployment, name) != values[name] for name in RUN_FIELDS)
-    for name, value in values.items():
-        setattr(deployment, name, value)
-    deployment.save(force_insert=created)
-    if runs_change:
-        reschedule_deployment(deployment)
-    try:
-        result = sync_schedules(deployment, definition.schedules)
-    except ValidationError as error:
-        raise ValidationError(f"Deployment {definition.name!r}: {error}", error.errors) from None
-    return DeployResult(deployment=deployment, created=created, schedules=result)
-
-
-def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any) -> str:
-    """An entrypoint whose file is an absolute path (a flow's own file, from to_deployment)
-    relative to the project directory; others unchanged."""
-    path, sep, function = entrypoint.rpartition(":")
-    if not sep or not Path(path).is_absolute():
-        return entrypoint
-    try:
-        return f"{Path(path).resolve().relative_to(project_dir).as_posix()}:{function}"
-    except ValueError:
-        raise fail(f"{path} is not inside the project directory {project_dir}; deploy from the project's root.") from None
-
-
-def _load_flow(entrypoint: str, workdir: Path, fail: Any) -> Any:
-    from orchestrator.engine import FlowLoadError, load_flow
-
-    saved_path, saved_modules = list(sys.path), set(sys.modules)
-    try:
-        return load_flow(entrypoint, workdir)
-    except FlowLoadError as error:
-        raise fail(str(error)) from None
-    finally:
-        sys.path[:] = saved_path
-        # Keep the flow module (its functions are still referenced) but not its neighbours'
-        # names, so the next entrypoint imports its own helpers, not a stale same-named one.
-        for name in set(sys.modules) - saved_modules:
-            if not name.startswith("__orchestrator_flow_") and _module_under(sys.modules.get(name), workdir):
-                sys.modules.pop(name, None)
-
-
-def _module_under(module: Any, directory: Path) -> bool:
-    file = getattr(module, "__file__", None)
-    return bool(file) and str(Path(file).resolve()).startswith(str(directory))
-
-
-def _step_name(step: Any) -> str:
-    return str(next(iter(step))).rsplit(".", 1)[-1] if isinstance(step, dict) and len(step) == 1 else ""
-
-
-def check_pull_steps(steps: Any) -> None:
-    """Pull steps as the engine will run them: a list of one-key mappings naming known steps
-    with options they take; a git_clone repository must be safe (steps.check_repository_url).
-    Tokens are never written in a step: `access_token_env` names the variable holding one."""
-    if not isinstance(steps, list):
-        raise ValidationError("pull must be a list of steps.")
-    for position, step in enumerate(steps, start=1):
-        name = _step_name(step)
-        if not name:
-            raise ValidationError(f"pull step {position} must be a mapping of one step name to its options.")
-        function = STEPS.get(name)
-        if function is None:
-            raise ValidationError(f"pull step {position} {name!r} is unknown (known: {', '.join(sorted(STEPS))}).")
-        options = next(iter(step.values()))
-        if not isinstance(options, dict):
-            raise ValidationError(f"pull step {position} {name!r} takes a mapping of options.")
-        try:
-            inspect.signature(function).bind(Path(), **options)
-        except TypeError as error:
-            raise ValidationError(f"pull step {position} {name!r}: {error}.") from None
-        if name == "git_clone":
-            check_repository_url(options.get("repository"))
-
-
-def local_workdir(steps: list[dict[str, Any]], project_dir: Path) -> Path:
-    """Where the entrypoint is, here at deploy time: the project directory stands in for a
-    git_clone's checkout (it is the repository), and set_working_directory steps apply."""
-    workdir = project_dir
-    for step in steps:
-        name, options = _step_name(step), next(iter(step.values()))
-        if name == "git_clone":
-            workdir = project_dir / options.get("directory", "") if options.get("directory") else project_dir
-        elif name == "set_working_directory":
-            workdir = workdir / options["directory"]
-    return workdir
-
-
-# --- spec files ---------------------------------------------------------------------------------
 
 
 def load_spec_file(path: Path) -> DeploySpec:
@@ -328,8 +103,6 @@ def load_spec_file(path: Path) -> DeploySpec:
 def load_python_spec(path: Path) -> DeploySpec:
     """A spec written in Python: the DeploymentDefinitions a .py file holds at module level
     (made with `my_flow.to_deployment(...)`), importing it as the engine imports flows."""
-    from orchestrator.engine import FlowLoadError, load_module
-
     if not path.is_file():
         raise NotFound(f"No spec file {str(path)!r} (pass another with --file).")
     saved_path = list(sys.path)
@@ -416,8 +189,10 @@ def _parse_deployment(item: Any, position: int, pull: list[Any], fail: Any) -> D
         except ValidationError as error:
             raise bad(f"schedules[{number}]", str(error)) from None
     limit = item.get("concurrency_limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise bad("concurrency_limit", "must be a whole number, 0 or more.")
+    try:
+        check_concurrency_limit(limit)
+    except ValidationError:
+        raise bad("concurrency_limit", "must be a whole number, 0 or more.") from None
     enforce = item.get("enforce_parameter_schema", True)
     if not isinstance(enforce, bool):
         raise bad("enforce_parameter_schema", "must be true or false.")
@@ -468,21 +243,6 @@ def schedule_definition(raw: Any) -> dict[str, Any]:
     return definition
 
 
-def apply_deployment_spec(spec: DeploySpec, *, names: Iterable[str] | None = None) -> list[DeployResult]:
-    """Deploy the spec's deployments, or only those named (NAME or FLOW/NAME is not needed:
-    deployment names within one spec file). NotFound for a name the file does not hold."""
-    chosen = spec.deployments
-    if names is not None:
-        wanted = list(dict.fromkeys(names))
-        by_name = {d.name: d for d in spec.deployments}
-        missing = [name for name in wanted if name not in by_name]
-        if missing:
-            known = ", ".join(sorted(by_name)) or "none"
-            raise NotFound(f"{spec.source} has no deployment named {missing[0]!r} (it has: {known}).")
-        chosen = [by_name[name] for name in wanted]
-    return deploy_definitions(chosen, project_dir=spec.project_dir)
-
-
 def spec_entry(definition: DeploymentDefinition) -> dict[str, Any]:
     """A definition as a spec file entry (what the wizard saves)."""
     entry: dict[str, Any] = {"name": definition.name, "entrypoint": definition.entrypoint}
@@ -530,8 +290,6 @@ def save_to_spec_file(path: Path, definition: DeploymentDefinition, pull_steps: 
     entries.append(entry)
     data["deployments"] = entries
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
 
 
 def flow_deployment(
