@@ -138,13 +138,39 @@ def shouting(words: list[str], markers: str) -> list[str]:
 '''
 
 
+def run_shouting_deployment(
+    tmp_path: Path, make_deployment: Any, pool: Any, worker_args: list[str], worker_env: dict[str, str]
+) -> Any:
+    """Deploy DEPLOYED, create a run, let a real `runworker` run it to its end; the run."""
+    from deployments.services import create_flow_run
+    from tests.workpools.test_runworker import ROOT, collect, stop
+
+    (tmp_path / "shouting.py").write_text(DEPLOYED)
+    deployment = make_deployment("shouting", flow="shouting", path=str(tmp_path), entrypoint="shouting.py:shouting")
+    run, _ = create_flow_run(deployment, parameters={"words": ["hello", "dask", "world"], "markers": str(tmp_path)})
+    runworker = subprocess.Popen(
+        [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--poll-interval", "0.2", *worker_args],
+        cwd=ROOT, env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    output = collect(runworker)
+    try:
+        wait_for(lambda: (run.refresh_from_db(), run.is_terminal)[1], 120, "the deployment's run to finish")
+    finally:
+        code = stop(runworker)
+    text = "".join(output)
+    assert code == 0, text
+    assert run.state_type == S.COMPLETED, f"{run.state_message}\n{text}"
+    task_runs = by_name(run, "shout-")
+    assert [(t.state_type, t.result) for t in task_runs] == [(S.COMPLETED, w) for w in ["HELLO", "DASK", "WORLD"]]
+    assert run.logs.filter(message="shouting dask", task_run=task_runs[1]).exists()
+    assert executions(tmp_path, "shout") == {"hello": 1, "dask": 1, "world": 1}
+    return run
+
+
 def test_a_deployment_run_by_runworker_uses_a_separately_started_scheduler_and_worker(
     tmp_path: Path, subprocess_env: dict[str, str], make_deployment: Any, pool: Any
 ) -> None:
     from distributed import Client
-
-    from deployments.services import create_flow_run
-    from tests.workpools.test_runworker import ROOT, collect, stop
 
     scheduler_file = tmp_path / "scheduler.json"
     dask = str(Path(sys.executable).with_name("dask"))
@@ -157,41 +183,37 @@ def test_a_deployment_run_by_runworker_uses_a_separately_started_scheduler_and_w
     try:
         wait_for(lambda: scheduler_file.exists() and scheduler_file.read_text().strip(), 60, "the scheduler to start")
         address = json.loads(scheduler_file.read_text())["address"]
-        worker = subprocess.Popen(
+        processes.append(subprocess.Popen(
             [dask, "worker", address, "--nworkers", "1", "--nthreads", "2", "--no-dashboard", "--memory-limit", "1GiB"],
             env=quiet, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        processes.append(worker)
+        ))
         with Client(address, timeout=60) as client:
             client.wait_for_workers(1, timeout=60)
             dask_worker_pids = set(client.run(os.getpid).values())
-
-        (tmp_path / "shouting.py").write_text(DEPLOYED)
-        deployment = make_deployment("shouting", flow="shouting", path=str(tmp_path), entrypoint="shouting.py:shouting")
-        run, _ = create_flow_run(deployment, parameters={"words": ["hello", "dask", "world"], "markers": str(tmp_path)})
-        env = {**subprocess_env, "DASK_SCHEDULER": address}
-        runworker = subprocess.Popen(
-            [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--poll-interval", "0.2"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )
-        processes.append(runworker)
-        output = collect(runworker)
-        wait_for(lambda: (run.refresh_from_db(), run.is_terminal)[1], 120, "the deployment's run to finish")
-        assert stop(runworker) == 0, "".join(output)
+        run = run_shouting_deployment(tmp_path, make_deployment, pool, [], {**subprocess_env, "DASK_SCHEDULER": address})
     finally:
         for process in reversed(processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
 
-    text = "".join(output)
-    assert run.state_type == S.COMPLETED, f"{run.state_message}\n{text}"
-    task_runs = by_name(run, "shout-")
-    assert [(t.state_type, t.result) for t in task_runs] == [(S.COMPLETED, w) for w in ["HELLO", "DASK", "WORLD"]]
-    assert run.logs.filter(message="shouting dask", task_run=task_runs[1]).exists()
     assert run.logs.filter(message=f"Using the Dask cluster at {address}").exists()
-    assert executions(tmp_path, "shout") == {"hello": 1, "dask": 1, "world": 1}
     assert {int(row[1]) for row in events(tmp_path)} <= dask_worker_pids
+
+
+def test_over_http_tasks_on_the_cluster_report_with_the_flow_run_s_credential_and_no_database(
+    tmp_path: Path, live_server: Any, make_api_key: Any, make_deployment: Any, pool: Any, cluster: Any
+) -> None:
+    from tests.workpools.test_api_worker_remote import databases_in, remote_env
+
+    home = tmp_path / "remote-home"
+    home.mkdir()
+    key = make_api_key("worker", pool, name="remote-worker")
+    env = remote_env(home, DASK_SCHEDULER=cluster.scheduler_address)
+    run_shouting_deployment(tmp_path, make_deployment, pool, ["--api-url", live_server.url, "--api-key", key], env)
+
+    # Executed on the cluster's workers, whose task runs reached the orchestrator over HTTP.
+    assert {int(row[1]) for row in events(tmp_path)} <= worker_pids(cluster)
+    assert databases_in(home) == []
