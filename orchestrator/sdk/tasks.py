@@ -295,7 +295,7 @@ def run_task(
     except Exception as upstream:
         run.fail(f"An upstream task run failed: {exception_text(upstream)}")
         raise
-    return execute_task_run(run, args, kwargs, log_prints=flow.log_prints, scopes=flow.task_scopes)  # type: ignore[no-any-return]
+    return execute_task_run(run, args, kwargs, log_prints=flow.log_prints, scopes=flow.task_scopes)
 
 
 def execute_task_run(

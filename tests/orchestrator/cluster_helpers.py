@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from runs.models import FlowRun, TaskRun
 from orchestrator.core.states import StateType
+from runs.models import FlowRun, TaskRun
 
 # Every flow script starts with this; RUNNER is filled in by the test (a Dask or Ray runner
 # reaching the module's cluster).

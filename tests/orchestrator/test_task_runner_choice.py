@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
 from orchestrator import flow, task
+from orchestrator.core.states import StateType
 from orchestrator.task_runners import DaskTaskRunner, RayTaskRunner, ThreadTaskRunner
 from runs.models import FlowRun, TaskRun
-from orchestrator.core.states import StateType
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)  # task threads have connections of their own
@@ -79,9 +80,9 @@ def test_a_task_runner_that_is_not_one_is_refused_when_the_decorator_runs(runner
         (lambda: ThreadTaskRunner(max_workers=0), "max_workers must be a whole number of at least 1"),
     ],
 )
-def test_bad_runner_options_are_one_clear_error(make: object, message: str) -> None:
+def test_bad_runner_options_are_one_clear_error(make: Callable[[], object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        make()  # type: ignore[operator]
+        make()
 
 
 @pytest.mark.dask

@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import cloudpickle  # type: ignore[import-untyped]
+import cloudpickle
 
 from orchestrator.client.base import OrchestratorClient
 from orchestrator.sdk.logs import TASK_RUN_LOGGER, RunLogger
@@ -278,7 +278,7 @@ def _pickled_arguments(task: Task[..., Any], run_name: str, args: tuple[Any, ...
     from orchestrator.sdk.tasks import exception_text
 
     try:
-        return cloudpickle.dumps((args, kwargs))  # type: ignore[no-any-return]
+        return cloudpickle.dumps((args, kwargs))
     except Exception as error:
         try:
             named = dict(inspect.signature(task.fn).bind_partial(*args, **kwargs).arguments)

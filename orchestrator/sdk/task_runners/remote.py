@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle  # type: ignore[import-untyped]
+import cloudpickle
 
 from orchestrator.client.base import FlowRunInfo, OrchestratorClient, TaskRunInfo
 from orchestrator.sdk import logs
@@ -123,7 +123,7 @@ def client_for(connection: Connection) -> OrchestratorClient:
         from orchestrator.sdk.execution import _DeferringClient
 
         # Interrupts wait until a call to the orchestrator is over (Ray runs tasks in the main thread).
-        wrapped: OrchestratorClient = _DeferringClient(made)  # type: ignore[assignment]
+        wrapped: OrchestratorClient = _DeferringClient(made)  # type: ignore[assignment]  # a proxy with the client's methods, not a subclass
         _clients[connection.key] = wrapped
         return wrapped
 
@@ -263,7 +263,7 @@ def _sendable(error: BaseException) -> BaseException:
     else a RuntimeError with its text. Its traceback is in the task run's logs either way."""
     from orchestrator.sdk.tasks import exception_text
 
-    for attempt in range(2):
+    for _ in range(2):
         try:
             cloudpickle.dumps(error)
         except Exception:
