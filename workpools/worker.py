@@ -30,7 +30,7 @@ IDLE_WAIT_SECONDS = 5.0
 STOP_CHECK_SECONDS = 0.5
 
 
-class ProcessWorker:
+class WorkerLoop:
     """The loop of one worker. It reaches the orchestrator only through `client` (direct or
     HTTP), so the same loop runs beside the database or on a machine without one."""
 

@@ -281,7 +281,7 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
             os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        sys.stdout.reconfigure(line_buffering=True)
         code = _run_engine(request["run_id"], os.environ.get("ORCHESTRATOR_PROFILE_DIR", ""))
     except BaseException:
         import traceback

@@ -14,6 +14,7 @@ from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
 from workpools.models import Worker, WorkPool, WorkQueue
+from workpools.services.waiting import claims_waiting as claims_waiting  # re-exported (tests read it here)
 from workpools.services.waiting import wait_for_due_runs
 
 # Polling timestamps are written at most this often per queue: a busy worker polling every
@@ -73,14 +74,14 @@ def claim_runs(
         for row in in_pool:
             per_queue[row["work_queue_id"]] = per_queue.get(row["work_queue_id"], 0) + 1
 
-        limits = dict(
-            pool.deployments.filter(concurrency_limit__isnull=False).values_list(
-                "id", "concurrency_limit"
-            )
-        )
+        limits: dict[Any, int] = {
+            dep: limit
+            for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list("id", "concurrency_limit")
+            if limit is not None
+        }
         in_use: dict[Any, int] = dict.fromkeys(limits, 0)
-        for row in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
-            in_use[row["deployment_id"]] = row["n"]
+        for counted in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
+            in_use[counted["deployment_id"]] = counted["n"]
         full = {dep for dep, limit in limits.items() if in_use[dep] >= limit}
 
         claimed: list[Any] = []
@@ -96,9 +97,8 @@ def claim_runs(
                 # window and starve the runs behind them.
                 filled_now = False
                 candidates = (
-                    FlowRun.objects.filter(
-                        work_queue=queue, state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-                    )
+                    FlowRun.objects.due(horizon)
+                    .filter(work_queue=queue)
                     .exclude(deployment_id__in=full)
                     .order_by("next_scheduled_start_at", "id")
                     .select_for_update(skip_locked=True, of=("self",))
@@ -131,9 +131,7 @@ def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) ->
     polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
     if queue_ids is not None:
         polled = polled.filter(pk__in=queue_ids)
-    due = FlowRun.objects.filter(
-        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-    )
+    due = FlowRun.objects.due(horizon).filter(work_queue__in=polled.filter(paused=False))
     return polled, due
 
 

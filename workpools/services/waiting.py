@@ -108,6 +108,11 @@ _waiting = 0
 _waiting_lock = threading.Lock()
 
 
+def claims_waiting() -> int:
+    """How many claims are waiting in this process's long poll right now."""
+    return _waiting
+
+
 def wait_for_due_runs(
     worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, timeout: float
 ) -> bool:
