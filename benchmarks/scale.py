@@ -106,7 +106,7 @@ def main() -> None:
             raise SystemExit(f"{url} answered {response.status_code}: {response.content[:300]!r}")
         median, worst, response = timed(lambda url=url: client.get(url), args.repeat)
         count = len(response.json().get("results", []))
-        rows.append((label, median, worst, count))
+        rows.append((label, median, worst, str(count)))
     h.table(f"REST API run lists with {total:,} runs ({args.repeat} requests each)", ["GET /api/flow-runs/", "p50 ms", "max ms", "rows"], rows)
 
 
