@@ -176,6 +176,10 @@ class WorkerLoop:
         While it has nothing else to watch, the claim may wait server-side (long poll)."""
         if self.stopping or (self.run_once and self.claimed_any):
             return False
+        if self.worker.limit is not None and len(self.children) >= self.worker.limit:
+            # At its --limit: no claim (and no query) until a child ends; the orchestrator
+            # enforces the limit anyway, this only spares it a claim that must come back empty.
+            return False
         wait = self.long_poll if not self.children else 0.0
         runs = self.client.claim_runs(self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait)
         if self.run_once:
