@@ -5,6 +5,8 @@ from django.urls import include, path
 from deployments.api import WebhookReceiveView
 from orchestrator import views
 
+handler404 = "orchestrator.views.not_found"
+
 admin.site.site_header = "Orchestrator"
 admin.site.site_title = "Orchestrator admin"
 admin.site.index_title = "Pools, deployments and runs"

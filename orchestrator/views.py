@@ -3,9 +3,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.defaults import page_not_found
 
 from runs.charts import build_history_chart, hourly_window
 from runs.models import FlowRun
@@ -35,3 +36,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: the API (and webhook receiver) answers JSON, like its other errors, even for a
+    path no route matches (a name with a slash, a typo); the dashboard keeps its HTML page."""
+    if request.path.startswith(("/api/", "/hooks/")):
+        return JsonResponse({"detail": f"Not found: no API endpoint or object at {request.path}."}, status=404)
+    return page_not_found(request, exception or Http404())

@@ -25,6 +25,7 @@ from deployments.services.deployments import get_or_create_flow
 from deployments.services.schedules import SyncResult, reschedule_deployment, sync_schedules
 from deployments.specs import DeploymentDefinition, DeploySpec
 from orchestrator.core.errors import NotFound, ValidationError
+from orchestrator.core.names import check_name
 from orchestrator.core.parameters import parameters_from_strings, validate_parameters
 from orchestrator.engine import FlowLoadError, load_flow
 from orchestrator.engine.steps import STEPS, check_repository_url
@@ -89,8 +90,7 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
     def fail(message: str) -> ValidationError:
         return ValidationError(f"Deployment {definition.name!r}: {message}")
 
-    if not isinstance(definition.name, str) or not definition.name.strip() or "/" in definition.name:
-        raise ValidationError(f"A deployment needs a name without '/', not {definition.name!r}.")
+    check_name(definition.name, "deployment name")
     pull_steps = definition.pull_steps or []
     try:
         check_pull_steps(pull_steps)
