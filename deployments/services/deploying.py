@@ -22,17 +22,16 @@ from django.db import IntegrityError, transaction
 from deployments import schedule_times
 from deployments.models import Deployment
 from deployments.services.deployments import get_or_create_flow
+from deployments.services.editing import RUN_FIELDS, check_default_parameters
 from deployments.services.schedules import SyncResult, reschedule_deployment, sync_schedules
 from deployments.specs import DeploymentDefinition, DeploySpec
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.core.names import check_name
-from orchestrator.core.parameters import parameters_from_strings, validate_parameters
+from orchestrator.core.parameters import parameters_from_strings
 from orchestrator.engine import FlowLoadError, load_flow
 from orchestrator.engine.steps import STEPS, check_repository_url
 from workpools.services import get_work_pool, get_work_queue
 
-# Fields whose change alters the runs a deployment's schedules already made.
-RUN_FIELDS = ("parameters", "tags", "work_pool_id", "work_queue_id", "job_variables", "enforce_parameter_schema")
 
 
 @dataclass
@@ -112,12 +111,10 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
 
     schema = flow.parameter_schema
     parameters = {**(definition.parameters or {}), **parameters_from_strings(schema, definition.parameter_strings)}
-    if definition.enforce_parameter_schema:
-        # Defaults may leave required parameters to each run: check only what is given.
-        try:
-            parameters = validate_parameters({**schema, "required": []}, parameters)
-        except ValidationError as error:
-            raise fail(str(error)) from None
+    try:
+        parameters = check_default_parameters(schema, parameters, enforce=definition.enforce_parameter_schema)
+    except ValidationError as error:
+        raise fail(str(error)) from None
     for position, schedule in enumerate(definition.schedules, start=1):
         spec = schedule_times.ScheduleSpec(
             kind=schedule.get("kind", ""), cron=schedule.get("cron") or "",
