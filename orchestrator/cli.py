@@ -35,10 +35,16 @@ class ServiceCommand(BaseCommand):
         action = options.pop("action").replace("-", "_")
         return getattr(self, f"do_{action}")(**options)
 
-    def table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = "") -> None:
+    def table(
+        self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = "",
+        no_wrap: Iterable[str] = (),
+    ) -> None:
+        """Print a table. Columns named in `no_wrap` (ids, times) are never broken over lines,
+        so they can be copied; the others fold to fit."""
         table = Table(title=title, caption=caption or None)
+        keep = set(no_wrap)
         for column in columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=column in keep)
         for row in rows:
             table.add_row(*["" if cell is None else str(cell) for cell in row])
         buffer = io.StringIO()

@@ -49,6 +49,12 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
     def due(self, until: datetime) -> FlowRunQuerySet:
         return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=until)
 
+    def started_or_due(self, now: datetime, *, upcoming: bool = False) -> FlowRunQuerySet:
+        """Runs that started or were due by `now` (what happened: `flowrun ls` by default); with
+        `upcoming`, the complement: runs not started and meant to start after `now`."""
+        happened = Q(expected_start_at__lte=now) | Q(started_at__isnull=False)
+        return self.exclude(happened) if upcoming else self.filter(happened)
+
     def recent(self, since: datetime) -> FlowRunQuerySet:
         return self.filter(expected_start_at__gte=since)
 

@@ -108,7 +108,7 @@ def test_flowrun_ls_inspect_logs_and_cancel(leo: Deployment) -> None:
 
     listed = run_command("flowrun", "ls", "--state", "running", "--deployment", "leonardo_dicapriflow/leonardo-deployment")
     assert first.name in listed and second.name not in listed
-    assert second.name in run_command("flowrun", "ls", "--limit", "1")
+    assert second.name in run_command("flowrun", "ls", "--all", "--limit", "1")
     inspected = run_command("flowrun", "inspect", first.name)
     assert "Running (RUNNING)" in inspected and "Pending (PENDING)" in inspected
     assert "| INFO    | Task run 'log_message' - Hello Leo!" in run_command("flowrun", "logs", str(first.pk))
