@@ -64,6 +64,7 @@ class ProcessWorker:
         self.stop_requested_at: float | None = None
         self.last_heartbeat = 0.0
         self.claimed_any = False
+        self.exit_code = 0  # 1 when the worker stopped because it could not go on
         self._out_lock = threading.Lock()
         self.hostname = socket.gethostname()
 
@@ -153,7 +154,15 @@ class ProcessWorker:
         if self.stopping or (self.run_once and self.claimed_any):
             return False
         wait = self.long_poll if not self.children else 0.0
-        runs = self.client.claim_runs(self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait)
+        try:
+            runs = self.client.claim_runs(self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait)
+        except NotFound as error:
+            # A --queue deleted (or the worker's pool or row gone): polling on would claim
+            # nothing forever while the worker shows ONLINE. Say so and stop (exit code 1).
+            self.say(f"{error} Stopping: restart the worker with queues that exist.")
+            self.stopping = True
+            self.exit_code = 1
+            return False
         if self.run_once:
             self.claimed_any = True
         started = [run for run in runs if run.id not in self.children]  # handed out again: already ours

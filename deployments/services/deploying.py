@@ -180,6 +180,16 @@ def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any) -> str:
         raise fail(f"{path} is not inside the project directory {project_dir}; deploy from the project's root.") from None
 
 
+def flow_parameter_schema(entrypoint: str, directory: Path) -> dict[str, Any]:
+    """The parameter schema of the flow at `entrypoint` (relative to `directory`), loaded as
+    deploy loads it (the wizard asks for parameters with it). ValidationError if it cannot load."""
+
+    def fail(message: str) -> ValidationError:
+        return ValidationError(message)
+
+    return dict(_load_flow(entrypoint, directory.resolve(), fail).parameter_schema)
+
+
 def _load_flow(entrypoint: str, workdir: Path, fail: Any) -> Any:
 
     saved_path, saved_modules = list(sys.path), set(sys.modules)

@@ -66,6 +66,8 @@ class Command(ServiceCommand):
         signal.signal(signal.SIGTERM, loop.on_signal)
         signal.signal(signal.SIGINT, loop.on_signal)
         loop.run()
+        if loop.exit_code:
+            raise CommandError("The worker stopped: it could not go on polling (see above).")
         self.stdout.write("Done.")
 
     def client(self, pool: str, api_url: str, api_key: str) -> OrchestratorClient:
