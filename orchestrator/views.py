@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.defaults import page_not_found
 
-from runs.charts import build_history_chart, hourly_window
+from runs.charts import recent_history_chart
 from runs.models import FlowRun
 from workpools.overview import pool_overview
 
@@ -19,10 +19,9 @@ ATTENTION_ROWS = 8
 def home(request: HttpRequest) -> HttpResponse:
     """Runs of the last 24 hours by state and by hour, runs that need someone, pool health."""
     now = timezone.now()
-    since, until = hourly_window(now)
     runs = FlowRun.objects.for_list()
     context = {
-        "chart": build_history_chart(FlowRun.objects.counts_by_hour_and_state(since, until), since, until),
+        "chart": recent_history_chart(now),
         "late_runs": runs.late(now, after=timedelta(seconds=settings.LATE_RUN_SECONDS))
         .order_by("next_scheduled_start_at")[:ATTENTION_ROWS],
         "failed_runs": runs.failed_since(now - timedelta(hours=24)).order_by("-expected_start_at")[:ATTENTION_ROWS],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -23,6 +24,9 @@ from workpools.infrastructure import Infrastructure, RunProcess, for_pool_type
 log = logging.getLogger(__name__)
 S = StateType
 UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
+# A flow process's console line: "12:14:30.143 | WARNING | Task run 'x' - text".
+_LOG_LEVEL = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (\w+)\s*\|")
+_SHOWN_WHEN_QUIET = {"WARNING", "ERROR", "CRITICAL"}
 
 
 class ProcessWorker:
@@ -43,6 +47,7 @@ class ProcessWorker:
         prewarm: bool = False,
         infrastructure: Infrastructure | None = None,
         out: IO[str] = sys.stdout,
+        quiet: bool = False,
     ) -> None:
         self.worker = worker
         self.client = client
@@ -58,6 +63,7 @@ class ProcessWorker:
             {**client.environment(), "RUN_HEARTBEAT_SECONDS": f"{worker.run_heartbeat_seconds:g}"}
         )
         self.out = out
+        self.quiet = quiet  # the flows' output: only warnings and errors
         self.children: dict[str, RunProcess] = {}
         self.stopping = False
         self.force = False
@@ -76,7 +82,17 @@ class ProcessWorker:
             self.out.flush()
 
     def _child_output(self, name: str) -> Any:
+        level = ["INFO"]  # of the last log line: a traceback's lines go with the line they follow
+
         def write(line: str) -> None:
+            if self.quiet:
+                match = _LOG_LEVEL.match(line)
+                if match:
+                    level[0] = match.group(1)
+                elif line.startswith("Traceback"):
+                    level[0] = "ERROR"
+                if level[0] not in _SHOWN_WHEN_QUIET:
+                    return
             with self._out_lock:
                 self.out.write(f"{name} | {line}\n")
                 self.out.flush()
