@@ -14,22 +14,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from deployments.parameters import call_arguments, jsonable_parameters, validate_call_parameters
 from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
+from orchestrator.core.errors import StateConflict, ValidationError
+from orchestrator.core.parameters import call_arguments, jsonable_parameters, validate_call_parameters
+from orchestrator.core.states import StateType
 from orchestrator.sdk import logs
 from orchestrator.sdk.context import FlowRunContext, flow_run_context
 from orchestrator.sdk.flows import Flow
 from orchestrator.sdk.interrupts import Interrupted, Scope, deferred
 from orchestrator.sdk.runner import ThreadTaskRunner
 from orchestrator.sdk.tasks import exception_text, seconds_text, state_text, traceback_text
-from runs.errors import StateConflict, ValidationError
 
-PENDING, RUNNING, SCHEDULED = "PENDING", "RUNNING", "SCHEDULED"
-COMPLETED, FAILED, CRASHED = "COMPLETED", "FAILED", "CRASHED"
-CANCELLING, CANCELLED = "CANCELLING", "CANCELLED"
+S = StateType
+PENDING, RUNNING, SCHEDULED = S.PENDING, S.RUNNING, S.SCHEDULED
+COMPLETED, FAILED, CRASHED = S.COMPLETED, S.FAILED, S.CRASHED
+CANCELLING, CANCELLED = S.CANCELLING, S.CANCELLED
 ALL_COMPLETED = "All states completed."
 
 
@@ -113,7 +115,7 @@ class RunSession:
 
     def __init__(self, client: OrchestratorClient, run: FlowRunInfo, *, finish_cancel: bool) -> None:
         self.raw_client = client
-        self.client: OrchestratorClient = _DeferringClient(client)  # type: ignore[assignment]
+        self.client: OrchestratorClient = _DeferringClient(client)  # type: ignore[assignment]  # a proxy with the client's methods, not a subclass
         self.run = run
         self.finish_cancel = finish_cancel  # no worker holds the run: finish a cancel here
         self.scope = Scope()
@@ -258,7 +260,7 @@ def run_attempts(session: RunSession, flow: Flow[..., Any], values: dict[str, An
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any]) -> Outcome:

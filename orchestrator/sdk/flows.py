@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from deployments.parameters import parameter_schema
+from orchestrator.client import get_client
+from orchestrator.core.parameters import parameter_schema
 from orchestrator.sdk.tasks import check_non_negative, check_plain_function, decorate
 
 P = ParamSpec("P")
@@ -40,7 +42,7 @@ class Flow(Generic[P, R]):
         self.retry_delay_seconds = retry_delay_seconds
         self.timeout_seconds = timeout_seconds
         self.log_prints = bool(log_prints)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     @property
     def parameter_schema(self) -> dict[str, Any]:
@@ -53,35 +55,23 @@ class Flow(Generic[P, R]):
         parameters, tags, description, version, cron / interval / rrule with timezone, schedules,
         entrypoint (default: this flow's file), pull_steps, job_variables, concurrency_limit,
         enforce_parameter_schema."""
-        from orchestrator.client.direct import ensure_django
-
-        ensure_django()
-        from deployments.deploying import flow_deployment
-
-        return flow_deployment(self, name, work_pool_name=work_pool_name, **options)
+        return get_client().flow_deployment(self, name, work_pool_name=work_pool_name, **options)
 
     def deploy(self, name: str, *, work_pool_name: str, project_dir: str | None = None, **options: Any) -> Any:
         """Create or update a deployment of this flow (as `manage.py deploy` does) and return
         it. Its code is this project (`project_dir`, default the working directory), or the git
         repository a `git_clone` step in `pull_steps` names. Raises what the deploy refuses
         (ValidationError, NotFound) with nothing saved."""
-        from pathlib import Path
-
-        from orchestrator.client.direct import ensure_django
-
-        ensure_django()
-        from deployments.deploying import deploy_definitions
-
-        definition = self.to_deployment(name, work_pool_name=work_pool_name, **options)
-        (result,) = deploy_definitions([definition], project_dir=Path(project_dir or Path.cwd()))
-        return result.deployment
+        return get_client().deploy_flow(
+            self, name, work_pool_name=work_pool_name, project_dir=project_dir or os.getcwd(), **options
+        )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the flow as an ad-hoc flow run: returns what the function returns, or raises
         what it raised once the run is recorded FAILED."""
         from orchestrator.sdk.execution import run_flow_from_call
 
-        return run_flow_from_call(self, args, kwargs)  # type: ignore[no-any-return]
+        return run_flow_from_call(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"

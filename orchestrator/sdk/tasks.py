@@ -10,11 +10,12 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
-from datetime import timezone as tz
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from deployments.parameters import jsonable_parameters
+from orchestrator.core.errors import StateConflict
+from orchestrator.core.parameters import jsonable_parameters
+from orchestrator.core.states import StateType
 from orchestrator.sdk.context import (
     FlowRunContext,
     MissingContextError,
@@ -25,7 +26,6 @@ from orchestrator.sdk.context import (
 from orchestrator.sdk.interrupts import Interrupted, Scope
 from orchestrator.sdk.logs import TASK_RUN_LOGGER, RunLogger, prints_logged_to
 from orchestrator.sdk.runner import TaskRunFuture
-from runs.errors import StateConflict
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -119,7 +119,7 @@ class Task(Generic[P, R]):
         self.tags = list(tags or [])
         self.task_key = f"{fn.__module__}.{fn.__qualname__}"
         self.key_hash = hashlib.sha256(self.task_key.encode()).hexdigest()[:8]
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1-based); a list gives one delay per
@@ -148,7 +148,7 @@ class Task(Generic[P, R]):
         columns = [list(items) for items in iterables]
         if len({len(column) for column in columns}) > 1:
             raise ValueError(f"{self.name}.map() takes iterables of one length, not {[len(c) for c in columns]}.")
-        return [self.submit(*row, **kwargs) for row in zip(*columns)]  # type: ignore[arg-type]
+        return [self.submit(*row, **kwargs) for row in zip(*columns)]
 
     def task_run_name(self, dynamic_key: int) -> str:
         return f"{self.name}-{self.key_hash}-{dynamic_key}"
@@ -231,7 +231,7 @@ class _TaskRun:
     def fail(self, message: str, error: BaseException | None = None) -> None:
         if error is not None:
             self.logger.error("Encountered exception during execution:\n%s", traceback_text(error))
-        self.move("FAILED", message=message)
+        self.move(StateType.FAILED, message=message)
         self.finished(message)
 
 
@@ -256,9 +256,9 @@ def run_task(task: Task[..., R], flow: FlowRunContext, args: tuple[Any, ...], kw
             raise
         cached = flow.client.read_cached_result(cache_key) if cache_key else None
         if cached is not None:
-            run.move("COMPLETED", "Cached", f"Cached result of task run '{cached.task_run_name}'", result=cached.value, store_result=True)
+            run.move(StateType.COMPLETED, "Cached", f"Cached result of task run '{cached.task_run_name}'", result=cached.value, store_result=True)
             run.finished()
-            return cached.value  # type: ignore[no-any-return]
+            return cached.value
 
     token = task_run_context.set(context)
     try:
@@ -272,7 +272,7 @@ def _attempts(run: _TaskRun, context: TaskRunContext, args: tuple[Any, ...], kwa
     task = run.task
     attempt = 0
     while True:
-        run.move("RUNNING", "Retrying" if attempt else "Running")
+        run.move(StateType.RUNNING, "Retrying" if attempt else "Running")
         scope = Scope(
             timeout=task.timeout_seconds,
             timeout_message=f"Task run exceeded its timeout of {seconds_text(task.timeout_seconds or 0)}",
@@ -287,7 +287,7 @@ def _attempts(run: _TaskRun, context: TaskRunContext, args: tuple[Any, ...], kwa
                 delay = task.retry_delay(attempt)
                 message = f"Retry {attempt} of {task.retries} in {seconds_text(delay)} after: {exception_text(error)}"
                 run.logger.warning("%s", message)
-                run.move("SCHEDULED", "AwaitingRetry", message)
+                run.move(StateType.SCHEDULED, "AwaitingRetry", message)
                 time.sleep(delay)
                 continue
             run.fail(exception_text(error), error)
@@ -295,7 +295,7 @@ def _attempts(run: _TaskRun, context: TaskRunContext, args: tuple[Any, ...], kwa
         finally:
             run.flow.task_scopes.discard(scope)
         store, result = _storable(value)
-        expires = datetime.now(tz.utc) + task.cache_expiration if cache_key and task.cache_expiration else None
-        run.move("COMPLETED", result=result, store_result=store, cache_key=cache_key if store else "", cache_expires_at=expires)
+        expires = datetime.now(UTC) + task.cache_expiration if cache_key and task.cache_expiration else None
+        run.move(StateType.COMPLETED, result=result, store_result=store, cache_key=cache_key if store else "", cache_expires_at=expires)
         run.finished()
         return value

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Scope
 from accounts.services import issue_run_token
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import create_task_run, set_state
-from runs.states import StateType
 from tests.conftest import Api
 from workpools.services import register_worker
 

@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from deployments.parameters import parameter_schema
+from deployments.services import create_flow_run
+from orchestrator.core.parameters import parameter_schema
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.services import create_flow_run
-from runs.states import StateType
 from tests.conftest import Api
 from tests.orchestrator.conftest import HEADER, HELLO_FLOW
 from tests.workpools.test_runworker import ROOT, collect, deployment, events, stop, wait_for
+from workpools.services.claiming import claims_waiting
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,7 +82,7 @@ def test_a_worker_without_a_database_runs_a_run_triggered_with_custom_parameters
     output = collect(worker)
     try:
         wait_for(lambda: "polling for work" in "".join(output), 60, "the worker to start")
-        time.sleep(1)  # let it settle into its long poll
+        wait_for(lambda: claims_waiting() == 1, 30, "the worker's claim to wait in its long poll")
         triggered_at = time.monotonic()
         response = operator.post(f"/api/deployments/{hello_deployment.pk}/runs/", json={"parameters": {"name": "Marvin"}})
         assert response.status_code == 201, response.text

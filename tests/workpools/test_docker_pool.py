@@ -21,8 +21,8 @@ import pytest
 
 from accounts.models import ApiKey, Scope
 from deployments.models import Deployment, Flow
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.states import StateType
 from tests.conftest import Api, wait_for
 from tests.workpools.test_api_worker_remote import remote_env
 from tests.workpools.test_runworker import ROOT, collect, stop
@@ -197,9 +197,8 @@ def test_a_flow_that_exits_3_or_raises_ends_failed(
     worker, output = remote_worker(docker_pool, make_api_key, live_server, tmp_path / "home")
     try:
         runs = [trigger(operator, exits), trigger(operator, raises)]
-        for run in runs:
-            wait_for(lambda: FlowRun.objects.get(pk=run.pk).is_terminal, 120, f"run {run.name} to finish")
-            wait_for(lambda: not containers_of(docker_client, run), 30, "the container to be removed")
+        wait_for(lambda: all(FlowRun.objects.get(pk=r.pk).is_terminal for r in runs), 120, "both runs to finish")
+        wait_for(lambda: not any(containers_of(docker_client, r) for r in runs), 30, "the containers to be removed")
     finally:
         finish(worker, output)
     exited, raised = (FlowRun.objects.get(pk=run.pk) for run in runs)

@@ -14,7 +14,6 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from deployments.models import Deployment
-from orchestrator.client.records import claimed_run
 from runs.models import FlowRun
 from tests.conftest import Api
 from workpools.infrastructure.templates import (
@@ -24,6 +23,7 @@ from workpools.infrastructure.templates import (
     render,
 )
 from workpools.models import WorkPool
+from workpools.records import claimed_run
 from workpools.services import create_work_pool
 
 TEMPLATE = {
@@ -93,7 +93,7 @@ def test_variables_are_checked_one_field_error_each() -> None:
 def test_template_defaults_then_pool_then_deployment_then_run(make_deployment: Any) -> None:
     pool = create_work_pool("containers", type="docker", job_variables={"image": "pool:1", "env": {"A": "pool", "B": "pool"}, "cpus": 1})
     dep = make_deployment("layered", work_pool=pool, job_variables={"image": "deployment:2", "env": {"B": "deployment"}})
-    from runs.services import create_flow_run
+    from deployments.services import create_flow_run
 
     plain, _ = create_flow_run(dep)
     special, _ = create_flow_run(dep, job_variables={"image": "run:3", "env": {"C": "run"}})
@@ -109,7 +109,7 @@ def test_template_defaults_then_pool_then_deployment_then_run(make_deployment: A
 def test_a_run_whose_pool_template_no_longer_renders_fails_with_the_reason(make_deployment: Any, settings: Any) -> None:
     pool = create_work_pool("p", type="process")
     dep = make_deployment("d", work_pool=pool)
-    from runs.services import create_flow_run
+    from deployments.services import create_flow_run
 
     run, _ = create_flow_run(dep)
     WorkPool.objects.filter(pk=pool.pk).update(base_job_template={"job_configuration": {"x": 1}})  # edited by hand
