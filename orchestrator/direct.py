@@ -107,6 +107,11 @@ class DirectClient(OrchestratorClient):
     def record_run_process(self, run_id: str, *, pid: int, hostname: str) -> None:
         record_run_process(self._flow_run(run_id), pid=pid, hostname=hostname)
 
+    def issue_run_token(self, run_id: str) -> str:
+        from accounts.services import issue_run_token
+
+        return issue_run_token(self._flow_run(run_id))[1]
+
     def _worker(self, info: WorkerInfo) -> Any:
         if info.id not in self._workers:
             try:

@@ -258,3 +258,4 @@ def pool_worker(api_as: Any, pool: WorkPool) -> Api:
 def anonymous(live_server: Any) -> Api:
     """A visitor with no key and no session."""
     return Api(live_server.url)
+

@@ -290,7 +290,12 @@ def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any])
     except Exception as error:
         session.logger.error("Encountered exception during execution:\n%s", traceback_text(error))
         return Outcome(FAILED, "Failed", exception_text(error), error=error)
-    except (KeyboardInterrupt, SystemExit) as error:
+    except SystemExit as error:
+        # sys.exit(3) in the flow: the flow's own way to fail, like an exception (FAILED,
+        # retried as one), not a crash of what runs it.
+        session.logger.error("The flow called sys.exit(%s)", error.code)
+        return Outcome(FAILED, "Failed", exception_text(error), error=error)
+    except KeyboardInterrupt as error:
         return Outcome(CRASHED, "Crashed", f"Interrupted: {exception_text(error)}", error=error, retry=False)
     finally:
         flow_run_context.reset(token)
