@@ -112,6 +112,7 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
             scheduled_at=data.get("scheduled_time"),
             idempotency_key=key or header or None,
             created_by=actor(request),
+            job_variables=data["job_variables"],
         )
         return Response(FlowRunSerializer(run).data, status=201 if created else 200)
 

@@ -162,6 +162,12 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         queue = get_work_queue(pool, definition.work_queue) if definition.work_queue else None
     except NotFound as error:
         raise fail(str(error)) from None
+    from workpools.infrastructure.templates import check_for_pool
+
+    try:
+        check_for_pool(pool, definition.job_variables, field="work_pool.job_variables")
+    except ValidationError as error:
+        raise fail(str(error)) from None
 
     schema = flow.parameter_schema
     parameters = {**(definition.parameters or {}), **parameters_from_strings(schema, definition.parameter_strings)}

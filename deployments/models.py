@@ -85,6 +85,17 @@ class Deployment(models.Model):
     def __str__(self) -> str:
         return f"{self.flow.name}/{self.name}"
 
+    def clean(self) -> None:
+        """Its job variables must suit its work pool's base job template."""
+        from runs.errors import ValidationError
+        from workpools.infrastructure.templates import check_for_pool, field_messages
+
+        if self.work_pool_id:
+            try:
+                check_for_pool(self.work_pool, self.job_variables)
+            except ValidationError as error:
+                raise DjangoValidationError({"job_variables": field_messages(error, "job_variables")}) from None
+
     @property
     def full_name(self) -> str:
         return f"{self.flow.name}/{self.name}"

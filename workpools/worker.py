@@ -7,18 +7,18 @@ flag) only when nothing happened. Tests drive the steps one at a time.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import socket
 import sys
 import threading
 import time
 from typing import IO, Any
 
+from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
 from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, WorkerInfo
 from runs.errors import NotFound, OrchestratorError, StateConflict
 from runs.states import StateType
-from workpools.infrastructure import Infrastructure, RunProcess, for_pool_type
+from workpools.infrastructure import Infrastructure, RunHandle, for_pool_type
+from workpools.infrastructure.base import describe_exit as _describe_exit
 
 log = logging.getLogger(__name__)
 S = StateType
@@ -58,7 +58,7 @@ class ProcessWorker:
             {**client.environment(), "RUN_HEARTBEAT_SECONDS": f"{worker.run_heartbeat_seconds:g}"}
         )
         self.out = out
-        self.children: dict[str, RunProcess] = {}
+        self.children: dict[str, RunHandle] = {}
         self.stopping = False
         self.force = False
         self.stop_requested_at: float | None = None
@@ -164,7 +164,11 @@ class ProcessWorker:
     def start(self, run: ClaimedRun) -> None:
         self.say(f"submitting flow run {run.name!r} ({run.id})")
         try:
-            child = self.infrastructure.start(run, on_output=self._child_output(run.name))
+            if run.configuration_error:
+                raise ValueError(run.configuration_error)
+            child = self.infrastructure.start(
+                run, on_output=self._child_output(run.name), credentials=self.run_credentials(run)
+            )
         except Exception as error:
             # Nothing stays PENDING forever: a run that cannot start fails with the reason.
             log.exception("Could not start flow run %s", run.id)
@@ -173,13 +177,26 @@ class ProcessWorker:
         self.children[run.id] = child
         self.record_processes()
 
+    def run_credentials(self, run: ClaimedRun) -> dict[str, str] | None:
+        """What the run's job uses to reach the orchestrator instead of the worker's own
+        credentials: a token that acts on this run only (None: it shares the worker's database
+        connection settings, a process beside a direct worker)."""
+        transport = self.client.environment()
+        if not (self.infrastructure.runs_remotely or URL_VARIABLE in transport):
+            return None
+        credentials = {KEY_VARIABLE: self.client.issue_run_token(run.id)}
+        if URL_VARIABLE in transport:
+            credentials[URL_VARIABLE] = transport[URL_VARIABLE]
+        return credentials
+
     def record_processes(self) -> bool:
         """Record where each new child runs (retried on the next round if the orchestrator
         could not be told). True if any was recorded."""
         did = False
         for run_id, child in self.children.items():
             if not child.recorded:
-                self.client.record_run_process(run_id, pid=child.pid, hostname=self.hostname)
+                if child.pid:
+                    self.client.record_run_process(run_id, pid=child.pid, hostname=self.hostname)
                 child.recorded = did = True
         return did
 
@@ -195,16 +212,20 @@ class ProcessWorker:
                 del self.children[run_id]
                 continue
             if run.state_type == S.CANCELLING:
-                message = "Cancelled: the worker stopped the flow run's process."
+                message = f"Cancelled: the worker stopped the flow run's {child.what}."
                 run = self._set(run_id, S.CANCELLING, S.CANCELLED, message) or self.client.read_flow_run(run_id)
             elif run.state_type in (S.PENDING, S.RUNNING):
                 if child.stopped_by == "shutdown":
-                    why = "The worker shut down and stopped the flow run's process"
+                    why = f"The worker shut down and stopped the flow run's {child.what}"
                 else:
-                    why = f"The flow run's process {_describe_exit(code)} while the run was {run.state_name}"
+                    why = f"The flow run's {child.what} {child.describe_exit(code)} while the run was {run.state_name}"
                 run = self._set(run_id, run.state_type, S.CRASHED, f"{why}.") or self.client.read_flow_run(run_id)
             del self.children[run_id]
-            self.say(f"flow run {run.name!r} {_describe_exit(code)}; final state {run.state_name}")
+            self.say(f"flow run {run.name!r} {child.describe_exit(code)}; final state {run.state_name}")
+            try:
+                child.release()
+            except Exception as error:
+                self._log_error(f"Could not clean up after flow run {run.name!r}", error)
         return bool(ended)
 
     def handle_cancellations(self) -> bool:
@@ -259,15 +280,21 @@ class ProcessWorker:
     def reconcile(self) -> None:
         """On start, settle runs this worker (by name) held before a restart: adopt processes
         that are still alive on this host, crash runs whose process is gone."""
-        for run in self.client.read_held_runs(self.worker, states=UNFINISHED):
-            alive = run.pid and run.hostname == self.hostname and _pid_alive(run.pid)
-            if alive:
-                self.say(f"adopting flow run {run.name!r} (pid {run.pid}) from before the restart")
-                self.children[run.id] = RunProcess(run_id=run.id, run_name=run.name, pid=run.pid, recorded=True)
+        held = self.client.read_held_runs(self.worker, states=UNFINISHED)
+        found = self.infrastructure.adopt(
+            held, hostname=self.hostname, worker_name=self.worker.name, on_output_for=self._child_output
+        ) if held else {}
+        for run in held:
+            child = found.get(run.id)
+            what = self.infrastructure.what
+            if child is not None:
+                where = f"pid {child.pid}" if child.pid else child.what
+                self.say(f"adopting flow run {run.name!r} ({where}) from before the restart")
+                self.children[run.id] = child
             elif run.state_type == S.CANCELLING:
-                self._set(run.id, run.state_type, S.CANCELLED, "Cancelled: its process was gone when the worker restarted.")
+                self._set(run.id, run.state_type, S.CANCELLED, f"Cancelled: its {what} was gone when the worker restarted.")
             else:
-                self._set(run.id, run.state_type, S.CRASHED, "The worker restarted and the flow run's process was gone.")
+                self._set(run.id, run.state_type, S.CRASHED, f"The worker restarted and the flow run's {what} was gone.")
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -288,22 +315,4 @@ class ProcessWorker:
             log.exception("%s", what)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
-
-def _describe_exit(code: int) -> str:
-    if code == -1:
-        return "ended (exit code unknown)"
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"

@@ -111,6 +111,11 @@ class DirectClient(OrchestratorClient):
 
         record_run_process(self._flow_run(run_id), pid=pid, hostname=hostname)
 
+    def issue_run_token(self, run_id: str) -> str:
+        from accounts.services import issue_run_token
+
+        return issue_run_token(self._flow_run(run_id))[1]
+
     def _worker(self, info: WorkerInfo) -> Any:
         from workpools.models import Worker
 

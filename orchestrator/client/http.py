@@ -115,6 +115,9 @@ class HttpClient(OrchestratorClient):
         self._request("POST", f"/flow-runs/{_q(run_id)}/process/", json={"pid": pid, "hostname": hostname})
 
     # --- flow runs ---
+    def issue_run_token(self, run_id: str) -> str:
+        return str(self._request("POST", f"/flow-runs/{_q(run_id)}/token/")["token"])
+
     def read_flow_run(self, run_id: str) -> FlowRunInfo:
         return _record(FlowRunInfo, self._request("GET", f"/flow-runs/{_q(run_id)}/execution/"))
 
