@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -39,7 +40,13 @@ def _now() -> str:
 
 
 def _matches(labels: dict[str, str], selector: str) -> bool:
-    for term in filter(None, (selector or "").split(",")):
+    """Equality terms (`k=v`) and set terms (`k in (a,b)`), comma-separated, all must hold."""
+    for term in re.findall(r"[^,(]+\([^)]*\)|[^,]+", selector or ""):
+        if " in " in term:
+            key, _, values = term.partition(" in ")
+            if labels.get(key.strip()) not in {v.strip() for v in values.strip().strip("()").split(",")}:
+                return False
+            continue
         key, _, value = term.partition("=")
         if labels.get(key.strip()) != value.strip():
             return False
@@ -234,7 +241,8 @@ class FakeKubernetes:
         with self.lock:
             items = [copy.deepcopy(obj) for (ns, _), obj in sorted(store.items())
                      if (namespace is None or ns == namespace) and _matches(obj["metadata"].get("labels", {}), selector)]
-            return {"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": str(len(self.events))},
+            version = self.events[-1][0] if self.events else 0
+            return {"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": str(version)},
                     "items": items}
 
 

@@ -38,6 +38,7 @@ RUN_NAME_LABEL = LABEL_PREFIX + "flow-run-name"
 DEPLOYMENT_LABEL = LABEL_PREFIX + "deployment-name"
 FLOW_LABEL = LABEL_PREFIX + "flow-name"
 WORKER_LABEL = LABEL_PREFIX + "worker-name"
+POOL_LABEL = LABEL_PREFIX + "work-pool-name"
 CONTAINER_NAME = "flow"
 PULL_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 START_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -45,6 +46,7 @@ START_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContai
 DEFAULT_BASE_JOB_TEMPLATE: dict[str, Any] = {
     "job_configuration": {
         "namespace": "{{ namespace }}",
+        "api_url": "{{ api_url }}",
         "env": "{{ env }}",
         "command": "{{ command }}",
         "stream_output": "{{ stream_output }}",
@@ -86,6 +88,9 @@ DEFAULT_BASE_JOB_TEMPLATE: dict[str, Any] = {
             "namespace": {"type": "string", "default": "default",
                           "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63,
                           "description": "The namespace the Job is created in."},
+            "api_url": {"type": ["string", "null"], "default": None,
+                        "description": "The orchestrator's URL as pods reach it, e.g. https://orchestrator.example.com/ "
+                                       "(none: the worker's own --api-url)."},
             "service_account_name": {"type": ["string", "null"], "default": None,
                                      "description": "The pod's service account (none: the namespace's default)."},
             "env": {"type": "object", "additionalProperties": {"type": "string"}, "default": {},
@@ -143,7 +148,7 @@ def _prune(value: Any) -> Any:
 
 def build_job_manifest(
     configuration: dict[str, Any], *, run_id: str, run_name: str, deployment_name: str = "", flow_name: str = "",
-    worker_name: str = "", environment: dict[str, str] | None = None,
+    worker_name: str = "", pool_name: str = "", environment: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Job for one run from the rendered `configuration` (see DEFAULT_BASE_JOB_TEMPLATE),
     checked against the Kubernetes schemas. `environment` (the transport and the run's token)
@@ -158,6 +163,7 @@ def build_job_manifest(
         DEPLOYMENT_LABEL: label_value(deployment_name),
         FLOW_LABEL: label_value(flow_name),
         WORKER_LABEL: label_value(worker_name),
+        POOL_LABEL: label_value(pool_name),
     }
     labels = {key: value for key, value in labels.items() if value}
     metadata = manifest.setdefault("metadata", {})
@@ -178,7 +184,7 @@ def build_job_manifest(
     command = configuration.get("command") or ["python", "-m", "orchestrator.engine"]
     container["command"] = [*command, str(run_id)]
     env = {str(key): str(value) for key, value in (configuration.get("env") or {}).items()}
-    env.update(environment or {})
+    env.update(environment or {})  # the orchestrator's URL and the run's token win
     declared = [item for item in container.get("env") or [] if item.get("name") not in env]
     container["env"] = declared + [{"name": key, "value": value} for key, value in sorted(env.items())]
     resources = container.get("resources")
@@ -323,19 +329,31 @@ class KubernetesJob(RunHandle):
             self._done.set()
 
     def _watch(self) -> None:
+        """List, then watch from the list's version (Kubernetes' own pattern): a pod that went
+        while nobody watched (deleted before the first watch, or during a reconnect) is seen."""
+        import json
+
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
+        selector = f"job-name={self.name}"
         resource_version: str | None = None
         failures = 0
         while not self._done.is_set():
-            watcher = watch.Watch()
-            kwargs: dict[str, Any] = {"label_selector": f"job-name={self.name}", "timeout_seconds": 5}
-            if resource_version:
-                kwargs["resource_version"] = resource_version
             try:
-                for event in watcher.stream(self.core.list_namespaced_pod, self.namespace, deserialize=False, **kwargs):
-                    pod = event["object"] if isinstance(event.get("object"), dict) else event.get("raw_object", {})
+                if resource_version is None:
+                    response = self.core.list_namespaced_pod(self.namespace, label_selector=selector,
+                                                             _preload_content=False)
+                    listing = json.loads(response.data)
+                    resource_version = str(listing.get("metadata", {}).get("resourceVersion") or "")
+                    for pod in listing.get("items") or []:
+                        self._observe("ADDED", pod)
+                    if not listing.get("items") and (self.stopped_by or self.pod_name):
+                        self._observe("DELETED", {})  # it had a pod (or we deleted it), and it is gone
+                watcher = watch.Watch()
+                for event in watcher.stream(self.core.list_namespaced_pod, self.namespace, label_selector=selector,
+                                            resource_version=resource_version, timeout_seconds=5, deserialize=False):
+                    pod = event.get("object") or event.get("raw_object") or {}
                     resource_version = pod.get("metadata", {}).get("resourceVersion") or resource_version
                     self._observe(event["type"], pod)
                     if self._done.is_set():
@@ -343,7 +361,7 @@ class KubernetesJob(RunHandle):
                         break
                 failures = 0
             except ApiException as error:
-                if error.status == 410:  # our resourceVersion is too old: start from a fresh list
+                if error.status == 410:  # our version is too old: list again
                     resource_version = None
                     continue
                 failures += 1
@@ -435,6 +453,7 @@ class KubernetesInfrastructure(Infrastructure):
         self.worker_name = worker_name
         self.kubeconfig, self.context = kubeconfig, context
         self._api: Any = None
+        self._handles: list[KubernetesJob] = []
 
     @property
     def api(self) -> Any:
@@ -442,13 +461,38 @@ class KubernetesInfrastructure(Infrastructure):
             self._api = api_client(kubeconfig=self.kubeconfig, context=self.context)
         return self._api
 
+    def environment(self, run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None) -> dict[str, str]:
+        """The pod's variables: the template's `env`, then how it reaches the orchestrator: over
+        HTTP, with the run's own token (never the worker's key or its database settings).
+        ValueError when there is no URL or no token (the worker fails the run with it)."""
+        from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
+
+        credentials = credentials or {}
+        api_url = config.get("api_url") or credentials.get(URL_VARIABLE) or ""
+        if not api_url:
+            raise ValueError(
+                "A kubernetes pool's runs reach the orchestrator over HTTP: set the pool's job variable api_url "
+                "(the orchestrator's URL as pods see it) or start the worker with --api-url."
+            )
+        if not credentials.get(KEY_VARIABLE):
+            raise ValueError("No run token for the Job: the worker must issue one (issue_run_token).")
+        env = {str(key): str(value) for key, value in (config.get("env") or {}).items()}
+        env.update({URL_VARIABLE: api_url, KEY_VARIABLE: credentials[KEY_VARIABLE], "ORCHESTRATOR_RUN_ID": str(run.id),
+                    "PYTHONUNBUFFERED": "1"})
+        if "RUN_HEARTBEAT_SECONDS" in self.transport_env:
+            env["RUN_HEARTBEAT_SECONDS"] = self.transport_env["RUN_HEARTBEAT_SECONDS"]
+        return env
+
     def manifest_for(self, run: ClaimedRun, credentials: dict[str, str] | None = None) -> dict[str, Any]:
+        """The Job for `run` (see build_job_manifest), with the worker's name on its labels."""
         deployment = run.deployment
         flow_name, _, deployment_name = (deployment.full_name if deployment else "").partition("/")
-        environment = {**self.transport_env, **(credentials or {})}
+        config = job_configuration(run)
+        worker = getattr(self, "worker", None)  # set by the worker (Infrastructure.set_worker)
         return build_job_manifest(
-            job_configuration(run), run_id=str(run.id), run_name=run.name, deployment_name=deployment_name,
-            flow_name=flow_name, worker_name=self.worker_name, environment=environment,
+            config, run_id=str(run.id), run_name=run.name, deployment_name=deployment_name,
+            flow_name=flow_name, worker_name=worker.name if worker else self.worker_name,
+            pool_name=worker.pool_name if worker else "", environment=self.environment(run, config, credentials),
         )
 
     def start(self, run: ClaimedRun, *, on_output: Any, credentials: dict[str, str] | None = None) -> RunHandle:
@@ -464,40 +508,47 @@ class KubernetesInfrastructure(Infrastructure):
             # 409: made already by this worker before a restart; watching it is what we want.
             if error.status != 409:
                 raise KubernetesJobError(f"Could not create Job {namespace}/{name}: {_api_error(error)}") from None
-        return KubernetesJob(
+        handle = KubernetesJob(
             api=self.api, namespace=namespace, name=name, run_id=str(run.id), run_name=run.name,
             start_timeout=float(configuration.get("pod_watch_timeout_seconds") or 300),
             on_output=on_output if configuration.get("stream_output", True) else None,
         )
+        self._handles.append(handle)
+        return handle
 
     def adopt(
         self, runs: list[HeldRun], *, hostname: str, worker_name: str, on_output_for: Callable[[str], Any]
     ) -> dict[str, RunHandle]:
-        """The Jobs, in any namespace, that carry this worker's label and the id of a run it
-        held; a run without one is not returned (the worker crashes it)."""
+        """The Jobs, in any namespace, labelled with the id of a run this worker held; a run
+        without one is not returned (the worker crashes it)."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
         wanted = {label_value(str(run.id)): run for run in runs}
         if not wanted:
             return {}
-        selector = f"{WORKER_LABEL}={label_value(worker_name or self.worker_name)}"
+        selector = f"{RUN_ID_LABEL} in ({','.join(sorted(wanted))})"
         try:
             jobs = client.BatchV1Api(self.api).list_job_for_all_namespaces(label_selector=selector).items
         except ApiException as error:
-            raise KubernetesJobError(f"Could not list this worker's Jobs: {_api_error(error)}") from None
+            raise KubernetesJobError(f"Could not list the Jobs of this worker's runs: {_api_error(error)}") from None
         found: dict[str, RunHandle] = {}
         for job in jobs:
             run = wanted.get((job.metadata.labels or {}).get(RUN_ID_LABEL, ""))
             if run is None:
                 continue
-            found[run.id] = KubernetesJob(
+            found[run.id] = handle = KubernetesJob(
                 api=self.api, namespace=job.metadata.namespace, name=job.metadata.name, run_id=str(run.id),
                 run_name=run.name, start_timeout=300, on_output=on_output_for(run.name), recorded=True,
             )
+            self._handles.append(handle)
         return found
 
     def close(self) -> None:
+        """Stop watching (the Jobs go on: a worker restarted with the same name adopts them)."""
+        for handle in self._handles:
+            handle.release()
+        self._handles.clear()
         if self._api is not None:
             self._api.close()
             self._api = None
