@@ -1,5 +1,5 @@
 # The orchestrator's production image: web app, Celery services, a flow worker or one flow run,
-# chosen by the command (see docker/entrypoint.sh and docs/deployment.md).
+# chosen by the command (see docker-entrypoint.sh and docs/deployment.md).
 #
 #   docker build -t orchestrator .                                   # online: python image + PyPI
 #   docker build --build-arg BASE_IMAGE=orchestrator-base:bookworm-python3 -t orchestrator .
@@ -53,5 +53,5 @@ WORKDIR /app
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000
-ENTRYPOINT ["/app/docker/entrypoint.sh"]
+ENTRYPOINT ["/app/docker-entrypoint.sh"]
 CMD ["web"]

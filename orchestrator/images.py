@@ -81,13 +81,13 @@ def _locked(name: str) -> Iterator[None]:
 
 
 def _docker_client() -> Any:
-    import docker  # the optional [docker] extra; only the image builders need it
+    import docker  # type: ignore[import-untyped]  # the [docker] extra; only image builds need it
 
     return docker.from_env(timeout=600)
 
 
 def _image_exists(client: Any, tag: str) -> bool:
-    import docker.errors
+    import docker.errors  # type: ignore[import-untyped]
 
     try:
         client.images.get(tag)
@@ -182,7 +182,7 @@ def ensure_base_image(*, tag: str = BASE_IMAGE, log: Log = print) -> str:
 
 
 def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-15:]
         raise ImageBuildError(f"{command[0]} failed (exit {result.returncode}):\n" + "\n".join(tail))
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--into", type=Path, help="wheelhouse: also copy the wheels into this folder "
                         "(e.g. .wheelhouse, for `docker build .` offline)")
     args = parser.parse_args(argv)
-    log: Log = lambda message: print(message, file=sys.stderr)  # noqa: E731 (stdout carries the result)
+    log: Log = lambda message: print(message, file=sys.stderr)
     try:
         if args.what == "base":
             print(ensure_base_image(log=log))

@@ -63,17 +63,17 @@ def test_the_web_command_serves_the_dashboard_and_its_static_files(
         web.reload()
         assert web.status == "running", web.logs().decode()[-3000:]
         try:
-            response = requests.get(f"{base}/accounts/login/", timeout=5)
-        except requests.ConnectionError:
+            response = requests.get(f"{base}/accounts/login/", timeout=10)
+        except (requests.ConnectionError, requests.Timeout):  # still starting (slow on a busy machine)
             return None
         return response
 
-    page = wait_for(login_page, 120, "the container's web server to answer")
+    page = wait_for(login_page, 180, "the container's web server to answer")
     assert page.status_code == 200
     assert 'name="password"' in page.text
     stylesheet = re.search(r'href="(/static/[^"]+\.css)"', page.text)
     assert stylesheet, page.text
-    css = requests.get(base + stylesheet.group(1), timeout=5)
+    css = requests.get(base + stylesheet.group(1), timeout=30)
     assert css.status_code == 200
     assert css.headers["Content-Type"].startswith("text/css")
     # Migrations ran at start into the volume, as the image's user, not root.
@@ -118,7 +118,7 @@ def test_the_compose_stack_is_a_valid_compose_file(tmp_path: Path) -> None:
     compose = yaml.safe_load((project / "compose.yaml").read_text())
     services = compose["services"]
     assert {"postgres", "redis", "web", "services", "worker-1", "worker-2"} <= set(services)
-    entrypoint = (project / "docker" / "entrypoint.sh").read_text()
+    entrypoint = (project / "docker-entrypoint.sh").read_text()
     for name in ("web", "services", "worker-1", "worker-2", "migrate"):
         command = services[name]["command"][0]
         # Each command is one the image's entrypoint knows, and the app services use the image.
@@ -130,11 +130,11 @@ def test_the_compose_stack_is_a_valid_compose_file(tmp_path: Path) -> None:
         pytest.skip("needs docker-compose (apt-get install docker-compose) to validate compose.yaml")
     result = subprocess.run(
         ["docker-compose", "--project-directory", str(project), "-f", str(project / "compose.yaml"), "config", "-q"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin:/usr/local/bin", "SECRET_KEY": "x" * 50},
+        capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin:/usr/local/bin", "SECRET_KEY": "x" * 50},
     )
     assert result.returncode == 0, result.stderr
     missing = subprocess.run(
         ["docker-compose", "-f", str(project / "compose.yaml"), "config", "-q"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin:/usr/local/bin"},
+        capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin:/usr/local/bin"},
     )
     assert missing.returncode != 0 and "SECRET_KEY" in missing.stderr

@@ -72,8 +72,8 @@ class FakeKubernetes:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self.server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def start(self) -> FakeKubernetes:
         self.thread.start()

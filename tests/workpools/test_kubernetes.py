@@ -28,7 +28,11 @@ from workpools.infrastructure.kubernetes import (
     build_job_manifest,
     validate_manifest,
 )
-from workpools.infrastructure.templates import merge_job_variables, render, template_defaults
+from workpools.infrastructure.templates import (
+    merge_job_variables,
+    render,
+    template_defaults,
+)
 from workpools.worker import ProcessWorker
 
 S = StateType
@@ -307,7 +311,7 @@ def test_the_worker_sends_the_job_with_the_runs_own_token(
     assert sent["metadata"]["labels"]["orchestrator.dev/worker-name"] == "k8s-worker"
     # The run's own token, issued by the orchestrator for this run alone.
     token = ApiKey.objects.get(prefix=env["ORCHESTRATOR_API_KEY"][:len(ApiKey.objects.get(flow_run=k8s_run).prefix)])
-    assert token.flow_run_id == k8s_run.pk and token.scope == "run"
+    assert token.flow_run == k8s_run and token.scope == "run"
     assert env["ORCHESTRATOR_API_URL"] == API_URL and "DATABASE_URL" not in env
     k8s_run.refresh_from_db()
     assert k8s_run.state_type == S.PENDING

@@ -23,6 +23,7 @@ kubeconfig (`KUBECONFIG` or ~/.kube/config; `kubeconfig=`/`context=` options).
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import threading
 import time
@@ -31,6 +32,8 @@ from typing import Any, ClassVar
 
 from orchestrator.client.base import ClaimedRun, HeldRun
 from workpools.infrastructure.base import Infrastructure, RunHandle, job_configuration
+
+log = logging.getLogger(__name__)
 
 LABEL_PREFIX = "orchestrator.dev/"
 RUN_ID_LABEL = LABEL_PREFIX + "flow-run-id"
@@ -201,7 +204,7 @@ def build_job_manifest(
 def validate_manifest(manifest: dict[str, Any]) -> None:
     """KubernetesJobError unless `manifest` is valid against the Kubernetes schemas (strict:
     unknown fields are errors too). The schemas ship with kubernetes-validate: no network."""
-    import kubernetes_validate
+    import kubernetes_validate  # type: ignore[import-untyped]
 
     try:
         kubernetes_validate.validate(manifest, kubernetes_validate.latest_version(), strict=True)
@@ -254,8 +257,9 @@ class KubernetesJob(RunHandle):
     ) -> None:
         from kubernetes import client
 
-        self.batch = client.BatchV1Api(api)
-        self.core = client.CoreV1Api(api)
+        # Any: raw responses (_preload_content=False) and plain dicts go where models are typed.
+        self.batch: Any = client.BatchV1Api(api)
+        self.core: Any = client.CoreV1Api(api)
         self.namespace, self.name = namespace, name
         self.run_id, self.run_name = run_id, run_name
         self.on_output = on_output
@@ -388,7 +392,7 @@ class KubernetesJob(RunHandle):
             if container.get("name") != CONTAINER_NAME and len(status["containerStatuses"]) > 1:
                 continue
             state = container.get("state") or {}
-            if "waiting" in state and state["waiting"]:
+            if state.get("waiting"):
                 reason = state["waiting"].get("reason") or "Waiting"
                 detail = state["waiting"].get("message") or ""
                 self.last_status = f"Pending: {reason}" + (f" ({detail})" if detail else "")
@@ -396,11 +400,11 @@ class KubernetesJob(RunHandle):
                     self._lose(f"its image {container.get('image', '')!r} could not be pulled ({reason}: {detail})")
                 elif reason in START_ERRORS:
                     self._lose(f"its container could not start ({reason}: {detail})")
-            elif "running" in state and state["running"]:
+            elif state.get("running"):
                 self.started = True
                 self.last_status = "Running"
                 self._follow_output()
-            elif "terminated" in state and state["terminated"]:
+            elif state.get("terminated"):
                 self.started = True
                 terminated = state["terminated"]
                 code = int(terminated.get("exitCode", -1))
@@ -433,8 +437,8 @@ class KubernetesJob(RunHandle):
                         self.on_output(line.decode("utf-8", "replace"))
             if buffer and self.on_output is not None:
                 self.on_output(buffer.decode("utf-8", "replace"))
-        except Exception:  # noqa: BLE001 (output is best effort; the run's logs are in the orchestrator)
-            pass
+        except Exception as error:  # noqa: BLE001 (output is best effort; the run's logs are in the orchestrator)
+            log.debug("Stopped following the output of Job %s: %s", self.name, error)
 
 
 # --- the pool type -----------------------------------------------------------------------------
@@ -503,7 +507,8 @@ class KubernetesInfrastructure(Infrastructure):
         manifest = self.manifest_for(run, credentials)
         namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         try:
-            client.BatchV1Api(self.api).create_namespaced_job(namespace, manifest)
+            batch: Any = client.BatchV1Api(self.api)
+            batch.create_namespaced_job(namespace, manifest)
         except ApiException as error:
             # 409: made already by this worker before a restart; watching it is what we want.
             if error.status != 409:
@@ -529,7 +534,8 @@ class KubernetesInfrastructure(Infrastructure):
             return {}
         selector = f"{RUN_ID_LABEL} in ({','.join(sorted(wanted))})"
         try:
-            jobs = client.BatchV1Api(self.api).list_job_for_all_namespaces(label_selector=selector).items
+            batch: Any = client.BatchV1Api(self.api)
+            jobs = batch.list_job_for_all_namespaces(label_selector=selector).items
         except ApiException as error:
             raise KubernetesJobError(f"Could not list the Jobs of this worker's runs: {_api_error(error)}") from None
         found: dict[str, RunHandle] = {}
