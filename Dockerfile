@@ -30,7 +30,7 @@ RUN set -eu; \
         fi; \
     fi; \
     python3 -m venv /opt/venv; \
-    /opt/venv/bin/pip install --quiet $pip_source -e "/app[docker,kubernetes]"; \
+    /opt/venv/bin/pip install --quiet $pip_source -e "/app[kubernetes]"; \
     rm -rf /wheels
 # Static files are collected once, here; whitenoise serves them from the image.
 RUN SECRET_KEY=collectstatic-only ORCHESTRATOR_HOME=/tmp/build-home STATIC_ROOT=/app/staticfiles \

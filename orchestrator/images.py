@@ -44,8 +44,8 @@ PROJECT_REPOSITORY = "orchestrator"
 SUITE = "bookworm"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WHEELHOUSE_IN_CONTEXT = ".wheelhouse"
-# The extras the image installs (a worker in it can serve docker and kubernetes pools).
-IMAGE_EXTRAS = "docker,kubernetes"
+# The extras the image installs (a worker in it can serve kubernetes pools; docker is a core dependency).
+IMAGE_EXTRAS = "kubernetes"
 # Wheels the host's pip does not pick for itself: the build backend (for the image's offline
 # `pip install -e`), and dependencies behind markers that hold for the image's Python but not the
 # host's (redis needs async-timeout below Python 3.11.3, and Debian bookworm has 3.11.2).

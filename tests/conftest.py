@@ -43,19 +43,6 @@ def _requires_postgres(request: Any) -> None:
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    """Poll `condition` until it returns something truthy (returned) or `timeout` seconds pass
-    (AssertionError naming `what`). The one way real-process tests wait."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.2)
-
-
 # --- Docker: the daemon and the project's image ------------------------------------------------
 
 
@@ -268,3 +255,21 @@ def pool_worker(api_as: Any, pool: WorkPool) -> Api:
 def anonymous(live_server: Any) -> Api:
     """A visitor with no key and no session."""
     return Api(live_server.url)
+
+
+# --- waiting on real processes ------------------------------------------------------------------
+
+
+def wait_for(condition: Any, timeout: float, what: str, *, every: float = 0.1) -> Any:
+    """Poll `condition()` until it returns something truthy (returned) or `timeout` seconds
+    pass (AssertionError naming `what`). The one way tests wait on real processes."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)

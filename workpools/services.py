@@ -534,4 +534,4 @@ def reap_crashed_runs_and_offline_workers(*, now: datetime | None = None) -> dic
     return {"crashed": crashed, "cancelled": cancelled, "offline_workers": offline}
 
 
-from workpools.configuring import update_work_pool  # noqa: E402  (its own module; one services namespace)
+from workpools.configuring import update_work_pool as update_work_pool  # noqa: E402  (re-exported)

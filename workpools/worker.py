@@ -18,7 +18,6 @@ from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, Wor
 from runs.errors import NotFound, OrchestratorError, StateConflict
 from runs.states import StateType
 from workpools.infrastructure import Infrastructure, RunHandle, for_pool_type
-from workpools.infrastructure.base import describe_exit as _describe_exit
 
 log = logging.getLogger(__name__)
 S = StateType
@@ -53,6 +52,7 @@ class ProcessWorker:
         self.kill_after = kill_after
         self.run_once = run_once
         self.infrastructure = infrastructure or for_pool_type(worker.pool_type, prewarm=prewarm)
+        self.infrastructure.set_worker(worker)
         # What the flow processes need to reach the orchestrator as this worker does.
         self.infrastructure.set_transport_env(
             {**client.environment(), "RUN_HEARTBEAT_SECONDS": f"{worker.run_heartbeat_seconds:g}"}

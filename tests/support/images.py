@@ -9,8 +9,9 @@ Nothing can be pulled on the machines the tests run on, so the images are made h
    pyproject.toml; the project's own wheel, made fresh), because a build container does not
    reach the package index the way the host does;
 3. the test image: the base plus a virtualenv at /opt/venv with the project installed from the
-   wheelhouse (`pip install --no-index --find-links`). It is tagged and labelled with a hash of
-   the project's sources, so it is rebuilt only when they change.
+   wheelhouse (`pip install --no-index`), the dependencies in a layer of their own that Docker
+   reuses while only the project's code changes. It is tagged and labelled with a hash of the
+   project's sources, so it is rebuilt only when they change.
 
 Only the `docker` package and the standard library are used (no Django, nothing of ours), so
 any script can call `build_test_image()`; `python tests/support/images.py` prints the tag.
@@ -42,10 +43,13 @@ BOOKWORM_EXTRAS = ("async-timeout>=4.0.3",)
 SOURCE_DIRS = ("orchestrator", "runs", "deployments", "workpools", "accounts", "automations")
 DOCKERFILE = """\
 FROM {base}
-COPY wheels /wheels
+# The dependencies first: this layer is reused while only the project's own code changes.
+COPY deps /deps
 RUN python3 -m venv /opt/venv \\
- && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels {package} \\
- && rm -rf /wheels
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /deps /deps/*.whl \\
+ && rm -rf /deps
+COPY project /project
+RUN /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /project/*.whl && rm -rf /project
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 """
 
@@ -163,14 +167,15 @@ def build_test_image(root: Path = PROJECT_ROOT, *, client: Any | None = None) ->
     client = client or docker_client()
     with build_lock():
         base = build_base_image(client)
-        digest = source_hash(root, base_id=client.images.get(base).id)
+        digest = source_hash(root, base_id=client.images.get(base).id + DOCKERFILE)
         tag = f"{TEST_REPOSITORY}:{digest[:16]}"
         if image_exists(client, tag):
             return tag
         deps = dependency_wheels(root)
         with tempfile.TemporaryDirectory(prefix="orchestrator-image-") as context:
-            wheels = Path(context) / "wheels"
-            shutil.copytree(deps, wheels, ignore=shutil.ignore_patterns(".complete"))
+            shutil.copytree(deps, Path(context) / "deps", ignore=shutil.ignore_patterns(".complete"))
+            wheels = Path(context) / "project"
+            wheels.mkdir()
             with tempfile.TemporaryDirectory(prefix="orchestrator-src-") as copy:
                 # Build from a copy of the sources only: no .venv, no build/ left in the checkout.
                 for path in [*_tracked_sources(root), root / "README.md"]:
@@ -184,7 +189,7 @@ def build_test_image(root: Path = PROJECT_ROOT, *, client: Any | None = None) ->
                 )
             if result.returncode != 0:
                 raise ImageBuildError(f"pip wheel of the project failed: {result.stderr[-3000:]}")
-            (Path(context) / "Dockerfile").write_text(DOCKERFILE.format(base=base, package="django-orchestrator"))
+            (Path(context) / "Dockerfile").write_text(DOCKERFILE.format(base=base))
             import docker.errors
 
             try:

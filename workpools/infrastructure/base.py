@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from orchestrator.client.base import ClaimedRun, HeldRun
+from orchestrator.client.base import ClaimedRun, HeldRun, WorkerInfo
 
 
 def job_variables_for(run: Any) -> dict[str, Any]:
@@ -156,6 +156,11 @@ class Infrastructure(ABC):
     runs_remotely: ClassVar[bool] = False
     what: ClassVar[str] = "process"  # what one run's job is called in messages
     transport_env: dict[str, str] = {}
+    worker: WorkerInfo | None = None
+
+    def set_worker(self, worker: WorkerInfo) -> None:
+        """The worker it serves (its name and pool go on the labels of the jobs it starts)."""
+        self.worker = worker
 
     def set_transport_env(self, env: dict[str, str]) -> None:
         """Variables every run's process gets so it reaches the orchestrator the way the worker

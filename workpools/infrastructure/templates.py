@@ -88,8 +88,13 @@ def check_base_job_template(template: Any, *, field: str = "base_job_template") 
     defaults = {name: spec["default"] for name, spec in _properties(template).items() if isinstance(spec, dict) and "default" in spec}
     errors = _schema_errors(template, defaults, f"{field}.variables.properties", suffix=".default")
     if errors:
-        raise ValidationError(next(iter(errors.values()))[0], errors)
+        raise ValidationError(_one_line(errors), errors)
     return template
+
+
+def _one_line(errors: dict[str, list[str]]) -> str:
+    """Every field error in one line (what the CLI prints)."""
+    return "; ".join(f"{key}: {message}" for key, messages in errors.items() for message in messages)
 
 
 def check_job_variables(template: dict[str, Any], variables: Any, *, field: str = "job_variables") -> dict[str, Any]:
@@ -109,8 +114,7 @@ def check_job_variables(template: dict[str, Any], variables: Any, *, field: str 
             errors[f"{field}.{name}"] = [f"Unknown job variable {name!r} for this work pool (known: {listed})."]
     errors.update(_schema_errors(template, {k: v for k, v in variables.items() if k in known}, field))
     if errors:
-        first_field, messages = next(iter(errors.items()))
-        raise ValidationError(f"{first_field}: {messages[0]}", errors)
+        raise ValidationError(_one_line(errors), errors)
     return variables
 
 
