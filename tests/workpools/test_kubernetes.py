@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.client.base import ClaimedRun, DeploymentInfo, HeldRun
+from orchestrator.client.base import ClaimedRun, DeploymentInfo, HeldRun, WorkerInfo
 from orchestrator.client.direct import DirectClient
 from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
@@ -56,7 +56,9 @@ def kubeconfig(cluster: FakeKubernetes, tmp_path: Path) -> str:
 
 @pytest.fixture
 def kube(kubeconfig: str) -> Iterator[KubernetesInfrastructure]:
-    infrastructure = KubernetesInfrastructure(kubeconfig=kubeconfig, worker_name="k8s-worker")
+    infrastructure = KubernetesInfrastructure(kubeconfig=kubeconfig)
+    infrastructure.set_worker(WorkerInfo(id="w1", name="k8s-worker", pool_name="k8s-pool", pool_type="kubernetes",
+                                         limit=None, queue_ids=None, heartbeat_seconds=10, run_heartbeat_seconds=5))
     # An HTTP worker's own transport: its key must never reach a pod.
     infrastructure.set_transport_env({"ORCHESTRATOR_API_URL": API_URL, "ORCHESTRATOR_API_KEY": "worker-key",
                                       "RUN_HEARTBEAT_SECONDS": "5"})
@@ -105,6 +107,7 @@ def test_the_default_template_renders_a_valid_job_naming_the_run_everywhere(kube
     for labels in (job["metadata"]["labels"], pod["metadata"]["labels"]):
         assert labels == {
             "team": "data",
+            "orchestrator.dev/work-pool-name": "k8s-pool",
             "orchestrator.dev/flow-run-id": RUN_ID,
             "orchestrator.dev/flow-run-name": "certain-cormorant",
             "orchestrator.dev/deployment-name": "leonardo-deployment",
@@ -118,7 +121,8 @@ def test_the_default_template_renders_a_valid_job_naming_the_run_everywhere(kube
     env = {item["name"]: item["value"] for item in container["env"]}
     # The run's own token replaces the worker's key: the pod can act on this run only.
     assert env == {"MODE": "prod", "ORCHESTRATOR_API_URL": API_URL, "ORCHESTRATOR_API_KEY": "run-scoped-token",
-                   "ORCHESTRATOR_RUN_ID": RUN_ID, "PYTHONUNBUFFERED": "1", "RUN_HEARTBEAT_SECONDS": "5"}
+                   "ORCHESTRATOR_RUN_ID": RUN_ID, "PYTHONUNBUFFERED": "1", "RUN_HEARTBEAT_SECONDS": "5",
+                   "DJANGO_SETTINGS_MODULE": "orchestrator.settings"}
     assert container["resources"] == {"requests": {"cpu": "250m"}, "limits": {"memory": "512Mi"}}
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from orchestrator.client.base import ClaimedRun, HeldRun
-from workpools.infrastructure.base import Infrastructure, RunHandle, job_configuration
+from workpools.infrastructure.base import Infrastructure, RunHandle, job_configuration, remote_run_environment
 
 log = logging.getLogger(__name__)
 
@@ -466,37 +466,19 @@ class KubernetesInfrastructure(Infrastructure):
         return self._api
 
     def environment(self, run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None) -> dict[str, str]:
-        """The pod's variables: the template's `env`, then how it reaches the orchestrator: over
-        HTTP, with the run's own token (never the worker's key or its database settings).
-        ValueError when there is no URL or no token (the worker fails the run with it)."""
-        from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
-
-        credentials = credentials or {}
-        api_url = config.get("api_url") or credentials.get(URL_VARIABLE) or ""
-        if not api_url:
-            raise ValueError(
-                "A kubernetes pool's runs reach the orchestrator over HTTP: set the pool's job variable api_url "
-                "(the orchestrator's URL as pods see it) or start the worker with --api-url."
-            )
-        if not credentials.get(KEY_VARIABLE):
-            raise ValueError("No run token for the Job: the worker must issue one (issue_run_token).")
-        env = {str(key): str(value) for key, value in (config.get("env") or {}).items()}
-        env.update({URL_VARIABLE: api_url, KEY_VARIABLE: credentials[KEY_VARIABLE], "ORCHESTRATOR_RUN_ID": str(run.id),
-                    "PYTHONUNBUFFERED": "1"})
-        if "RUN_HEARTBEAT_SECONDS" in self.transport_env:
-            env["RUN_HEARTBEAT_SECONDS"] = self.transport_env["RUN_HEARTBEAT_SECONDS"]
-        return env
+        """The pod's variables (see base.remote_run_environment): HTTP and the run's own token."""
+        return remote_run_environment(run, config, credentials, transport_env=self.transport_env, pool_type=self.type)
 
     def manifest_for(self, run: ClaimedRun, credentials: dict[str, str] | None = None) -> dict[str, Any]:
         """The Job for `run` (see build_job_manifest), with the worker's name on its labels."""
         deployment = run.deployment
         flow_name, _, deployment_name = (deployment.full_name if deployment else "").partition("/")
         config = job_configuration(run)
-        worker = getattr(self, "worker", None)  # set by the worker (Infrastructure.set_worker)
         return build_job_manifest(
             config, run_id=str(run.id), run_name=run.name, deployment_name=deployment_name,
-            flow_name=flow_name, worker_name=worker.name if worker else self.worker_name,
-            pool_name=worker.pool_name if worker else "", environment=self.environment(run, config, credentials),
+            flow_name=flow_name, worker_name=self.worker.name if self.worker else self.worker_name,
+            pool_name=self.worker.pool_name if self.worker else "",
+            environment=self.environment(run, config, credentials),
         )
 
     def start(self, run: ClaimedRun, *, on_output: Any, credentials: dict[str, str] | None = None) -> RunHandle:
