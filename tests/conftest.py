@@ -7,7 +7,6 @@ means every real-service test ran.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import pytest

@@ -31,7 +31,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from orchestrator.client.base import ClaimedRun, HeldRun
-from workpools.infrastructure.base import Infrastructure, RunHandle, job_configuration, remote_run_environment
+from workpools.infrastructure.base import (
+    Infrastructure,
+    RunHandle,
+    job_configuration,
+    remote_run_environment,
+)
 
 log = logging.getLogger(__name__)
 
