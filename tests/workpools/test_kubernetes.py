@@ -355,3 +355,11 @@ def test_cancelling_a_run_deletes_its_job_and_ends_it_cancelled(
     run = settle(k8s_loop, k8s_run)
     assert run.state_type == S.CANCELLED
     assert cluster.deletions == [{"name": name, "namespace": "default", "propagationPolicy": "Foreground"}]
+
+
+def test_a_kubernetes_pool_refuses_bad_job_variables_with_field_errors(db: None, make_pool: Any) -> None:
+    from runs.errors import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        make_pool("k8s-bad", type="kubernetes", job_variables={"image_pull_policy": "Sometimes", "namespace": "Bad_NS"})
+    assert set(refused.value.errors) == {"job_variables.image_pull_policy", "job_variables.namespace"}
