@@ -14,6 +14,9 @@ only what the pool type uses:
 and plays a scriptable job controller and kubelet: creating a Job makes its pod (Pending);
 the test then moves the pod on with `running()`, `output()`, `exit()`, `image_pull_error()`,
 `evict()`, `oom_kill()`. Deleting a Job with foreground propagation deletes its pod first.
+With `run_pods_in_docker(client)` the kubelet is real instead: each pod's container runs on the
+local Docker daemon (host network), its output becomes the pod's log, its exit code the pod's
+state, and deleting the Job kills it; an image the daemon lacks is an ErrImageNeverPull.
 Every Job created is kept in `created` (the manifest as sent) for the tests to inspect.
 """
 
@@ -63,6 +66,9 @@ class FakeKubernetes:
         self.created: list[dict[str, Any]] = []
         self.deletions: list[dict[str, Any]] = []  # {"name", "namespace", "propagationPolicy"}
         self.requests: list[tuple[str, str]] = []
+        self.docker: Any = None
+        self.docker_labels: dict[str, str] = {}
+        self.containers: dict[tuple[str, str], Any] = {}
         self.versions = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
@@ -97,6 +103,42 @@ class FakeKubernetes:
         }
         path.write_text(json.dumps(config))
         return path
+
+    def run_pods_in_docker(self, client: Any, labels: dict[str, str]) -> None:
+        """From now on, run each new pod's container on Docker (labelled `labels`)."""
+        self.docker, self.docker_labels = client, labels
+
+    def _kubelet(self, namespace: str, pod_name: str, job: str) -> None:
+        import docker.errors  # type: ignore[import-untyped]
+
+        with self.lock:
+            spec = copy.deepcopy(self.pods[(namespace, pod_name)]["spec"]["containers"][0])
+        try:
+            self.docker.images.get(spec["image"])
+        except docker.errors.ImageNotFound:
+            self.image_pull_error(job, namespace, reason="ErrImageNeverPull")
+            return
+        env = {item["name"]: item["value"] for item in spec.get("env") or []}
+        container = self.docker.containers.run(
+            spec["image"], spec.get("args"), entrypoint=spec.get("command"), environment=env, network_mode="host",
+            labels=self.docker_labels, detach=True,
+        )
+        with self.lock:
+            self.containers[(namespace, pod_name)] = container
+        self.running(job, namespace)
+        partial = b""
+        for chunk in container.logs(stream=True, follow=True):
+            partial += chunk
+            *lines, partial = partial.split(b"\n")
+            if lines:
+                self.output(job, *(line.decode("utf-8", "replace") for line in lines), namespace=namespace)
+        code = int(container.wait()["StatusCode"])
+        with self.lock:
+            self.containers.pop((namespace, pod_name), None)
+            alive = (namespace, pod_name) in self.pods
+        if alive:
+            self.exit(job, code, namespace=namespace)
+        container.remove(force=True)
 
     # --- the cluster's side: what a test scripts ----------------------------------------------
 
@@ -220,6 +262,8 @@ class FakeKubernetes:
             }
             self.pods[(namespace, pod_name)] = pod
             self._emit("ADDED", pod)
+            if self.docker is not None:
+                threading.Thread(target=self._kubelet, args=(namespace, pod_name, name), daemon=True).start()
             return 201, job
 
     def delete_job(self, namespace: str, name: str, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -233,6 +277,8 @@ class FakeKubernetes:
                 for key, pod in list(self.pods.items()):
                     if key[0] == namespace and pod["metadata"]["labels"].get("job-name") == name:
                         del self.pods[key]
+                        if key in self.containers:  # the kubelet stops the pod's container
+                            self.containers[key].kill()
                         self._emit("DELETED", pod)
             return 200, _status(200, "Success", "", kind="Status")
 
