@@ -363,3 +363,35 @@ def test_a_kubernetes_pool_refuses_bad_job_variables_with_field_errors(db: None,
     with pytest.raises(ValidationError) as refused:
         make_pool("k8s-bad", type="kubernetes", job_variables={"image_pull_policy": "Sometimes", "namespace": "Bad_NS"})
     assert set(refused.value.errors) == {"job_variables.image_pull_policy", "job_variables.namespace"}
+
+
+def test_a_worker_restarted_with_the_same_name_adopts_its_jobs_and_crashes_runs_without_one(
+    k8s_loop: ProcessWorker, k8s_run: FlowRun, make_run: Any, cluster: FakeKubernetes, kubeconfig: str,
+) -> None:
+    lost_run = make_run(k8s_run.deployment)
+    assert k8s_loop.claim_and_start()
+    jobs = wait_for(lambda: len(cluster.jobs) == 2 and dict(cluster.jobs), 10, "two Jobs")
+    lost_job = next(name for (_, name), job in jobs.items()
+                    if job["metadata"]["labels"][RUN_ID_LABEL] == str(lost_run.pk))
+    kept_job = next(name for (_, name) in jobs if name != lost_job)
+    for run in (k8s_run, lost_run):
+        set_state(FlowRun.objects.get(pk=run.pk), S.RUNNING)
+    k8s_loop.infrastructure.close()  # the worker dies; its Jobs go on
+    cluster.delete_job("default", lost_job, {"propagationPolicy": "Background"})  # ...but one is gone meanwhile
+
+    client = DirectClient()
+    restarted = ProcessWorker(client.register_worker("k8s-pool", name="k8s-worker"), client=client,
+                              out=io.StringIO(), infrastructure=KubernetesInfrastructure(kubeconfig=kubeconfig))
+    restarted.reconcile()
+    assert set(restarted.children) == {str(k8s_run.pk)}
+    assert f"adopting flow run {k8s_run.name!r} (Job)" in restarted.out.getvalue()
+    lost_run.refresh_from_db()
+    assert lost_run.state_type == S.CRASHED
+    assert lost_run.state_message == "The worker restarted and the flow run's Job was gone."
+
+    set_state(FlowRun.objects.get(pk=k8s_run.pk), S.COMPLETED)  # as the engine in the pod would
+    cluster.running(kept_job)
+    cluster.exit(kept_job, 0)
+    run = settle(restarted, k8s_run)
+    assert run.state_type == S.COMPLETED
+    restarted.infrastructure.close()
