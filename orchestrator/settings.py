@@ -121,7 +121,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = ORCHESTRATOR_HOME / "static"
+# The image collects static files at build time into its own folder (STATIC_ROOT=/app/staticfiles).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", "") or ORCHESTRATOR_HOME / "static")
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {

@@ -203,3 +203,31 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def remote_run_environment(
+    run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None, *, transport_env: dict[str, str],
+    pool_type: str,
+) -> dict[str, str]:
+    """The environment of a run that executes away from the worker (a container, a pod): the
+    template's `env`, then the way to the orchestrator: over HTTP (the job variable `api_url`,
+    else the worker's own URL) with the run's own token, never the worker's key or database.
+    ValueError when there is no URL or no token (the worker fails the run with it)."""
+    from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
+
+    credentials = credentials or {}
+    api_url = config.get("api_url") or credentials.get(URL_VARIABLE) or ""
+    if not api_url:
+        raise ValueError(
+            f"A {pool_type} pool's runs reach the orchestrator over HTTP: set the pool's job variable api_url "
+            "(e.g. http://127.0.0.1:8000/api/) or start the worker with --api-url."
+        )
+    if not credentials.get(KEY_VARIABLE):
+        raise ValueError(f"No run token for the {pool_type} job: the worker must issue one (issue_run_token).")
+    env = {str(key): str(value) for key, value in (config.get("env") or {}).items()}
+    env.update({URL_VARIABLE: api_url, KEY_VARIABLE: credentials[KEY_VARIABLE], "ORCHESTRATOR_RUN_ID": str(run.id),
+                "PYTHONUNBUFFERED": "1"})
+    env.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")  # the engine reads settings
+    if "RUN_HEARTBEAT_SECONDS" in transport_env:
+        env["RUN_HEARTBEAT_SECONDS"] = transport_env["RUN_HEARTBEAT_SECONDS"]
+    return env

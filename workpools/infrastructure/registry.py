@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 TYPES: dict[str, tuple[str, str]] = {
     "process": ("workpools.infrastructure.process:ProcessInfrastructure", "Process"),
     "docker": ("workpools.infrastructure.docker:DockerInfrastructure", "Docker"),
+    "kubernetes": ("workpools.infrastructure.kubernetes:KubernetesInfrastructure", "Kubernetes"),
 }
 
 
