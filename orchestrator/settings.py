@@ -219,6 +219,9 @@ RUN_RETENTION_DAYS = env_float("RUN_RETENTION_DAYS", 0.0, minimum=0)
 # many claims of one web process wait at once (each holds a web thread meanwhile).
 CLAIM_MAX_WAIT_SECONDS = env_float("CLAIM_MAX_WAIT_SECONDS", 20.0, minimum=0)
 CLAIM_MAX_WAITERS = env_int("CLAIM_MAX_WAITERS", 8, minimum=0)
+# The direct transport (workers and flow runs beside the database) rides out a lost database
+# connection (a PostgreSQL restart) for this long: it reconnects and tries each call again.
+DIRECT_RETRY_SECONDS = env_float("DIRECT_RETRY_SECONDS", 120.0, minimum=0)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
