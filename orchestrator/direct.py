@@ -107,13 +107,14 @@ class DirectClient(OrchestratorClient):
         call_with_retry(lambda: mark_worker_stopped(self._worker(worker)), what="marking the worker stopped")
 
     def claim_runs(
-        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0
+        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0,
+        max_runs: int | None = None,
     ) -> list[ClaimedRun]:
         # A claim lost with its connection is handed out again by the next one (unstarted runs).
         def claim() -> list[ClaimedRun]:
             runs = runs_to_start(
                 self._worker(worker), queue_ids=worker.queue_ids, prefetch_seconds=prefetch_seconds,
-                wait_seconds=wait_seconds,
+                wait_seconds=wait_seconds, max_runs=max_runs,
             )
             return [claimed_run(run) for run in runs]
 

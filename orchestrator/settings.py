@@ -222,6 +222,9 @@ CLAIM_MAX_WAITERS = env_int("CLAIM_MAX_WAITERS", 8, minimum=0)
 # The direct transport (workers and flow runs beside the database) rides out a lost database
 # connection (a PostgreSQL restart) for this long: it reconnects and tries each call again.
 DIRECT_RETRY_SECONDS = env_float("DIRECT_RETRY_SECONDS", 120.0, minimum=0)
+# A worker relays at most this many bytes of each flow run's output (stdout/stderr) to its own
+# output; the rest is dropped with one line saying so (the run's logs are stored regardless).
+WORKER_OUTPUT_MAX_BYTES = env_int("WORKER_OUTPUT_MAX_BYTES", 1024 * 1024, minimum=0)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
