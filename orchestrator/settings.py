@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "orchestrator.middleware.BodySizeLimitMiddleware",
+    "orchestrator.middleware.NulInUrlMiddleware",
+    "orchestrator.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -236,6 +238,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
     "DEFAULT_PAGINATION_CLASS": "orchestrator.api_policy.PagePagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # One input policy for JSON bodies (orchestrator.input_policy): bounded depth, no NUL, no
+    # lone surrogates, each refused with a 400 naming the field.
+    "DEFAULT_PARSER_CLASSES": [
+        "orchestrator.input_policy.PolicyJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["orchestrator.api_policy.KeyRateThrottle"],
     "EXCEPTION_HANDLER": "orchestrator.api_policy.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -137,7 +137,7 @@ def test_a_database_restart_mid_run_loses_no_run_no_line_and_runs_no_body_twice(
 
         cluster.stop()
         wait_for(
-            lambda: sum(w.output().count("Database connection lost") for w in workers) >= 2,
+            lambda: sum(w.output().count("Could not store") + w.output().count("connection lost") for w in workers) >= 2,
             60, "the runs to notice the lost connection", processes=workers,
         )
         cluster.start()
