@@ -82,9 +82,10 @@ def loads(text: str, *, field: str) -> Any:
     including nesting too deep for the parser itself."""
     try:
         value = json.loads(text)
-    except RecursionError:
+    except RecursionError:  # far deeper than the limit: where exactly is not worth finding out
         what = f"Nested deeper than {MAX_JSON_DEPTH} levels."
-        raise ValidationError(f"{field}: {what}", {field: [what]}) from None
+        name = field or "body"
+        raise ValidationError(f"{name}: {what}", {name: [what]}) from None
     return check_json(value, field=field)
 
 
