@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, wait_for
-from tests.faults.pg_cluster import PrivateCluster, find_bin_dir
+from tests.conftest import wait_for
+from tests.faults.pg_cluster import PrivateCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "tests" / "flows"
@@ -30,22 +30,6 @@ RUNS = 6
 LINES = 300
 
 pytestmark = [pytest.mark.postgres, pytest.mark.subprocess, pytest.mark.slow]
-
-
-@pytest.fixture
-def cluster() -> Any:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        message = "needs PostgreSQL's server binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    made = PrivateCluster(bin_dir)
-    try:
-        made.create()
-        yield made
-    finally:
-        made.drop()
 
 
 class Process:
