@@ -12,6 +12,8 @@ from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 
 from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fire_times
+from orchestrator.core.errors import ValidationError as ServiceValidationError
+from orchestrator.core.paths import check_entrypoint
 
 
 class Flow(models.Model):
@@ -91,6 +93,14 @@ class Deployment(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("deployments:detail", args=[self.pk])
+
+    def clean(self) -> None:
+        """An entrypoint stays inside its directory (no absolute path, no `..` out of it): the
+        API and the admin save through full_clean; deploy and the engine check the files too."""
+        try:
+            check_entrypoint(self.entrypoint)
+        except ServiceValidationError as error:
+            raise DjangoValidationError(error.errors or {"entrypoint": [str(error)]}) from None
 
 
 class ScheduleKind(models.TextChoices):
