@@ -39,7 +39,11 @@ def serve(env: dict[str, str]) -> tuple[Process, str]:
             return False
         return True
 
-    wait_for(answers, 60, "gunicorn to answer", processes=[server])
+    try:
+        wait_for(answers, 60, "gunicorn to answer", processes=[server])
+    except BaseException:
+        server.stop()
+        raise
     return server, base
 
 
