@@ -24,9 +24,9 @@ from deployments.models import Deployment
 from deployments.services.deployments import get_or_create_flow
 from deployments.services.schedules import SyncResult, reschedule_deployment, sync_schedules
 from deployments.specs import DeploymentDefinition, DeploySpec
-from orchestrator.core.paths import confined, relative_path_problem
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.core.parameters import parameters_from_strings, validate_parameters
+from orchestrator.core.paths import confined, relative_path_problem
 from orchestrator.engine import FlowLoadError, load_flow
 from orchestrator.engine.steps import STEPS, check_repository_url
 from workpools.services import get_work_pool, get_work_queue

@@ -29,8 +29,9 @@ from orchestrator.core.errors import OrchestratorError
 # lines within about a second.
 BATCH_SIZE = 1000
 FLUSH_SECONDS = 1.0
-# Lines held in memory while they cannot be sent; more go to the spill file.
-MAX_BUFFERED_LINES = 20_000
+# Lines held in memory while they cannot be sent; more go to the spill file
+# (ORCHESTRATOR_LOG_BUFFER_LINES overrides it, for a small flow process or a test).
+MAX_BUFFERED_LINES = int(os.environ.get("ORCHESTRATOR_LOG_BUFFER_LINES") or 20_000)
 # Waits between two tries of a batch the orchestrator could not store.
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 5.0
@@ -117,6 +118,11 @@ class LogShipper:
             self._cond.notify_all()
         self._thread.join(5.0)
         left = self._added - self._done
+        if self.lines_spilled:
+            sys.__stderr__.write(
+                f"{self.lines_spilled} log line(s) of the run waited in a spill file while the orchestrator "
+                "was unreachable.\n"
+            )
         if left:
             sys.__stderr__.write(f"Could not store {left} log line(s) of the run: the orchestrator was unreachable.\n")
         self._remove_spill()

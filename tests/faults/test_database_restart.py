@@ -88,10 +88,14 @@ def query(cluster: PrivateCluster, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-@pytest.mark.parametrize("function", ["numbered_lines", "numbered_lines_with_a_retry"])
+@pytest.mark.parametrize(
+    ("function", "buffer_lines"), [("numbered_lines", ""), ("numbered_lines_with_a_retry", "50")]
+)
 def test_a_database_restart_mid_run_loses_no_run_no_line_and_runs_no_body_twice(
-    cluster: PrivateCluster, tmp_path: Path, function: str
+    cluster: PrivateCluster, tmp_path: Path, function: str, buffer_lines: str
 ) -> None:
+    """With buffer_lines, a flow keeps only that many unsent lines in memory: the rest of what
+    it logs during the outage waits in a spill file."""
     marker = tmp_path / "markers"
     marker.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
@@ -102,6 +106,7 @@ def test_a_database_restart_mid_run_loses_no_run_no_line_and_runs_no_body_twice(
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(ROOT),
         CELERY_BROKER_URL="filesystem://",
+        ORCHESTRATOR_LOG_BUFFER_LINES=buffer_lines,
     )
     manage(env, "migrate", "--noinput", "-v", "0")
     manage(env, "shell", "-c", SEED.format(function=function, flows=FLOWS, marker=marker, runs=RUNS, lines=LINES))
@@ -141,6 +146,8 @@ def test_a_database_restart_mid_run_loses_no_run_no_line_and_runs_no_body_twice(
         rows = wait_for(finished, 240, "every run to finish", processes=workers)
         assert [r[1] for r in rows] == ["COMPLETED"] * RUNS, rows
         assert early == [], "runs were COMPLETED before their logs were stored"
+        if buffer_lines:
+            wait_for(lambda: "waited in a spill file" in "".join(w.output() for w in workers), 30, "the spill's report")
 
         stored = Counter(m for (m,) in query(cluster, "SELECT message FROM runs_log WHERE message LIKE 'run % line %'"))
         expected = {f"run {i} line {n}" for i in range(RUNS) for n in range(1, LINES + 1)}

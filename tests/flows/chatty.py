@@ -25,3 +25,11 @@ def numbered_lines(marker_dir: str, index: int, lines: int = 300, pause: float =
 @flow(retries=1)
 def numbered_lines_with_a_retry(marker_dir: str, index: int, lines: int = 300, pause: float = 0.02) -> None:
     _numbered_lines(marker_dir, index, lines, pause)
+
+
+@flow
+def loud(megabytes: float) -> None:
+    """Prints `megabytes` of plain stdout (not logs): what a worker relays from its process."""
+    line = "x" * 999
+    for _ in range(int(megabytes * 1000)):
+        print(line)

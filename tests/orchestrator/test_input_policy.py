@@ -11,8 +11,8 @@ import pytest
 
 from deployments.models import Deployment
 from deployments.webhooks import create_webhook
-from orchestrator.input_policy import MAX_JSON_DEPTH, json_problem, loads, timestamp_problem
 from orchestrator.core.errors import ValidationError
+from orchestrator.input_policy import MAX_JSON_DEPTH, json_problem, loads, timestamp_problem
 from runs.models import FlowRun
 from tests.conftest import Api
 
