@@ -18,6 +18,7 @@ from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
 from orchestrator.core.errors import NotFound, OrchestratorError, StateConflict
 from orchestrator.core.states import StateType
 from workpools.infrastructure import Infrastructure, RunHandle, for_pool_type
+from workpools.liveness import ClaimBudget, HeartbeatThread, OutputRelay
 
 log = logging.getLogger(__name__)
 S = StateType
@@ -42,6 +43,7 @@ class WorkerLoop:
         prewarm: bool = False,
         infrastructure: Infrastructure | None = None,
         out: IO[str] = sys.stdout,
+        output_max_bytes: int | None = None,
     ) -> None:
         self.worker = worker
         self.client = client
@@ -66,6 +68,13 @@ class WorkerLoop:
         self.claimed_any = False
         self._out_lock = threading.Lock()
         self.hostname = socket.gethostname()
+        # Claim no more than can be started before the runs' lease (their heartbeat) runs out.
+        self.budget = ClaimBudget(worker.run_heartbeat_seconds)
+        if output_max_bytes is None:
+            from django.conf import settings
+
+            output_max_bytes = settings.WORKER_OUTPUT_MAX_BYTES
+        self.output_max_bytes = output_max_bytes
 
     # --- output -------------------------------------------------------------------------------
 
@@ -80,7 +89,7 @@ class WorkerLoop:
                 self.out.write(f"{name} | {line}\n")
                 self.out.flush()
 
-        return write
+        return OutputRelay(name, write, max_bytes=self.output_max_bytes)
 
     # --- signals ------------------------------------------------------------------------------
 
@@ -104,6 +113,9 @@ class WorkerLoop:
             # The runs it cannot settle now are the reaper's: their heartbeats stop.
             self._log_error("Could not settle the runs held before a restart", error)
         self.infrastructure.prepare()
+        # Liveness from a thread of its own: a loop busy starting runs never looks dead.
+        heartbeat = HeartbeatThread(self.client, self.worker)
+        heartbeat.start()
         backoff = 0.0
         while True:
             self.client.idle()
@@ -113,7 +125,6 @@ class WorkerLoop:
                 did |= self.record_processes()
                 did |= self.handle_cancellations()
                 did |= self.claim_and_start()
-                self.heartbeat_if_due()
                 did |= self.handle_stop()
                 backoff = 0.0
             except Exception as error:
@@ -129,6 +140,7 @@ class WorkerLoop:
                 # Poll at most every poll_interval; a long poll already waited on the server.
                 self.sleep(self.poll_interval - (time.monotonic() - began))
         self.infrastructure.close()
+        heartbeat.stop()
         try:
             self.client.mark_worker_stopped(self.worker)
         except Exception as error:
@@ -153,12 +165,16 @@ class WorkerLoop:
         if self.stopping or (self.run_once and self.claimed_any):
             return False
         wait = self.long_poll if not self.children else 0.0
-        runs = self.client.claim_runs(self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait)
+        runs = self.client.claim_runs(
+            self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait, max_runs=self.budget.runs()
+        )
         if self.run_once:
             self.claimed_any = True
         started = [run for run in runs if run.id not in self.children]  # handed out again: already ours
+        began = time.monotonic()
         for run in started:
             self.start(run)
+        self.budget.measured(len(started), time.monotonic() - began)
         return bool(started)
 
     def start(self, run: ClaimedRun) -> None:

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from deployments.models import Deployment
 from orchestrator.core.errors import ValidationError
 from orchestrator.core.parameters import validate_parameters
+from orchestrator.input_policy import check_json
 from runs.models import FlowRun
 from runs.services.creation import insert_flow_run, new_flow_run
 from runs.services.state import S, set_state
@@ -126,6 +127,8 @@ def resolve_parameters(deployment: Deployment, overrides: dict[str, Any]) -> dic
     (ValidationError.errors)."""
     if not isinstance(overrides, dict):
         raise ValidationError("Parameters must be a JSON object.", {"parameters": ["Expected an object."]})
+    # Too deep, a NUL, a lone surrogate: refused before anything walks the values.
+    check_json(overrides, field="parameters")
     merged = {**(deployment.parameters or {}), **overrides}
     if deployment.enforce_parameter_schema:
         merged = validate_parameters(deployment.parameter_schema or {}, merged)

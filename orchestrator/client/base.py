@@ -155,11 +155,13 @@ class OrchestratorClient(ABC):
 
     @abstractmethod
     def claim_runs(
-        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0
+        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0,
+        max_runs: int | None = None,
     ) -> list[ClaimedRun]:
         """The runs the worker should start now: ones it claimed earlier whose process it never
-        recorded (an answer lost on the way), then newly claimed ones. With `wait_seconds`, waits
-        up to that long (bounded by the orchestrator) for a run to become due."""
+        recorded (an answer lost on the way), then newly claimed ones, at most `max_runs` in all.
+        With `wait_seconds`, waits up to that long (bounded by the orchestrator) for a run to
+        become due."""
 
     @abstractmethod
     def read_held_runs(self, worker: WorkerInfo, *, states: list[str]) -> list[HeldRun]:
