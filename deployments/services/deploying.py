@@ -28,9 +28,11 @@ from deployments.specs import DeploymentDefinition, DeploySpec
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.core.names import check_name
 from orchestrator.core.parameters import parameters_from_strings
+from orchestrator.core.paths import confined, relative_path_problem
 from orchestrator.engine import FlowLoadError, load_flow
 from orchestrator.engine.steps import STEPS, check_repository_url
 from workpools.services import get_work_pool, get_work_queue
+from workpools.services.pools import check_concurrency_limit
 
 
 
@@ -97,7 +99,9 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         raise fail(str(error)) from None
     if not definition.entrypoint:
         raise fail("it needs an entrypoint (path/to/file.py:function).")
-    definition.entrypoint = _relative_entrypoint(definition.entrypoint, project_dir, fail)
+    definition.entrypoint = _relative_entrypoint(
+        definition.entrypoint, project_dir, fail, workdir=local_workdir(pull_steps, project_dir)
+    )
     flow = _load_flow(definition.entrypoint, local_workdir(pull_steps, project_dir), fail)
 
 
@@ -108,6 +112,12 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         queue = get_work_queue(pool, definition.work_queue) if definition.work_queue else None
     except NotFound as error:
         raise fail(str(error)) from None
+    from workpools.infrastructure.templates import check_for_pool
+
+    try:
+        check_for_pool(pool, definition.job_variables, field="work_pool.job_variables")
+    except ValidationError as error:
+        raise fail(str(error)) from None
 
     schema = flow.parameter_schema
     parameters = {**(definition.parameters or {}), **parameters_from_strings(schema, definition.parameter_strings)}
@@ -116,19 +126,15 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
     except ValidationError as error:
         raise fail(str(error)) from None
     for position, schedule in enumerate(definition.schedules, start=1):
-        spec = schedule_times.ScheduleSpec(
-            kind=schedule.get("kind", ""), cron=schedule.get("cron") or "",
-            interval_seconds=schedule.get("interval_seconds"), rrule=schedule.get("rrule") or "",
-            timezone=schedule.get("timezone") or "UTC",
-        )
+        spec = schedule_times.ScheduleSpec.of_definition(schedule)
         try:
             schedule_times.validate_schedule(spec)
         except ValidationError as error:
             raise fail(f"schedule {position}: {error}") from None
-    if definition.concurrency_limit is not None and (
-        not isinstance(definition.concurrency_limit, int) or definition.concurrency_limit < 0
-    ):
-        raise fail("concurrency_limit must be a whole number, 0 or more.")
+    try:
+        check_concurrency_limit(definition.concurrency_limit)
+    except ValidationError:
+        raise fail("concurrency_limit must be a whole number, 0 or more.") from None
     fetches_code = any(_step_name(step) == "git_clone" for step in pull_steps)
     return _Prepared(
         definition=definition, flow_name=flow.name, flow_description=flow.description,
@@ -168,16 +174,23 @@ def _write(item: _Prepared) -> DeployResult:
     return DeployResult(deployment=deployment, created=created, schedules=result)
 
 
-def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any) -> str:
-    """An entrypoint whose file is an absolute path (a flow's own file, from to_deployment)
-    relative to the project directory; others unchanged."""
+def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any, *, workdir: Path | None = None) -> str:
+    """The entrypoint, its file checked to be inside the project directory once resolved
+    (symlinks and `..` included; relative paths are relative to `workdir`, default the project
+    directory); an absolute path (a flow's own file, from to_deployment) is made relative to
+    the project directory. A file outside it is refused, however it is written."""
     path, sep, function = entrypoint.rpartition(":")
-    if not sep or not Path(path).is_absolute():
-        return entrypoint
+    if not sep or not path:
+        return entrypoint  # loading it says what is wrong with it
     try:
-        return f"{Path(path).resolve().relative_to(project_dir).as_posix()}:{function}"
-    except ValueError:
-        raise fail(f"{path} is not inside the project directory {project_dir}; deploy from the project's root.") from None
+        file = confined(path, workdir or project_dir, what="The entrypoint's file", inside=project_dir)
+    except ValidationError:
+        raise fail(
+            f"{path} is not inside the project directory {project_dir}; deploy from the project's root."
+        ) from None
+    if not Path(path).is_absolute():
+        return entrypoint
+    return f"{file.relative_to(project_dir.resolve()).as_posix()}:{function}"
 
 
 def flow_parameter_schema(entrypoint: str, directory: Path) -> dict[str, Any]:
@@ -208,7 +221,7 @@ def _load_flow(entrypoint: str, workdir: Path, fail: Any) -> Any:
 
 def _module_under(module: Any, directory: Path) -> bool:
     file = getattr(module, "__file__", None)
-    return bool(file) and str(Path(file).resolve()).startswith(str(directory))
+    return file is not None and str(Path(file).resolve()).startswith(str(directory))
 
 
 def _step_name(step: Any) -> str:
@@ -237,6 +250,9 @@ def check_pull_steps(steps: Any) -> None:
             raise ValidationError(f"pull step {position} {name!r}: {error}.") from None
         if name == "git_clone":
             check_repository_url(options.get("repository"))
+        directory = options.get("directory")
+        if isinstance(directory, str) and (problem := relative_path_problem(directory)):
+            raise ValidationError(f"pull step {position} {name!r}: the directory {directory!r} {problem}.")
 
 
 def local_workdir(steps: list[dict[str, Any]], project_dir: Path) -> Path:

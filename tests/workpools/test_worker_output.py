@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.direct import DirectClient
 from workpools.models import WorkPool
-from workpools.worker import ProcessWorker
+from workpools.worker import WorkerLoop
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ FLOW_OUTPUT = [
 def printed(pool: WorkPool, *, quiet: bool) -> str:
     client = DirectClient()
     out = io.StringIO()
-    loop = ProcessWorker(client.register_worker(pool.name, name="w1"), client=client, out=out, quiet=quiet)
+    loop = WorkerLoop(client.register_worker(pool.name, name="w1"), client=client, out=out, quiet=quiet)
     write = loop._child_output("certain-cormorant")
     for line in FLOW_OUTPUT:
         write(line)

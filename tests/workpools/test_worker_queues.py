@@ -15,7 +15,7 @@ from orchestrator.direct import DirectClient
 from workpools import services
 from workpools.health import worker_health
 from workpools.models import Worker, WorkPool
-from workpools.worker import ProcessWorker
+from workpools.worker import WorkerLoop
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ def test_a_worker_whose_queue_is_deleted_says_so_and_stops(pool: WorkPool) -> No
     client = DirectClient()
     info = client.register_worker(pool.name, name="w1", queues=[str(queue.pk)])
     out = io.StringIO()
-    loop = ProcessWorker(info, client=client, out=out, poll_interval=0.05)
+    loop = WorkerLoop(info, client=client, out=out, poll_interval=0.05)
     assert not loop.claim_and_start() and not loop.stopping
     queue_id = queue.pk
     services.delete_work_queue(queue)

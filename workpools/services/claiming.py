@@ -79,14 +79,14 @@ def claim_runs(
         for row in in_pool:
             per_queue[row["work_queue_id"]] = per_queue.get(row["work_queue_id"], 0) + 1
 
-        limits = dict(
-            pool.deployments.filter(concurrency_limit__isnull=False).values_list(
-                "id", "concurrency_limit"
-            )
-        )
+        limits: dict[Any, int] = {
+            dep: limit
+            for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list("id", "concurrency_limit")
+            if limit is not None
+        }
         in_use: dict[Any, int] = dict.fromkeys(limits, 0)
-        for row in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
-            in_use[row["deployment_id"]] = row["n"]
+        for counted in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
+            in_use[counted["deployment_id"]] = counted["n"]
         full = {dep for dep, limit in limits.items() if in_use[dep] >= limit}
 
         claimed: list[Any] = []
@@ -102,9 +102,8 @@ def claim_runs(
                 # window and starve the runs behind them.
                 filled_now = False
                 candidates = (
-                    FlowRun.objects.filter(
-                        work_queue=queue, state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-                    )
+                    FlowRun.objects.due(horizon)
+                    .filter(work_queue=queue)
                     .exclude(deployment_id__in=full)
                     .order_by("next_scheduled_start_at", "id")
                     .select_for_update(skip_locked=True, of=("self",))
@@ -137,9 +136,7 @@ def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) ->
     polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
     if queue_ids is not None:
         polled = polled.filter(pk__in=queue_ids)
-    due = FlowRun.objects.filter(
-        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-    )
+    due = FlowRun.objects.due(horizon).filter(work_queue__in=polled.filter(paused=False))
     return polled, due
 
 
@@ -151,6 +148,11 @@ _waiting = 0
 
 
 _waiting_lock = threading.Lock()
+
+
+def claims_waiting() -> int:
+    """How many claims are waiting in this process's long poll right now."""
+    return _waiting
 
 
 def wait_for_due_runs(
@@ -198,16 +200,22 @@ def unstarted_runs(worker: Worker) -> list[Any]:
 
 
 def runs_to_start(
-    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0
+    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0,
+    max_runs: int | None = None,
 ) -> list[Any]:
     """What `worker` should start now, with pool and deployment loaded: its unstarted runs,
-    then the runs claim_runs claims for it. When it has neither, it first waits up to
+    then the runs claim_runs claims for it, at most `max_runs` in all (a worker asks for what
+    it can start before the runs' lease runs out). When it has neither, it first waits up to
     `wait_seconds` for a run to become due (wait_for_due_runs), so an idle remote worker picks
     up a new run at once with one request instead of many."""
     runs = unstarted_runs(worker)
+    if max_runs is not None:
+        runs = runs[:max_runs]
     if not runs and wait_seconds > 0:
         wait_for_due_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, timeout=wait_seconds)
-    runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds)
+    room = None if max_runs is None else max_runs - len(runs)
+    if room is None or room > 0:
+        runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, max_runs=room)
     loaded = FlowRun.objects.with_related().in_bulk([run.pk for run in runs])
     return [loaded[run.pk] for run in runs if run.pk in loaded]
 

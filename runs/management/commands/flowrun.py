@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from deployments.services import get_deployment
 from orchestrator.cli import ServiceCommand, follow_run, format_log
-from orchestrator.core.states import STATE_NAMES, StateType
+from orchestrator.core.states import parse_state_filter
 from runs.models import FlowRun
 from runs.services import find_flow_run, request_cancellation
 
@@ -22,20 +22,6 @@ def _when(moment: Any) -> str:
 
 def _short(moment: Any) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-
-
-def _state_filter(state: str) -> dict[str, str]:
-    """The filter for --state: a state type (any case) or one of the state names."""
-    if state.upper() in StateType.values:
-        return {"state_type": state.upper()}
-    names = [name for names in STATE_NAMES.values() for name in names]
-    match = next((name for name in names if name.lower() == state.lower()), None)
-    if match is None:
-        raise CommandError(
-            f"Unknown state {state!r}: use a state type ({', '.join(StateType.values)}) "
-            f"or a state name ({', '.join(n for n in names if n.upper() not in StateType.values)})."
-        )
-    return {"state_name": match}
 
 
 class Command(ServiceCommand):
@@ -62,21 +48,25 @@ class Command(ServiceCommand):
     ) -> None:
         if limit < 1:
             raise CommandError("--limit must be 1 or more.")
-        runs = FlowRun.objects.with_related()
-        if everything:
-            runs = runs.order_by("-expected_start_at", "-id")
-        elif upcoming:
-            runs = runs.started_or_due(timezone.now(), upcoming=True).order_by("expected_start_at", "id")
-        else:
-            runs = runs.started_or_due(timezone.now()).order_by("-expected_start_at", "-id")
+        state_type, state_name = None, None
         if state:
-            runs = runs.filter(**_state_filter(state))
-        if deployment:
-            runs = runs.filter(deployment=get_deployment(deployment))
+            try:
+                state_type, state_name = parse_state_filter(state)
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+        runs = FlowRun.objects.with_related().matching(
+            states=[state_type] if state_type else [], state_names=[state_name] if state_name else [],
+            deployment=get_deployment(deployment) if deployment else None,
+        )
+        now = timezone.now()
+        if upcoming:  # what is still to come, soonest first
+            shown = list(runs.started_or_due(now, upcoming=True).order_by("expected_start_at", "id")[:limit])
+        else:  # newest first: by default what started or was due, with --all the future too
+            shown = (runs if everything else runs.started_or_due(now)).keyset_page(size=limit).runs
         rows = [
             (r.pk, r.name, r.deployment.full_name if r.deployment else r.flow.name, f"{r.state_name} ({r.state_type})",
              _short(r.expected_start_at), r.work_queue.name if r.work_queue else "-")
-            for r in runs[:limit]
+            for r in shown
         ]
         title = "Upcoming Flow Runs" if upcoming else "Flow Runs"
         caption = "" if upcoming or everything else "Runs that started or are due; --upcoming for later ones, --all for both."

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workpools', '0001_initial'),
+        ('workpools', '0002_base_job_templates'),
     ]
 
     operations = [
