@@ -5,13 +5,14 @@ instead of an ONLINE worker polling nothing."""
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from orchestrator.direct import DirectClient
+from tests.conftest import wait_for
+from tests.workpools.test_runworker import collect, start_worker, stop
 from workpools import services
 from workpools.health import worker_health
 from workpools.models import Worker, WorkPool
@@ -40,5 +41,24 @@ def test_a_worker_whose_queue_is_deleted_says_so_and_stops(pool: WorkPool) -> No
     assert loop.stopping and loop.exit_code == 1
     assert f"no queue with id {queue_id} any more" in out.getvalue()
     assert "Stopping" in out.getvalue()
-    loop.run()  # drains at once and marks itself stopped
+    assert loop.finished()  # no child to wait for: the loop ends at once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_worker_whose_queue_is_deleted_exits_1_and_shows_offline(
+    pool: WorkPool, subprocess_env: dict[str, str]
+) -> None:
+    queue = services.create_work_queue(pool, "nightly")
+    worker = start_worker(subprocess_env, pool.name, "--queue", "nightly", "--name", "w1")
+    output = collect(worker)
+    try:
+        wait_for(lambda: "polling for work" in "".join(output), 60, "the worker to start", processes=[worker])
+        services.delete_work_queue(queue)
+        code = worker.wait(timeout=60)
+    finally:
+        stop(worker)
+    text = "".join(output)
+    assert code == 1, text
+    assert "has no queue with id" in text and "Stopping: restart the worker with queues that exist." in text
+    assert "The worker stopped: it could not go on polling" in text
     assert worker_health(Worker.objects.get(name="w1")).status == "OFFLINE"
