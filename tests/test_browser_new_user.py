@@ -14,7 +14,11 @@ from deployments.models import Deployment, DeploymentSchedule, Flow
 from deployments.services import create_flow_run
 from orchestrator.core.states import StateType as S
 from runs.services import set_state
-from tests.test_browser_dashboard import ARTIFACTS, browser, expect, page, signed_in  # noqa: F401  (fixtures)
+from tests import test_browser_dashboard as shared
+
+# The browser fixtures of the dashboard's browser tests, shared (pytest finds them by name here).
+browser, page, signed_in = shared.browser, shared.page, shared.signed_in
+ARTIFACTS, expect = shared.ARTIFACTS, shared.expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

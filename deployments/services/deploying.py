@@ -35,7 +35,6 @@ from workpools.services import get_work_pool, get_work_queue
 from workpools.services.pools import check_concurrency_limit
 
 
-
 @dataclass
 class DeployResult:
     deployment: Deployment
