@@ -173,6 +173,9 @@ class HttpClient(OrchestratorClient):
             raise
         return _record(TaskRunInfo, data)
 
+    def read_task_run(self, task_run_id: str) -> TaskRunInfo:
+        return _record(TaskRunInfo, self._request("GET", f"/task-runs/{_q(task_run_id)}/"))
+
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         data = self._request("GET", "/task-runs/cached/", params={"cache_key": cache_key})
         return None if data is None else _record(CachedResult, data)

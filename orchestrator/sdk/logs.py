@@ -174,6 +174,18 @@ def shipping(client: OrchestratorClient, flow_run_id: str) -> Iterator[LogShippe
             del _shippers[flow_run_id]
 
 
+def shipper_for(client: OrchestratorClient, flow_run_id: str) -> LogShipper:
+    """The shipper of `flow_run_id`'s records in this process, started on first use and kept
+    (a cluster worker runs many task runs of one flow run: it flushes after each, see
+    orchestrator.sdk.task_runners.remote)."""
+    configure()
+    with _configure_lock:
+        shipper = _shippers.get(flow_run_id)
+        if shipper is None:
+            shipper = _shippers[flow_run_id] = LogShipper(client)
+        return shipper
+
+
 _configured = False
 _configure_lock = threading.Lock()
 
@@ -182,6 +194,8 @@ def configure() -> None:
     """Attach the console and shipping handlers to the run loggers (once per process). They do
     not propagate: Django's root console handler would print every line twice."""
     global _configured
+    if _configured:
+        return
     with _configure_lock:
         if _configured:
             return
