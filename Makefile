@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: up test install clean
+.PHONY: up test test-fast lint docs install clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,22 @@ test: export ORCHESTRATOR_HOME ?= $(CURDIR)/.test-home
 test: $(VENV)/.installed
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Models have changes without migrations: run manage.py makemigrations"; exit 1; }
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The unit tier: no live server, subprocess, browser, PostgreSQL, Celery, Docker or cluster.
+test-fast: export ORCHESTRATOR_HOME ?= $(CURDIR)/.test-home
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not (live_server or subprocess or browser or postgres or celery or docker or dask or ray or slow)" $(PYTEST_ARGS)
+
+# The static gate: lint, formatting, types, import direction.
+lint: export ORCHESTRATOR_HOME ?= $(CURDIR)/.test-home
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+# The documentation site (docs/), as CI builds it.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
-
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Scope
-from runs.errors import NotFound, ValidationError
+from orchestrator.core.errors import NotFound, ValidationError
 
 KEY_PREFIX = "orch_"
 PREFIX_LENGTH = 12  # "orch_" and 7 random characters: enough to find the row, useless alone
@@ -26,7 +25,7 @@ def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_key(name: str, *, scope: str = Scope.READ, pool: object | None = None) -> tuple[ApiKey, str]:
+def create_api_key(name: str, *, scope: str = Scope.READ, pool: Any = None) -> tuple[ApiKey, str]:
     """Create a key. Returns (row, key): the key itself exists only in this return value.
 
     A worker key needs a pool and may act only on it; other scopes take no pool. Raises
@@ -65,7 +64,7 @@ def issue_run_token(run: Any) -> tuple[ApiKey, str]:
     for the run's job instead of its worker's credentials. It expires after
     RUN_TOKEN_TTL_SECONDS and stops working once the run is final. Returns (row, key).
     Raises ValidationError for a run that is already final."""
-    from runs.states import is_terminal
+    from orchestrator.core.states import is_terminal
 
     if is_terminal(run.state_type):
         raise ValidationError(f"Flow run {run.name!r} is {run.state_type}: a finished run gets no token.")

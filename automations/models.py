@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from runs.states import StateType
+from orchestrator.core.states import StateType
 
 
 class ActionKind(models.TextChoices):

@@ -19,12 +19,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from automations.models import ActionKind, Automation, AutomationFiring, FiringStatus
+from deployments.services import create_flow_run
+from orchestrator.core.errors import OrchestratorError
 from orchestrator.mapping import map_parameters
 from orchestrator.validation import save_validated, update_validated
-from runs.errors import OrchestratorError
 from runs.hooks import StateChange
 from runs.models import FlowRun
-from runs.services import create_flow_run
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def fire_automation(automation: Automation, run: FlowRun, change: StateChange) -
     """Do what `automation` says for this transition. Returns the firing, or None when this
     transition already fired it (the unique row exists: another call got there first)."""
     event = event_for(run, change)
+    assert change.state_id is not None, "set_state fires every change with its history row"
     try:
         with transaction.atomic():
             firing = AutomationFiring.objects.create(

@@ -42,8 +42,8 @@ def main() -> None:
     from django.core.management import call_command
 
     from deployments.models import Deployment, Flow
+    from deployments.services import create_flow_run
     from runs.models import FlowRun
-    from runs.services import create_flow_run
     from workpools.services import create_work_pool
 
     call_command("migrate", verbosity=0)

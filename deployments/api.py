@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,11 +27,11 @@ from deployments.serializers import (
     WebhookInputSerializer,
     WebhookSerializer,
 )
+from deployments.services import create_flow_run
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
+from orchestrator.core.errors import ValidationError
 from orchestrator.validation import update_validated
-from runs.errors import ValidationError
 from runs.serializers import FlowRunSerializer
-from runs.services import create_flow_run
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Headers a webhook sender may identify a delivery by; a repeat of one makes no second run.

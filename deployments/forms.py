@@ -1,10 +1,10 @@
 """Forms that start runs from the dashboard.
 
 The Custom Run form is generated from the deployment's parameter schema (JSON schema, as
-deployments.parameters builds it from the flow function's signature): one field per parameter,
+orchestrator.core.parameters builds it from the flow function's signature): one field per parameter,
 in the signature's order, with a widget for its type, its default filled in and a mark when it
 is required. The form judges nothing: it reads the text typed in the way every surface reads
-text (deployments.parameters.parameters_from_strings), and create_flow_run decides what is
+text (orchestrator.core.parameters.parameters_from_strings), and create_flow_run decides what is
 valid; its errors are shown next to the fields they name. No rule lives twice.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 from django import forms
 
 from deployments.models import Deployment
-from deployments.parameters import parameters_from_strings
-from runs.errors import ValidationError as ServiceValidationError
+from orchestrator.core.errors import ValidationError as ServiceValidationError
+from orchestrator.core.parameters import parameters_from_strings
 
 PARAMETER_PREFIX = "parameters."
 NON_FINITE = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
@@ -115,8 +115,8 @@ class CustomRunForm(forms.Form):
             if isinstance(field, forms.CharField):
                 field.strip = False
             field.initial = _as_text(defaults.get(name, shape.get("default")), shape)
-            field.schema_required = name in required  # type: ignore[attr-defined]
-            field.schema_type = shape.get("format") or shape.get("type") or "any"  # type: ignore[attr-defined]
+            field.schema_required = name in required
+            field.schema_type = shape.get("format") or shape.get("type") or "any"
             if name in required:
                 widget.attrs["aria-required"] = "true"
             self.fields[PARAMETER_PREFIX + name] = field

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 
-from deployments.scheduling import ScheduleSpec, describe_schedule, next_fire_times
+from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fire_times
 
 
 class Flow(models.Model):
@@ -87,7 +87,7 @@ class Deployment(models.Model):
 
     def clean(self) -> None:
         """Its job variables must suit its work pool's base job template."""
-        from runs.errors import ValidationError
+        from orchestrator.core.errors import ValidationError
         from workpools.infrastructure.templates import check_for_pool, field_messages
 
         if self.work_pool_id:

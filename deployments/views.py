@@ -14,10 +14,9 @@ from django.views.decorators.http import require_POST
 
 from deployments.forms import CustomRunForm, QuickRunForm
 from deployments.models import Deployment
-from deployments.services import set_deployment_paused
-from runs.errors import OrchestratorError, ValidationError
+from deployments.services import create_flow_run, set_deployment_paused
+from orchestrator.core.errors import OrchestratorError, ValidationError
 from runs.models import FlowRun
-from runs.services import create_flow_run
 
 PAGE_SIZE = 50
 RECENT_RUNS = 10

@@ -6,11 +6,12 @@ import hashlib
 from typing import Any
 
 from deployments.models import Deployment, Webhook
+from deployments.services import create_flow_run
+from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.mapping import map_parameters
 from orchestrator.validation import save_validated
-from runs.errors import NotFound, ValidationError
 from runs.models import FlowRun
-from runs.services import create_flow_run
+
 
 def create_webhook(
     deployment: Deployment, *, name: str, parameter_mapping: dict[str, Any] | None = None, active: bool = True

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployments import scheduling
-from deployments.deploying import DeployResult, DeploymentDefinition, deploy_definitions, save_to_spec_file
-from runs.errors import ValidationError
+from deployments import schedule_times
+from deployments.services.deploying import DeployResult, deploy_definitions
+from deployments.specs import DeploymentDefinition, save_to_spec_file
+from orchestrator.core.errors import ValidationError
 
 SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages", "venv", "env", "build", "dist"}
 
@@ -193,16 +194,13 @@ class Wizard:
                 definition["interval_seconds"] = int(text) if text.isdigit() else -1
             else:
                 definition[kind] = text
-            spec = scheduling.ScheduleSpec(
-                kind=kind, cron=definition.get("cron", ""), interval_seconds=definition.get("interval_seconds"),
-                rrule=definition.get("rrule", ""), timezone=zone,
-            )
+            spec = schedule_times.ScheduleSpec.of_definition(definition)
             try:
-                scheduling.validate_schedule(spec)
+                schedule_times.validate_schedule(spec)
             except ValidationError as error:
                 self.say(f"{error} Try again.")
                 continue
-            self.say(f"Schedule: {scheduling.describe_schedule(spec)}")
+            self.say(f"Schedule: {schedule_times.describe_schedule(spec)}")
             return [definition]
 
     def ask_git(self) -> tuple[list[dict[str, Any]], Path]:

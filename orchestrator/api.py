@@ -9,7 +9,6 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
 
-
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value

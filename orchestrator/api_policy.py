@@ -19,7 +19,7 @@ from django.db.models import ProtectedError
 from rest_framework import exceptions, pagination, status, throttling
 from rest_framework.response import Response
 
-from runs.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
+from orchestrator.core.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
 
 
 def _first_message(errors: Any) -> str:

@@ -7,5 +7,7 @@ class OrchestratorConfig(AppConfig):
 
     def ready(self) -> None:
         # The Celery app must exist before any task is sent from a web or command process.
-        from orchestrator import celery  # noqa: F401
-        from orchestrator import checks  # noqa: F401
+        from orchestrator import (
+            celery,  # noqa: F401
+            checks,  # noqa: F401
+        )

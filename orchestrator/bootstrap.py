@@ -42,8 +42,9 @@ def ensure_default_pool() -> Any:
 def ensure_example_deployment() -> Any | None:
     """On a fresh install (no deployment at all), deploy examples/hello.py to the default pool
     with a schedule every minute, so a newcomer sees runs happen. Returns it when created."""
-    from deployments.deploying import DeploymentDefinition, deploy_definitions
     from deployments.models import Deployment
+    from deployments.services.deploying import deploy_definitions
+    from deployments.specs import DeploymentDefinition
 
     if Deployment.objects.exists():
         return None

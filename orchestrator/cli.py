@@ -12,7 +12,7 @@ from django.db import OperationalError, ProgrammingError
 from rich.console import Console
 from rich.table import Table
 
-from runs.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
 
 
 class ServiceCommand(BaseCommand):

@@ -23,9 +23,9 @@ from django.db.models import Model
 from django.utils import timezone
 
 from deployments.models import Deployment, DeploymentSchedule, Flow, ScheduleKind
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, FlowRunState, Log, TaskRun
-from runs.states import StateType
-from workpools.models import WorkPool, WorkQueue, Worker
+from workpools.models import Worker, WorkPool, WorkQueue
 
 S = StateType
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
 
 _MISSING = object()
 

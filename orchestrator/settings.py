@@ -173,7 +173,7 @@ CELERY_BEAT_SCHEDULE = {
     "schedule-deployments": _every(SCHEDULER_INTERVAL_SECONDS, "deployments.tasks.schedule_deployments"),
     "mark-late-runs": _every(LATE_RUNS_INTERVAL_SECONDS, "runs.tasks.mark_late_runs"),
     "reap-crashed-runs-and-offline-workers": _every(
-        REAPER_INTERVAL_SECONDS, "workpools.tasks.reap_crashed_runs_and_offline_workers"
+        REAPER_INTERVAL_SECONDS, "workpools.tasks.recover_lost_runs"
     ),
     "delete-old-runs": _every(RETENTION_INTERVAL_SECONDS, "runs.tasks.delete_old_runs"),
 }
@@ -182,7 +182,7 @@ CELERY_BEAT_SCHEDULE = {
 CRONJOBS = [
     ("* * * * *", "deployments.tasks.schedule_deployments"),
     ("* * * * *", "runs.tasks.mark_late_runs"),
-    ("* * * * *", "workpools.tasks.reap_crashed_runs_and_offline_workers"),
+    ("* * * * *", "workpools.tasks.recover_lost_runs"),
     ("17 * * * *", "runs.tasks.delete_old_runs"),
 ]
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
@@ -263,7 +263,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "StateTypeEnum": "runs.states.StateType",
+        "StateTypeEnum": "orchestrator.core.states.StateType",
         "WorkPoolTypeEnum": "workpools.models.WorkPoolType",
     },
 }

@@ -9,13 +9,13 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
 
 M = TypeVar("M", bound=models.Model)
 
 
 def save_validated(obj: M) -> M:
-    """full_clean() then save(). Raises runs.errors.ValidationError (fields -> messages)."""
+    """full_clean() then save(). Raises orchestrator.core.errors.ValidationError (fields -> messages)."""
     try:
         obj.full_clean()
     except DjangoValidationError as error:

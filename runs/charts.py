@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from runs.states import StateType
+from orchestrator.core.states import StateType
 
 S = StateType
 # Bottom to top: the good news first, the bad news on top where the eye lands.

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 
 from deployments.models import Deployment
-from runs.states import StateType
+from orchestrator.core.states import StateType
 from workpools.models import WorkPool
 
 WINDOWS: dict[str, tuple[str, timedelta | None]] = {

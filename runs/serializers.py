@@ -5,8 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from orchestrator.api import JSONField, TagsField
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, FlowRunState, Log, TaskRun
-from runs.states import StateType
 
 
 class FlowRunSerializer(serializers.ModelSerializer):
@@ -47,7 +47,7 @@ class LogSerializer(serializers.ModelSerializer):
 
 
 # --- what workers and engines send and get (the HTTP transport of orchestrator.client) ---------
-# The output serializers render the client's records (orchestrator.client.records), field for
+# The output serializers render the client's records (runs/records.py, workpools/records.py), field for
 # field, so both transports carry the same data.
 
 MAX_INT = 2**31 - 1

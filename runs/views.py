@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from runs.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
 from runs.forms import RunFilterForm
 from runs.models import FlowRun, RunCursor
 from runs.services import request_cancellation

@@ -7,22 +7,62 @@ means every real-service test ran.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 from django.db import connection
 
 from deployments.models import Deployment, Flow
+from deployments.services import create_flow_run
 from runs.models import FlowRun
-from runs.services import create_flow_run
 from workpools.models import WorkPool, WorkQueue
 from workpools.services import create_work_pool
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 30, what: str = "the condition", *,
+    processes: Iterable[Any] = (), interval: float = 0.05,
+) -> Any:
+    """Poll `condition` until it returns something truthy, and return that. Fails naming `what`
+    after `timeout` seconds, or as soon as one of `processes` (a Popen, or anything with `.proc`
+    and `.output()`) has exited, with the end of its output. The one way tests wait: no fixed
+    sleeps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        for process in processes:
+            popen = getattr(process, "proc", process)
+            if popen.poll() is not None:
+                output = process.output()[-4000:] if hasattr(process, "output") else ""
+                raise AssertionError(f"{getattr(popen, 'args', process)} exited while waiting for {what}\n{output}")
+        if time.monotonic() >= deadline:
+            outputs = "\n".join(f"--- {p}\n{p.output()[-4000:]}" for p in processes if hasattr(p, "output"))
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{outputs}".rstrip())
+        time.sleep(interval)
+
+
+# Tiers: `make test` runs everything; `make test-fast` leaves out every test with one of these.
+SLOW_TIERS = ("live_server", "subprocess", "browser", "postgres", "celery", "docker", "dask", "ray", "slow")
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Mark tests by the real parts their fixtures start, so tiers need no hand-kept lists."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "live_server" in fixtures:
+            item.add_marker(pytest.mark.live_server)
+        if "subprocess_env" in fixtures:
+            item.add_marker(pytest.mark.subprocess)
+
+
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: Any, call: Any):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: Any, call: Any):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"report_{report.when}", report)  # fixtures read it at teardown (screenshots)
@@ -122,7 +162,7 @@ def admin_client(client: Any, admin_user: Any) -> Any:
 
 
 @pytest.fixture
-def make_pool(db: None):  # type: ignore[no-untyped-def]
+def make_pool(db: None):
     def make(name: str = "my-process-pool", **kwargs: Any) -> WorkPool:
         return create_work_pool(name, **kwargs)
 
@@ -135,7 +175,7 @@ def pool(make_pool: Any) -> WorkPool:
 
 
 @pytest.fixture
-def make_deployment(db: None, pool: WorkPool):  # type: ignore[no-untyped-def]
+def make_deployment(db: None, pool: WorkPool):
     def make(
         name: str = "leonardo-deployment", *, flow: str = "leonardo_dicapriflow", work_pool: WorkPool | None = None,
         **kwargs: Any,
@@ -153,7 +193,7 @@ def deployment(make_deployment: Any) -> Deployment:
 
 
 @pytest.fixture
-def make_run(deployment: Deployment):  # type: ignore[no-untyped-def]
+def make_run(deployment: Deployment):
     def make(dep: Deployment | None = None, **kwargs: Any) -> FlowRun:
         run, _ = create_flow_run(dep or deployment, **kwargs)
         return run
@@ -208,7 +248,7 @@ class Api:
 
 
 @pytest.fixture
-def make_api_key(transactional_db: None):  # type: ignore[no-untyped-def]
+def make_api_key(transactional_db: None):
     """make_api_key(scope, pool=None) -> the key itself (as `apikey create` prints it)."""
     from accounts.services import create_api_key
 
@@ -223,7 +263,7 @@ def make_api_key(transactional_db: None):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def api_as(live_server: Any, make_api_key: Any):  # type: ignore[no-untyped-def]
+def api_as(live_server: Any, make_api_key: Any):
     """api_as("read") -> an Api holding a fresh key of that scope."""
 
     def make(scope: str = "write", pool: WorkPool | None = None) -> Api:
@@ -255,20 +295,3 @@ def anonymous(live_server: Any) -> Api:
     """A visitor with no key and no session."""
     return Api(live_server.url)
 
-
-# --- waiting on real processes ------------------------------------------------------------------
-
-
-def wait_for(condition: Any, timeout: float, what: str, *, every: float = 0.1) -> Any:
-    """Poll `condition()` until it returns something truthy (returned) or `timeout` seconds
-    pass (AssertionError naming `what`). The one way tests wait on real processes."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)

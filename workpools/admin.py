@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from orchestrator.admin_utils import apply_each
 from workpools import services
-from workpools.models import WorkPool, WorkQueue, Worker
+from workpools.models import Worker, WorkPool, WorkQueue
 
 
 class WorkQueueInline(admin.TabularInline):
@@ -22,7 +22,7 @@ class WorkPoolAdmin(admin.ModelAdmin):
     inlines = [WorkQueueInline]
     actions = ["pause", "resume"]
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             return
@@ -37,11 +37,11 @@ class WorkPoolAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
     @admin.action(description="Pause selected work pools")
-    def pause(self, request, queryset):  # type: ignore[no-untyped-def]
+    def pause(self, request, queryset):
         apply_each(self, request, queryset, lambda p: services.set_work_pool_paused(p, True), "Paused")
 
     @admin.action(description="Resume selected work pools")
-    def resume(self, request, queryset):  # type: ignore[no-untyped-def]
+    def resume(self, request, queryset):
         apply_each(self, request, queryset, lambda p: services.set_work_pool_paused(p, False), "Resumed")
 
 
@@ -55,11 +55,11 @@ class WorkQueueAdmin(admin.ModelAdmin):
     actions = ["pause", "resume"]
 
     @admin.action(description="Pause selected work queues")
-    def pause(self, request, queryset):  # type: ignore[no-untyped-def]
+    def pause(self, request, queryset):
         apply_each(self, request, queryset, lambda q: services.set_work_queue_paused(q, True), "Paused")
 
     @admin.action(description="Resume selected work queues")
-    def resume(self, request, queryset):  # type: ignore[no-untyped-def]
+    def resume(self, request, queryset):
         apply_each(self, request, queryset, lambda q: services.set_work_queue_paused(q, False), "Resumed")
 
 
@@ -71,5 +71,5 @@ class WorkerAdmin(admin.ModelAdmin):
     search_fields = ["name", "hostname"]
     readonly_fields = [f.name for f in Worker._meta.fields]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False  # workers register themselves

@@ -10,12 +10,12 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from orchestrator.api import ApiViewSet, ReadApiViewSet
-from orchestrator.client.records import claimed_run, held_run, worker_info
+from orchestrator.core.states import StateType as S
 from runs.models import FlowRun
-from runs.states import StateType as S
 from workpools import services
 from workpools.health import with_online_workers
-from workpools.models import WorkPool, WorkQueue, Worker
+from workpools.models import Worker, WorkPool, WorkQueue
+from workpools.records import claimed_run, held_run, worker_info
 from workpools.serializers import (
     ClaimedRunsSerializer,
     ClaimSerializer,

@@ -56,7 +56,7 @@ class WorkPool(models.Model):
         """A usable base job template (empty: the type's default), and job variables it accepts."""
         from django.core.exceptions import ValidationError as DjangoValidationError
 
-        from runs.errors import ValidationError
+        from orchestrator.core.errors import ValidationError
         from workpools.infrastructure.templates import (
             check_base_job_template,
             check_job_variables,

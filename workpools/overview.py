@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from runs.models import FlowRun
 from workpools.health import ONLINE, Health, pool_health, queue_health, worker_health
-from workpools.models import WorkPool, WorkQueue, Worker
+from workpools.models import Worker, WorkPool, WorkQueue
 
 # Workers not heard from for this long drop off the page (they stay in the admin).
 WORKERS_SHOWN_FOR = timedelta(days=1)

@@ -8,10 +8,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orchestrator.api import JSONObjectField, TagsField
+from orchestrator.core.states import StateType
 from runs.serializers import DeploymentInfoSerializer
-from runs.states import StateType
 from workpools.health import pool_health, queue_health, worker_health
-from workpools.models import WorkPool, WorkPoolType, WorkQueue, Worker, pool_type_choices
+from workpools.models import Worker, WorkPool, WorkPoolType, WorkQueue, pool_type_choices
 
 
 class HealthSerializer(serializers.Serializer):

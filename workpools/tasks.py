@@ -8,7 +8,7 @@ from workpools import services
 
 
 @shared_task
-def reap_crashed_runs_and_offline_workers() -> dict[str, int]:
+def recover_lost_runs() -> dict[str, int]:
     """The reaper (beat, REAPER_INTERVAL_SECONDS): runs whose heartbeat stopped -> CRASHED,
     silent workers -> OFFLINE."""
-    return services.reap_crashed_runs_and_offline_workers()
+    return services.recover_lost_runs()

@@ -13,10 +13,10 @@ import threading
 import time
 from typing import IO, Any
 
-from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
 from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, WorkerInfo
-from runs.errors import NotFound, OrchestratorError, StateConflict
-from runs.states import StateType
+from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
+from orchestrator.core.errors import NotFound, OrchestratorError, StateConflict
+from orchestrator.core.states import StateType
 from workpools.infrastructure import Infrastructure, RunHandle, for_pool_type
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ S = StateType
 UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
 
 
-class ProcessWorker:
+class WorkerLoop:
     """The loop of one worker. It reaches the orchestrator only through `client` (direct or
     HTTP), so the same loop runs beside the database or on a machine without one."""
 

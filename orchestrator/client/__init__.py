@@ -3,6 +3,7 @@ transport the environment selects."""
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from orchestrator.client.base import (
@@ -21,8 +22,25 @@ from orchestrator.client.base import (
 
 __all__ = [
     "CachedResult", "ClaimedRun", "DeploymentInfo", "FlowRunInfo", "HeldRun", "LogEntry", "OrchestratorClient",
-    "Refused", "TaskRunInfo", "Unreachable", "WorkerInfo", "get_client",
+    "Refused", "TaskRunInfo", "Unreachable", "WorkerInfo", "direct_client", "ensure_django", "get_client",
 ]
+
+# The direct transport is the server answering in-process; it lives with the Django project
+# (orchestrator/direct.py) and is loaded by name, so this package never imports the server.
+DIRECT_TRANSPORT = "orchestrator.direct"
+
+
+def ensure_django() -> None:
+    """Configure Django from the environment unless something (manage.py, the test runner,
+    the engine) already did: a flow script needs no set-up of its own."""
+    from django.apps import apps
+
+    if apps.ready:
+        return
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
+    import django
+
+    django.setup()
 
 
 def get_client() -> OrchestratorClient:
@@ -34,6 +52,11 @@ def get_client() -> OrchestratorClient:
         from orchestrator.client.http import HttpClient
 
         return HttpClient.from_environment()
-    from orchestrator.client.direct import DirectClient
+    return direct_client()
 
-    return DirectClient()
+
+def direct_client() -> OrchestratorClient:
+    """The direct transport (Django configured from the environment first)."""
+    ensure_django()
+    client: OrchestratorClient = importlib.import_module(DIRECT_TRANSPORT).DirectClient()
+    return client

@@ -3,7 +3,7 @@
 Two transports implement it: `direct` (calls the services in this process, same database) and
 `http` (the same methods over the REST API with a worker's API key, for workers on machines
 that hold no database credentials). Both carry plain data only (the dataclasses below, dicts,
-JSON values), and both raise the same runs.errors exceptions: NotFound,
+JSON values), and both raise the same orchestrator.core.errors exceptions: NotFound,
 StateConflict/InvalidTransition, ValidationError; the HTTP transport adds Unreachable (the
 orchestrator did not answer) and Refused (the key was not accepted). Business rules stay in the
 services; a transport only carries calls to them.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runs.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
 
 
 class Unreachable(OrchestratorError):
@@ -217,6 +217,10 @@ class OrchestratorClient(ABC):
         with a `cache_key` later calls may reuse it (until `cache_expires_at`)."""
 
     @abstractmethod
+    def read_task_run(self, task_run_id: str) -> TaskRunInfo:
+        """The task run as it stands (NotFound)."""
+
+    @abstractmethod
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         """The result of the latest completed task run stored under `cache_key`, while fresh."""
 
@@ -224,6 +228,19 @@ class OrchestratorClient(ABC):
     @abstractmethod
     def send_logs(self, entries: list[LogEntry]) -> None:
         """Store a batch of log lines: one call, however many lines."""
+
+    # --- deployments (a server action: only the direct transport can do it) ---
+    def flow_deployment(self, flow: Any, name: str, **options: Any) -> Any:
+        """The definition of a deployment of `flow` (what `flow.to_deployment()` returns)."""
+        raise OrchestratorError(
+            "Deploying from Python needs the orchestrator's database: run it where `manage.py deploy` runs."
+        )
+
+    def deploy_flow(self, flow: Any, name: str, *, project_dir: str, **options: Any) -> Any:
+        """Create or update a deployment of `flow` and return it (what `flow.deploy()` does)."""
+        raise OrchestratorError(
+            "Deploying from Python needs the orchestrator's database: run it where `manage.py deploy` runs."
+        )
 
     def release_thread(self) -> None:
         """Free what the calling thread holds (a database connection); call it when a thread

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from deployments.parameters import parameter_schema
+from orchestrator.client import get_client
+from orchestrator.core.parameters import parameter_schema
+from orchestrator.sdk.runner import TaskRunner
 from orchestrator.sdk.tasks import check_non_negative, check_plain_function, decorate
 
 P = ParamSpec("P")
@@ -28,6 +31,7 @@ class Flow(Generic[P, R]):
         retry_delay_seconds: float = 0,
         timeout_seconds: float | None = None,
         log_prints: bool = False,
+        task_runner: TaskRunner | None = None,
     ) -> None:
         check_plain_function("flow", fn)
         self.fn = fn
@@ -40,7 +44,15 @@ class Flow(Generic[P, R]):
         self.retry_delay_seconds = retry_delay_seconds
         self.timeout_seconds = timeout_seconds
         self.log_prints = bool(log_prints)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        if isinstance(task_runner, type) and issubclass(task_runner, TaskRunner):
+            task_runner = task_runner()  # @flow(task_runner=DaskTaskRunner) means its defaults
+        if task_runner is not None and not isinstance(task_runner, TaskRunner):
+            raise ValueError(
+                f"flow {self.name!r}: task_runner must be a task runner such as ThreadTaskRunner(), "
+                f"DaskTaskRunner() or RayTaskRunner(), not {task_runner!r}."
+            )
+        self.task_runner = task_runner
+        functools.update_wrapper(self, fn)
 
     @property
     def parameter_schema(self) -> dict[str, Any]:
@@ -53,35 +65,23 @@ class Flow(Generic[P, R]):
         parameters, tags, description, version, cron / interval / rrule with timezone, schedules,
         entrypoint (default: this flow's file), pull_steps, job_variables, concurrency_limit,
         enforce_parameter_schema."""
-        from orchestrator.client.direct import ensure_django
-
-        ensure_django()
-        from deployments.deploying import flow_deployment
-
-        return flow_deployment(self, name, work_pool_name=work_pool_name, **options)
+        return get_client().flow_deployment(self, name, work_pool_name=work_pool_name, **options)
 
     def deploy(self, name: str, *, work_pool_name: str, project_dir: str | None = None, **options: Any) -> Any:
         """Create or update a deployment of this flow (as `manage.py deploy` does) and return
         it. Its code is this project (`project_dir`, default the working directory), or the git
         repository a `git_clone` step in `pull_steps` names. Raises what the deploy refuses
         (ValidationError, NotFound) with nothing saved."""
-        from pathlib import Path
-
-        from orchestrator.client.direct import ensure_django
-
-        ensure_django()
-        from deployments.deploying import deploy_definitions
-
-        definition = self.to_deployment(name, work_pool_name=work_pool_name, **options)
-        (result,) = deploy_definitions([definition], project_dir=Path(project_dir or Path.cwd()))
-        return result.deployment
+        return get_client().deploy_flow(
+            self, name, work_pool_name=work_pool_name, project_dir=project_dir or os.getcwd(), **options
+        )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the flow as an ad-hoc flow run: returns what the function returns, or raises
         what it raised once the run is recorded FAILED."""
         from orchestrator.sdk.execution import run_flow_from_call
 
-        return run_flow_from_call(self, args, kwargs)  # type: ignore[no-any-return]
+        return run_flow_from_call(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"
@@ -93,8 +93,11 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(
     *, name: str | None = None, description: str | None = None, retries: int | None = None,
     retry_delay_seconds: float = 0, timeout_seconds: float | None = None, log_prints: bool = False,
+    task_runner: TaskRunner | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a flow: `@flow` or `@flow(name=..., description=..., retries=...,
-    retry_delay_seconds=..., timeout_seconds=..., log_prints=...)`."""
+    retry_delay_seconds=..., timeout_seconds=..., log_prints=..., task_runner=...)`. `task_runner`
+    says where submitted and mapped tasks run: ThreadTaskRunner() (the default), DaskTaskRunner()
+    or RayTaskRunner() (orchestrator.task_runners)."""
     return decorate(Flow, fn, options)

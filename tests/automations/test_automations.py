@@ -17,10 +17,10 @@ from django.conf import settings as django_settings
 
 from automations.models import Automation, AutomationFiring, FiringStatus
 from automations.services import backoff_seconds, create_automation
+from orchestrator.core.states import StateType
 from runs import hooks
 from runs.models import FlowRun
 from runs.services import set_state
-from runs.states import StateType
 from tests.conftest import Api
 
 S = StateType

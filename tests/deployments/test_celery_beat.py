@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.utils import timezone
 from deployments.models import Deployment
 from deployments.services import set_deployment_paused, sync_schedules
 from runs.models import FlowRun, FlowRunState
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = [sys.executable, "-m", "celery", "-A", "orchestrator"]
@@ -50,17 +50,6 @@ class Process:
                 self.proc.wait()
         self._out.close()
 
-
-def wait_for(condition: Callable[[], Any], what: str, *processes: Process, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        for p in processes:
-            assert p.proc.poll() is None, f"{p.log.name} exited while waiting for {what}:\n{p.output()[-4000:]}"
-        time.sleep(0.2)
-    logs = "\n".join(f"--- {p.log.name}\n{p.output()[-4000:]}" for p in processes)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 def celery_env(subprocess_env: dict[str, str], **settings: str) -> dict[str, str]:
@@ -104,21 +93,20 @@ def test_beat_schedules_runs_once_beside_a_second_beat_and_pausing_removes_them(
                       "--poll-interval", "0.2"], env, tmp_path / "runworker.log")
     second_beat = None
     try:
-        wait_for(lambda: future_runs(deployment) >= 10, "the first runs", worker, runner)
+        wait_for(lambda: future_runs(deployment) >= 10, 60, "the first runs", processes=(worker, runner,))
         completed = FlowRun.objects.filter(deployment=deployment, state_type="COMPLETED")
-        wait_for(lambda: completed.count() >= 2, "scheduled runs COMPLETED by the worker", worker, runner)
+        wait_for(lambda: completed.count() >= 2, 60, "scheduled runs COMPLETED by the worker", processes=(worker, runner,))
         executions = [line.split()[1] for line in (tmp_path / "events.log").read_text().splitlines() if line.startswith("start")]
         assert len(executions) == len(set(executions)), "a scheduled run was executed twice"
         # The window moves on: later ticks add the fire times that came into it.
         first_total = FlowRun.objects.filter(deployment=deployment).count()
-        wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() > first_total, "more runs", worker)
+        wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() > first_total, 60, "more runs", processes=(worker,))
 
         second_beat = Process([*CELERY, "beat", "--schedule", str(tmp_path / "beat-b"), "--loglevel", "INFO"], env,
                               tmp_path / "beat-b.log")
-        wait_for(lambda: second_beat.output().count("Sending due task schedule-deployments") >= 3,
-                 "ticks from the second beat", worker, second_beat)
+        wait_for(lambda: second_beat.output().count("Sending due task schedule-deployments") >= 3, 60, "ticks from the second beat", processes=(worker, second_beat,))
         seen = ticks(worker)
-        wait_for(lambda: ticks(worker) >= seen + 4, "the worker to run the ticks of both beats", worker, second_beat)
+        wait_for(lambda: ticks(worker) >= seen + 4, 60, "the worker to run the ticks of both beats", processes=(worker, second_beat,))
 
         runs = FlowRun.objects.filter(deployment=deployment)
         assert not runs.values("schedule_slug", "expected_start_at").annotate(n=Count("id")).filter(n__gt=1).exists()
@@ -130,7 +118,7 @@ def test_beat_schedules_runs_once_beside_a_second_beat_and_pausing_removes_them(
         set_deployment_paused(deployment, True)
         assert future_runs(deployment) == 0
         seen = ticks(worker)
-        wait_for(lambda: ticks(worker) >= seen + 3, "ticks after the pause", worker, second_beat)
+        wait_for(lambda: ticks(worker) >= seen + 3, 60, "ticks after the pause", processes=(worker, second_beat,))
         assert future_runs(deployment) == 0
     finally:
         if second_beat is not None:
@@ -145,14 +133,13 @@ def test_a_new_deployment_is_scheduled_within_seconds_not_at_the_next_full_pass(
     env = celery_env(subprocess_env, SCHEDULER_INTERVAL_SECONDS="3600")
     worker = worker_with_beat(env, tmp_path)
     try:
-        wait_for(lambda: " ready." in worker.output(), "the worker to start", worker)
+        wait_for(lambda: " ready." in worker.output(), 60, "the worker to start", processes=(worker,))
         deployment = make_deployment("brand-new")
         started = time.monotonic()
         sync_schedules(deployment, [TWO_SECONDS])  # its task is sent when this commits
 
         # The window is ten fire times; no full pass comes to add more.
-        wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() == 10, "the new deployment's runs",
-                 worker, timeout=15)
+        wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() == 10, 15, "the new deployment's runs", processes=(worker,))
         assert time.monotonic() - started < 15
         assert "deployments.tasks.schedule_deployment[" in worker.output()
     finally:

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from deployments.models import Deployment
-from deployments.parameters import parameter_schema
+from orchestrator.core.parameters import parameter_schema
 from runs.models import FlowRun
 from tests.html import element
 

@@ -13,9 +13,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from deployments.models import Deployment
+from deployments.services import create_flow_run
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.services import create_flow_run, set_state
-from runs.states import StateType
+from runs.services import set_state
 from tests.deployments.deploy_helpers import HELLO, manage, start_worker, stop
 
 S = StateType

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deployments.steps import PullStepError, git_cache_dir, git_clone, run_pull_steps
+from orchestrator.engine.steps import PullStepError, git_cache_dir, git_clone, run_pull_steps
 from tests.deployments.deploy_helpers import commit_and_push, git, make_project
 
 HERE = Path(".")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from io import StringIO
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from deployments.models import Deployment
+from orchestrator.core.errors import ValidationError
 from orchestrator.engine import load_flow
-from runs.errors import ValidationError
 
 PY_SPEC = """\
 from flows.hello import leonardo_dicapriflow

@@ -4,15 +4,15 @@ and the mistakes that are refused in one line with nothing saved."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from deployments.deploying import DeploymentDefinition, deploy_definitions
 from deployments.models import Deployment, DeploymentSchedule, Flow
-from deployments.steps import check_repository_url
-from runs.errors import ValidationError
+from deployments.services.deploying import deploy_definitions
+from deployments.specs import DeploymentDefinition
+from orchestrator.core.errors import ValidationError
+from orchestrator.engine.steps import check_repository_url
 from tests.deployments.deploy_helpers import SPEC, manage
 
 ENTRY = "flows/hello.py:leonardo_dicapriflow"
@@ -180,7 +180,7 @@ def test_without_a_terminal_deploy_fails_in_one_line_with_exit_1(subprocess_env:
 
 
 def test_answers_saved_to_the_spec_file_load_back_with_their_own_pull_steps(tmp_path: Path) -> None:
-    from deployments.deploying import load_spec_file, save_to_spec_file
+    from deployments.specs import load_spec_file, save_to_spec_file
 
     spec_file = tmp_path / "deployments.yaml"
     git_steps = [{"git_clone": {"repository": str(tmp_path), "branch": "main"}}]

@@ -10,11 +10,13 @@ import pytest
 import yaml
 
 from deployments.models import Deployment
+from deployments.services import create_flow_run
 from deployments.wizard import discover_flows
-from runs.services import create_flow_run
-from runs.states import StateType
+from orchestrator.core.states import StateType
 from tests.deployments.deploy_helpers import MANAGE, git, logged, make_project, start_worker, stop, wait_until_finished
 from workpools.services import create_work_pool
+
+pytestmark = [pytest.mark.subprocess]
 
 DOWN = "\x1b[B"
 
@@ -135,7 +137,7 @@ def test_the_wizard_stops_before_asking_when_there_is_no_flow_or_no_pool(tmp_pat
     from io import StringIO
 
     from deployments.wizard import Wizard
-    from runs.errors import ValidationError
+    from orchestrator.core.errors import ValidationError
 
     wizard = Wizard(StringIO(), tmp_path, spec_file=tmp_path / "deployments.yaml")
     with pytest.raises(ValidationError, match="No flows found in"):

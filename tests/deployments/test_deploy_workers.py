@@ -10,10 +10,17 @@ from pathlib import Path
 import pytest
 
 from deployments.models import Deployment
-from runs.services import create_flow_run
-from runs.states import StateType
+from deployments.services import create_flow_run
+from orchestrator.core.states import StateType
 from tests.deployments.deploy_helpers import (
-    SPEC, commit_and_push, logged, make_project, manage, start_worker, stop, wait_until_finished,
+    SPEC,
+    commit_and_push,
+    logged,
+    make_project,
+    manage,
+    start_worker,
+    stop,
+    wait_until_finished,
 )
 from workpools.services import create_work_pool, create_work_queue
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from deployments.parameters import parameter_schema
+from orchestrator.core.parameters import parameter_schema
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.states import StateType
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)

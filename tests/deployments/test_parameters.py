@@ -8,14 +8,14 @@ from typing import Any, Literal
 import pydantic
 import pytest
 
-from deployments.parameters import (
+from deployments.services import create_flow_run
+from orchestrator.core.errors import ValidationError
+from orchestrator.core.parameters import (
     parameter_schema,
     parameters_from_strings,
     validate_call_parameters,
     validate_parameters,
 )
-from runs.errors import ValidationError
-from runs.services import create_flow_run
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def test_the_schema_has_a_property_per_parameter_with_type_default_and_required(
 
 
 def test_models_unannotated_and_unknown_types_and_kwargs_are_described_as_well_as_they_can_be() -> None:
-    def odd(point: Point, anything, client: Client | None = None, **extra: Any) -> None: ...  # type: ignore[no-untyped-def]
+    def odd(point: Point, anything, client: Client | None = None, **extra: Any) -> None: ...
 
     schema = parameter_schema(odd)
     assert schema["properties"]["point"] == {"$ref": "#/$defs/Point", "title": "point", "position": 0}

@@ -18,10 +18,10 @@ from deployments.services import (
     set_deployment_paused,
     sync_schedules,
 )
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
-from runs.states import StateType
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 TEN_MINUTES = {"slug": "ten", "kind": "interval", "interval_seconds": 600}
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("frozen")
 
 
 @pytest.fixture
-def frozen():  # type: ignore[no-untyped-def]
+def frozen():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
 

@@ -10,7 +10,7 @@ import pytest
 from croniter import croniter
 from dateutil.rrule import rrulestr
 
-from deployments.scheduling import (
+from deployments.schedule_times import (
     ScheduleSpec,
     _cron_stepper,
     describe_schedule,

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 
 from deployments.models import DeploymentSchedule
-from deployments.scheduling import ScheduleSpec, validate_schedule
-from runs.errors import ValidationError
+from deployments.schedule_times import ScheduleSpec, validate_schedule
+from orchestrator.core.errors import ValidationError
 from runs.models import FlowRun
 
 

@@ -9,16 +9,16 @@ import pytest
 import time_machine
 
 from deployments.models import Deployment, DeploymentSchedule
-from deployments.services import schedule_deployments, set_deployment_paused
+from deployments.services import build_flow_runs, schedule_deployments, set_deployment_paused
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, FlowRunState
-from runs.services import build_flow_runs, insert_flow_runs
-from runs.states import StateType
+from runs.services import insert_flow_runs
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def make_schedule(deployment: Deployment):  # type: ignore[no-untyped-def]
+def make_schedule(deployment: Deployment):
     def make(slug: str = "every-ten-minutes", dep: Deployment | None = None, **kwargs: Any) -> DeploymentSchedule:
         kwargs.setdefault("kind", "interval")
         if kwargs["kind"] == "interval":

@@ -10,9 +10,9 @@ from django.contrib import admin
 from django.urls import reverse
 
 from deployments.models import Deployment
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
-from runs.states import StateType
 from workpools.models import WorkPool, WorkQueue
 
 pytestmark = pytest.mark.django_db

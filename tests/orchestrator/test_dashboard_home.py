@@ -10,9 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
-from runs.states import StateType
 from workpools.models import Worker
 
 pytestmark = pytest.mark.django_db

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from runs.models import FlowRun
-from runs.services import create_flow_run, request_cancellation, set_state
-from runs.states import StateType
+from deployments.services import create_flow_run
 from orchestrator import engine
+from orchestrator.core.states import StateType
+from runs.models import FlowRun
+from runs.services import request_cancellation, set_state
 from tests.orchestrator.conftest import HELLO_FLOW as HELLO
 from tests.orchestrator.conftest import ROOT, run_engine
 

@@ -11,11 +11,11 @@ import pydantic
 import pytest
 
 from orchestrator import flow, get_run_logger, task
+from orchestrator.core.errors import ValidationError
+from orchestrator.core.states import StateType
 from orchestrator.sdk.execution import FlowRunStopped
-from runs.errors import ValidationError
 from runs.models import FlowRun, TaskRun
 from runs.services import request_cancellation
-from runs.states import StateType
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)

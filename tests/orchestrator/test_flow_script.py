@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.states import StateType
 from tests.orchestrator.conftest import HELLO_FLOW
 
 S = StateType

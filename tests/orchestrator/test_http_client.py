@@ -3,21 +3,21 @@ through it, and every answer comes back as the exception the direct transport ra
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import requests
 
+from deployments.services import create_flow_run
 from orchestrator import engine
-from orchestrator.client import LogEntry, Refused, Unreachable, get_client
-from orchestrator.client import http
-from orchestrator.client.direct import DirectClient
+from orchestrator.client import LogEntry, Refused, Unreachable, get_client, http
 from orchestrator.client.http import HttpClient, api_root
-from runs.errors import InvalidTransition, NotFound, StateConflict, ValidationError
+from orchestrator.core.errors import InvalidTransition, NotFound, StateConflict, ValidationError
+from orchestrator.core.states import StateType
+from orchestrator.direct import DirectClient
 from runs.models import FlowRun, Log
-from runs.services import create_flow_run, set_state
-from runs.states import StateType
+from runs.services import set_state
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,7 +111,7 @@ def test_a_big_batch_of_logs_goes_in_requests_under_the_body_limit(
     client: HttpClient, claimed: FlowRun, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(http, "MAX_BODY_BYTES", 4000)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     entries = [
         LogEntry(flow_run_id=str(claimed.pk), task_run_id=None, level=20, logger="l", message=f"{i} " + "x" * 900, timestamp=now)
         for i in range(10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orchestrator import flow, get_run_logger
-from orchestrator.client.direct import DirectClient
+from orchestrator.direct import DirectClient
 from runs.models import FlowRun, Log
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +49,7 @@ def test_a_flow_that_logs_10000_lines_stores_them_in_a_handful_of_round_trips(ro
 
 
 def test_one_batch_is_one_call_and_a_few_inserts_at_most() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from runs.services import write_logs
 
@@ -58,7 +59,7 @@ def test_one_batch_is_one_call_and_a_few_inserts_at_most() -> None:
 
     empty()
     run = FlowRun.objects.get()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     batch = [
         {"flow_run_id": run.pk, "task_run_id": None, "level": 20, "logger": "x", "message": f"m{i}", "timestamp": now}
         for i in range(1000)

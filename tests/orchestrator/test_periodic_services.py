@@ -9,7 +9,6 @@ from importlib import import_module
 from django.conf import settings
 
 
-
 def test_every_beat_entry_names_a_registered_task(subprocess_env: dict[str, str]) -> None:
     entries = settings.CELERY_BEAT_SCHEDULE
     assert {"schedule-deployments", "mark-late-runs", "reap-crashed-runs-and-offline-workers", "delete-old-runs"} <= set(entries)

@@ -10,8 +10,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from deployments.models import Deployment
+from orchestrator.core.states import TERMINAL
 from runs.models import FlowRun, FlowRunState, Log
-from runs.states import TERMINAL
 from workpools.models import WorkPool
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ import time_machine
 from django.utils import timezone
 
 from orchestrator import flow, get_run_logger, task, task_input_hash
+from orchestrator.core.states import StateType
 from orchestrator.sdk import MissingContextError
 from runs.models import FlowRun, TaskRun
-from runs.states import StateType
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)  # task threads and the log shipper have connections of their own

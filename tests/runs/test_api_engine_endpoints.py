@@ -3,14 +3,14 @@ set-state, heartbeat, retries, batched logs, task runs and their states, cached 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, Log, TaskRun
 from runs.services import create_task_run, set_state, set_task_run_state
-from runs.states import StateType
 from tests.conftest import Api
 from workpools.services import register_worker
 
@@ -99,7 +99,7 @@ def test_the_flows_retries_and_the_process_are_recorded(pool_worker: Api, claime
 
 def test_logs_arrive_in_one_batch(pool_worker: Api, claimed: FlowRun) -> None:
     task_run = create_task_run(claimed.pk, name="log_message-1", task_key="log_message")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     batch = [
         {"level": 20, "logger": "orchestrator.runs.flow_run", "message": f"line {i}", "timestamp": (now + timedelta(seconds=i)).isoformat()}
         for i in range(300)
@@ -114,7 +114,7 @@ def test_logs_arrive_in_one_batch(pool_worker: Api, claimed: FlowRun) -> None:
 def test_bad_log_batches_store_nothing(pool_worker: Api, claimed: FlowRun, make_run: Any) -> None:
     logs = f"/api/flow-runs/{claimed.pk}/logs/"
     elsewhere = create_task_run(make_run().pk, name="t", task_key="t")
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     foreign = pool_worker.post(logs, json=[{"task_run": str(elsewhere.pk), "message": "x", "timestamp": now}])
     assert foreign.status_code == 400
     assert foreign.json()["errors"] == {"task_run": [f"No task run {elsewhere.pk} in this flow run."]}
@@ -173,7 +173,7 @@ def test_a_worker_key_acts_only_on_runs_of_its_own_pool(
 ) -> None:
     task_run = create_task_run(claimed.pk, name="t", task_key="t")
     other = api_as("worker", make_pool("someone-elses-pool"))
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     run_path, task_path = f"/api/flow-runs/{claimed.pk}", f"/api/task-runs/{task_run.pk}"
     calls = [
         ("get", f"{run_path}/execution/", None),

@@ -11,9 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, Log, TaskRun
 from runs.services import set_state
-from runs.states import StateType
 from tests.conftest import Api
 
 S = StateType

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from deployments.models import Deployment
-from runs.errors import ValidationError
+from deployments.services import create_flow_run
+from orchestrator.core.errors import ValidationError
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.services import create_flow_run
-from runs.states import StateType
 from workpools.models import WorkPool, WorkQueue
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, RunCursor
 from runs.services import set_state
-from runs.states import StateType
 
 pytestmark = pytest.mark.django_db
 S = StateType

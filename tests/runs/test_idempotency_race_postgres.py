@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 
 from deployments.models import Deployment
+from deployments.services import create_flow_run
 from runs.models import FlowRun
-from runs.services import create_flow_run
 
 
 @pytest.mark.postgres

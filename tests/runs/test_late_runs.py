@@ -8,9 +8,9 @@ from typing import Any
 import time_machine
 from django.utils import timezone
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import mark_late_runs, set_state
-from runs.states import StateType
 
 
 def test_a_run_waiting_past_the_threshold_is_marked_late(make_run: Any, settings: Any) -> None:

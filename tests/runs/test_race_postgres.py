@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from runs.errors import StateConflict
+from orchestrator.core.errors import StateConflict
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, FlowRunState
 from runs.services import set_state
-from runs.states import StateType
 
 ROUNDS = 200
 

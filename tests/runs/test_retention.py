@@ -8,9 +8,9 @@ from typing import Any
 import time_machine
 from django.utils import timezone
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, FlowRunState, Log, TaskRun
 from runs.services import delete_old_runs, set_state
-from runs.states import StateType
 
 
 def finish(run: FlowRun, to: StateType = StateType.COMPLETED) -> FlowRun:

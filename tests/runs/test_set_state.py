@@ -9,10 +9,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from orchestrator.core.states import StateType
 from runs import hooks
 from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
-from runs.states import StateType
 
 S = StateType
 pytestmark = pytest.mark.django_db

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from runs.errors import InvalidTransition, StateConflict
+from orchestrator.core.errors import InvalidTransition, StateConflict
+from orchestrator.core.states import StateType
 from runs.models import FlowRun, FlowRunState
 from runs.services import set_state
-from runs.states import StateType
 
 S = StateType
 

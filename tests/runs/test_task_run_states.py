@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from runs.errors import InvalidTransition, StateConflict
+from orchestrator.core.errors import InvalidTransition, StateConflict
+from orchestrator.core.states import TASK_ALLOWED, TASK_STATE_NAMES, StateType
 from runs.models import FlowRun, TaskRun
 from runs.services import (
     crash_unfinished_task_runs,
@@ -19,7 +20,6 @@ from runs.services import (
     set_state,
     set_task_run_state,
 )
-from runs.states import TASK_ALLOWED, TASK_STATE_NAMES, StateType
 
 S = StateType
 pytestmark = pytest.mark.django_db

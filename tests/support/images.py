@@ -134,6 +134,14 @@ def _tracked_sources(root: Path) -> list[Path]:
     return sorted(root / name for name in listed if (root / name).is_file())
 
 
+def copy_sources(root: Path, target: Path) -> None:
+    """What building the project's wheel needs: its packages, pyproject.toml, the README."""
+    for path in [*_tracked_sources(root), root / "README.md"]:
+        dest = target / path.relative_to(root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
+
+
 def source_hash(root: Path = PROJECT_ROOT, *, base_id: str = "") -> str:
     digest = hashlib.sha256(base_id.encode())
     for path in _tracked_sources(root):
@@ -148,11 +156,13 @@ def dependency_wheels(root: Path = PROJECT_ROOT) -> Path:
     if (target / ".complete").exists():
         return target
     target.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir", str(target),
-         str(root), *BOOKWORM_EXTRAS],
-        capture_output=True, text=True, cwd=tempfile.gettempdir(),
-    )
+    with tempfile.TemporaryDirectory(prefix="orchestrator-src-") as copy:
+        copy_sources(root, Path(copy))  # no build/ or egg-info left in the checkout
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir",
+             str(target), copy, *BOOKWORM_EXTRAS],
+            capture_output=True, text=True, cwd=tempfile.gettempdir(),
+        )
     if result.returncode != 0:
         raise ImageBuildError(f"pip wheel failed: {result.stderr[-3000:]}")
     for stale in target.glob("django_orchestrator-*.whl"):
@@ -177,11 +187,7 @@ def build_test_image(root: Path = PROJECT_ROOT, *, client: Any | None = None) ->
             wheels = Path(context) / "project"
             wheels.mkdir()
             with tempfile.TemporaryDirectory(prefix="orchestrator-src-") as copy:
-                # Build from a copy of the sources only: no .venv, no build/ left in the checkout.
-                for path in [*_tracked_sources(root), root / "README.md"]:
-                    dest = Path(copy) / path.relative_to(root)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(path, dest)
+                copy_sources(root, Path(copy))
                 result = subprocess.run(
                     [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
                      "--wheel-dir", str(wheels), copy],
@@ -199,7 +205,23 @@ def build_test_image(root: Path = PROJECT_ROOT, *, client: Any | None = None) ->
             except docker.errors.BuildError as error:
                 lines = [str(step.get("stream") or step.get("error") or "") for step in error.build_log]
                 raise ImageBuildError(f"docker build failed: {error}\n{''.join(lines)[-3000:]}") from error
+        _remove_older_test_images(client, keep=tag)
         return tag
+
+
+def _remove_older_test_images(client: Any, *, keep: str) -> None:
+    """Test images of earlier sources are not needed again: free their space (best effort; one
+    still used by a container stays)."""
+    import docker.errors
+
+    for image in client.images.list(name=TEST_REPOSITORY):
+        if keep in image.tags:
+            continue
+        for tag in image.tags:
+            try:
+                client.images.remove(tag)
+            except docker.errors.APIError:
+                pass
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def docker_pool_name(docker_client: Any) -> Any:
     (the test fails if one is, after removing it)."""
     name = f"docker-{uuid.uuid4().hex[:8]}"
     yield name
-    left = docker_client.containers.list(all=True, filters={"label": f"{POOL_LABEL}={name}"})
+    left = docker_client.containers.list(all=True, sparse=True, filters={"label": f"{POOL_LABEL}={name}"})
     for container in left:
         container.remove(force=True)
-    assert not left, f"containers left behind: {[c.name for c in left]}"
+    assert not left, f"containers left behind: {[c.id[:12] for c in left]}"

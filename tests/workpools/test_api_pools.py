@@ -7,7 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from tests.conftest import Api
-from workpools.models import WorkPool, Worker
+from workpools.models import Worker, WorkPool
 
 
 def test_it_creates_a_pool_with_its_default_queue(writer: Api) -> None:

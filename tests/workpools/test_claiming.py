@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
-from runs.states import StateType
 from workpools.models import WorkPool, WorkQueue
 from workpools.services import (
     claim_runs,

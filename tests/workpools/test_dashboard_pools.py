@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from runs.services import set_state
 from tests.html import element
-from workpools.models import WorkPool, WorkQueue, Worker
+from workpools.models import Worker, WorkPool, WorkQueue
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from workpools.health import NOT_READY, OFFLINE, ONLINE, PAUSED, READY, pool_health, queue_health, worker_health
-from workpools.models import WorkPool, Worker
+from workpools.models import Worker, WorkPool
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
 from workpools.models import WorkPool
 from workpools.services import create_work_pool
 

@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
-from runs.errors import OrchestratorError, ValidationError
+from orchestrator.core.errors import OrchestratorError, ValidationError
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
-from runs.states import StateType
 from workpools.models import WorkPool, WorkQueue
 from workpools.services import create_work_queue, delete_work_pool, delete_work_queue, get_work_queue
 

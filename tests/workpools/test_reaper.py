@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import record_run_heartbeat, request_cancellation, set_state
-from runs.states import StateType
-from workpools.services import reap_crashed_runs_and_offline_workers
+from workpools.services import recover_lost_runs
 
 pytestmark = pytest.mark.django_db
 S = StateType
@@ -33,8 +33,8 @@ def running(make_run: Any, **fields: Any) -> FlowRun:
 
 def test_a_run_that_stopped_heartbeating_is_crashed(make_run: Any) -> None:
     run = running(make_run)
-    assert reap_crashed_runs_and_offline_workers(now=timezone.now() + timedelta(seconds=20))["crashed"] == 0
-    report = reap_crashed_runs_and_offline_workers(now=timezone.now() + timedelta(seconds=31))
+    assert recover_lost_runs(now=timezone.now() + timedelta(seconds=20))["crashed"] == 0
+    report = recover_lost_runs(now=timezone.now() + timedelta(seconds=31))
     assert report["crashed"] == 1
     run.refresh_from_db()
     assert run.state_type == S.CRASHED
@@ -43,7 +43,7 @@ def test_a_run_that_stopped_heartbeating_is_crashed(make_run: Any) -> None:
 
 def test_a_crashed_run_with_retries_left_waits_for_a_retry(make_run: Any) -> None:
     run = running(make_run, retries=2, retry_delay_seconds=5)
-    reap_crashed_runs_and_offline_workers(now=timezone.now() + timedelta(seconds=31))
+    recover_lost_runs(now=timezone.now() + timedelta(seconds=31))
     run.refresh_from_db()
     assert (run.state_type, run.state_name) == (S.SCHEDULED, "AwaitingRetry")
 
@@ -52,14 +52,14 @@ def test_a_heartbeat_keeps_a_run_alive(make_run: Any) -> None:
     run = running(make_run)
     FlowRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=40))
     assert record_run_heartbeat(run.pk) is True
-    assert reap_crashed_runs_and_offline_workers()["crashed"] == 0
+    assert recover_lost_runs()["crashed"] == 0
 
 
 def test_a_cancellation_nobody_confirms_is_finished_by_the_reaper(make_run: Any) -> None:
     run = running(make_run)
     request_cancellation(run, by="alice")
-    assert reap_crashed_runs_and_offline_workers(now=timezone.now() + timedelta(seconds=30))["cancelled"] == 0
-    assert reap_crashed_runs_and_offline_workers(now=timezone.now() + timedelta(seconds=61))["cancelled"] == 1
+    assert recover_lost_runs(now=timezone.now() + timedelta(seconds=30))["cancelled"] == 0
+    assert recover_lost_runs(now=timezone.now() + timedelta(seconds=61))["cancelled"] == 1
     run.refresh_from_db()
     assert run.state_type == S.CANCELLED
     assert "release its slot" in run.state_message

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from deployments.models import Deployment, Flow
+from deployments.services import create_flow_run
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.services import create_flow_run
-from runs.states import StateType
+from tests.conftest import wait_for
 from workpools.models import WorkPool
 from workpools.services import create_work_pool, set_concurrency_limit
 
@@ -38,14 +39,6 @@ def collect(proc: subprocess.Popen) -> list[str]:
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     return lines
 
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop(proc: subprocess.Popen, timeout: float = 60) -> int:

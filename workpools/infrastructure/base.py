@@ -10,8 +10,8 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from orchestrator.client.base import ClaimedRun, HeldRun, WorkerInfo

@@ -322,16 +322,23 @@ class DockerInfrastructure(Infrastructure):
     ) -> dict[str, RunHandle]:
         """The containers this worker (by name, in this pool) started for `runs`; its other
         containers, whose runs are settled, are removed."""
+        import docker.errors
+
         pool = self.worker.pool_name if self.worker else ""
-        containers = self.client().containers.list(
-            all=True, filters={"label": [f"{WORKER_LABEL}={worker_name}", f"{POOL_LABEL}={pool}"]}
+        client = self.client()
+        summaries = client.containers.list(
+            all=True, sparse=True, filters={"label": [f"{WORKER_LABEL}={worker_name}", f"{POOL_LABEL}={pool}"]}
         )
         held = {run.id: run for run in runs}
         found: dict[str, RunHandle] = {}
-        for container in containers:
-            run_id = container.labels.get(RUN_LABEL, "")
-            if run_id not in held:
-                container.remove(force=True)
+        for summary in summaries:
+            run_id = (summary.attrs.get("Labels") or {}).get(RUN_LABEL, "")
+            try:
+                container = client.containers.get(summary.id)
+                if run_id not in held:
+                    container.remove(force=True)
+                    continue
+            except docker.errors.NotFound:
                 continue
             handle = ContainerRun(container, run_id=run_id, run_name=held[run_id].name)
             handle.recorded = True

@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 # Environment variables that decide the settings: a run that changes them needs a fresh interpreter.
@@ -177,8 +176,9 @@ def serve(sock: socket.socket) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
     django.setup()
-    import orchestrator.engine  # noqa: F401  (imported once here; every child inherits it)
     from django.db import connections
+
+    import orchestrator.engine  # noqa: F401  (imported once here; every child inherits it)
 
     connections.close_all()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the worker; it tells us via EOF
@@ -234,7 +234,7 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
             os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        sys.stdout.reconfigure(line_buffering=True)
         from orchestrator import engine
 
         code = engine.main([request["run_id"]])

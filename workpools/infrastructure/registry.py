@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
 
 if TYPE_CHECKING:
     from workpools.infrastructure.base import Infrastructure

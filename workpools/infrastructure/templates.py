@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from runs.errors import ValidationError
+from orchestrator.core.errors import ValidationError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 WHOLE_PLACEHOLDER = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
@@ -211,7 +211,8 @@ def job_configuration_for(run: Any) -> dict[str, Any]:
     """The run's job configuration: its pool's template rendered with job_variables_for(run)."""
     if not run.work_pool_id:
         return {}
-    return render(effective_template(run.work_pool)["job_configuration"], job_variables_for(run))
+    template = check_base_job_template(effective_template(run.work_pool))  # edited by hand since?
+    return render(template["job_configuration"], job_variables_for(run))
 
 
 def check_for_pool(pool: Any, variables: Any, *, field: str = "job_variables") -> dict[str, Any]:

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ApiKey, Scope
 from accounts.services import create_api_key, revoke_api_key
-from runs.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
 from workpools.services import get_work_pool
 
 

@@ -16,10 +16,9 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from deployments.deploying import (
-    DEFAULT_SPEC_FILE, DeployResult, DeploymentDefinition, apply_deployment_spec, deploy_definitions, load_spec_file,
-)
 from deployments.management.commands.deployment import parse_params
+from deployments.services.deploying import DeployResult, apply_deployment_spec, deploy_definitions
+from deployments.specs import DEFAULT_SPEC_FILE, DeploymentDefinition, load_spec_file
 from orchestrator.cli import ServiceCommand
 
 

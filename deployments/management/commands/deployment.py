@@ -16,11 +16,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from deployments.models import Deployment
-from deployments.parameters import parameters_from_strings
 from deployments.services import delete_deployment, get_deployment, set_deployment_paused
 from orchestrator.cli import ServiceCommand, follow_run, limit_text
+from orchestrator.core.parameters import parameters_from_strings
+from orchestrator.core.states import StateType
 from runs.models import FlowRun
-from runs.states import StateType
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -144,7 +144,7 @@ class Command(ServiceCommand):
 
     def do_run(self, deployment: str, param: list[str], params: str | None, start_in: str | None,
                start_at: str | None, watch: bool, **_: Any) -> None:
-        from runs.services import create_flow_run
+        from deployments.services import create_flow_run
 
         d = get_deployment(deployment)
         values = command_parameters(d.parameter_schema, param, params)
@@ -182,9 +182,9 @@ class Command(ServiceCommand):
         self.stdout.write(f"Deleted deployment '{name}' ({deployment_id}){extra}.")
 
     def do_execute(self, deployment: str, param: list[str], **_: Any) -> None:
+        from deployments.services import create_local_flow_run
         from orchestrator.engine import execute_flow_run
         from orchestrator.sdk.tasks import state_text
-        from runs.services import create_local_flow_run
 
         d = get_deployment(deployment)
         values = command_parameters(d.parameter_schema, param, None)

@@ -15,8 +15,8 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from orchestrator.cli import ServiceCommand
-from orchestrator.client import OrchestratorClient
-from workpools.worker import ProcessWorker
+from orchestrator.client import OrchestratorClient, direct_client
+from workpools.worker import WorkerLoop
 
 # A remote worker's claim waits this long on the server while the worker is idle.
 LONG_POLL_SECONDS = 10.0
@@ -58,7 +58,7 @@ class Command(ServiceCommand):
         )
         if worker.pool_created:
             self.stdout.write(f"Created work pool {pool!r} (type process).")
-        loop = ProcessWorker(
+        loop = WorkerLoop(
             worker, client=client, poll_interval=poll_interval, prefetch_seconds=prefetch_seconds,
             long_poll=LONG_POLL_SECONDS if api_url else 0.0, grace=grace, run_once=run_once,
             prewarm=not cold_start, out=self.stdout,
@@ -79,10 +79,8 @@ class Command(ServiceCommand):
             raise CommandError("--api-key needs --api-url (or ORCHESTRATOR_API_URL).")
         from django.db import connection
 
-        from orchestrator.client.direct import DirectClient
-
         if connection.vendor == "postgresql":
             # Name our connections in pg_stat_activity.
             connection.close()
             connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = f"runworker:{pool}"[:63]
-        return DirectClient()
+        return direct_client()

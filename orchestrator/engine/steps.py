@@ -6,7 +6,7 @@ pick the working directory. Steps are stored as a list of one-key dicts, like Pr
                     "access_token_env": "GIT_TOKEN"}},
      {"set_working_directory": {"directory": "sub"}}]
 
-A step name may be dotted (prefect.deployments.steps.set_working_directory): the last part
+A step name may be dotted (prefect.orchestrator.engine.steps.set_working_directory): the last part
 counts. Each step gets the working directory so far and returns the next one.
 
 git_clone keeps one cache per repository under ORCHESTRATOR_HOME/git-cache/<hash of the URL>:
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from runs.errors import OrchestratorError, ValidationError
+from orchestrator.core.errors import OrchestratorError, ValidationError
 
 
 class PullStepError(OrchestratorError):

@@ -33,14 +33,13 @@ def update_work_pool(
     """Change what is given. A template is checked, and the pool's job variables are checked
     against the template it will have; an empty template ({} or None) means the type's default.
     Raises ValidationError (field errors, nothing written)."""
-    from runs.errors import ValidationError
+    from workpools.services.pools import check_concurrency_limit
 
     changes: dict[str, Any] = {}
     if description is not UNSET:
         changes["description"] = description or ""
     if concurrency_limit is not UNSET:
-        if concurrency_limit is not None and concurrency_limit < 0:
-            raise ValidationError("A concurrency limit cannot be negative.", {"concurrency_limit": ["Must be zero or more."]})
+        check_concurrency_limit(concurrency_limit)
         changes["concurrency_limit"] = concurrency_limit
     template = effective_template(pool)
     if base_job_template is not UNSET:

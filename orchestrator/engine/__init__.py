@@ -26,12 +26,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from deployments.parameters import validate_call_parameters
-from deployments.steps import PullStepError, run_pull_steps
 from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
+from orchestrator.core.errors import OrchestratorError, ValidationError
+from orchestrator.core.parameters import validate_call_parameters
+from orchestrator.engine.steps import PullStepError, run_pull_steps
 from orchestrator.sdk.execution import CANCELLING, PENDING, SCHEDULED, Outcome, RunSession, run_attempts
 from orchestrator.sdk.flows import Flow
-from runs.errors import OrchestratorError, ValidationError
 
 USAGE = "usage: python -m orchestrator.engine RUN_ID"
 
@@ -161,11 +161,3 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         return 2
 
-
-if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Leave at once: a task thread still stuck in a timed-out call must not hold the process
-    # open (or make the worker wait) once the run's outcome is recorded and its logs are sent.
-    os._exit(code)

@@ -1,0 +1,40 @@
+"""The business rules of flow runs, by concern. Every surface (API, dashboard, admin, commands,
+worker, engine, Celery tasks) calls these functions; none of them writes run state on its own.
+
+- state.py         set_state (the one writer of run state), heartbeats, cancellation
+- creation.py      inserting runs with their first state (runs of a deployment: deployments.services.runs)
+- task_runs.py     task runs and their states, cached results
+- logs.py          log batches
+- housekeeping.py  late runs, retention
+"""
+
+from runs.services.creation import (
+    create_adhoc_flow_run,
+    generate_run_name,
+    insert_flow_run,
+    insert_flow_runs,
+    new_flow_run,
+)
+from runs.services.housekeeping import delete_old_runs, mark_late_runs
+from runs.services.logs import LOG_FIELDS, write_logs
+from runs.services.state import (
+    find_flow_run,
+    record_run_heartbeat,
+    record_run_process,
+    request_cancellation,
+    set_flow_run_retries,
+    set_state,
+)
+from runs.services.task_runs import (
+    crash_unfinished_task_runs,
+    create_task_run,
+    find_cached_task_run,
+    set_task_run_state,
+)
+
+__all__ = [
+    "LOG_FIELDS", "create_adhoc_flow_run", "crash_unfinished_task_runs", "create_task_run", "delete_old_runs",
+    "find_cached_task_run", "find_flow_run", "generate_run_name", "insert_flow_run", "insert_flow_runs",
+    "mark_late_runs", "new_flow_run", "record_run_heartbeat", "record_run_process", "request_cancellation",
+    "set_flow_run_retries", "set_state", "set_task_run_state", "write_logs",
+]
