@@ -32,17 +32,7 @@ from orchestrator.client.base import (
 from orchestrator.core.errors import NotFound, OrchestratorError
 from runs.models import FlowRun, TaskRun
 from runs.records import flow_run_info, task_run_info
-from runs.services import (
-    create_adhoc_flow_run,
-    create_task_run,
-    find_cached_task_run,
-    record_run_heartbeat,
-    record_run_process,
-    set_flow_run_retries,
-    set_state,
-    set_task_run_state,
-    write_logs,
-)
+from runs.services import create_adhoc_flow_run, create_task_run, find_cached_task_run, record_run_heartbeat, record_run_process, set_flow_run_retries, set_state, set_task_run_state, write_logs
 from workpools import services
 from workpools.models import Worker
 from workpools.records import claimed_run, held_run, worker_info

@@ -328,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--into", type=Path, help="wheelhouse: also copy the wheels into this folder "
                         "(e.g. .wheelhouse, for `docker build .` offline)")
     args = parser.parse_args(argv)
-    log: Log = lambda message: print(message, file=sys.stderr)
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)
+
     try:
         if args.what == "base":
             print(ensure_base_image(log=log))

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
+from orchestrator.core.states import StateType
 from runs.models import Log
-from runs.states import StateType
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.docker

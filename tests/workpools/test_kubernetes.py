@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from orchestrator.client.base import ClaimedRun, DeploymentInfo, HeldRun, WorkerInfo
-from orchestrator.client.direct import DirectClient
+from orchestrator.core.states import StateType
+from orchestrator.direct import DirectClient
 from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
-from runs.states import StateType
 from tests.conftest import wait_for
 from tests.workpools.fake_kubernetes import FakeKubernetes
 from workpools.infrastructure.kubernetes import (
@@ -33,7 +33,7 @@ from workpools.infrastructure.templates import (
     render,
     template_defaults,
 )
-from workpools.worker import ProcessWorker
+from workpools.worker import WorkerLoop
 
 S = StateType
 RUN_ID = "3f2b8c1e-0d4a-4b6f-9a57-1c2d3e4f5a6b"
@@ -270,11 +270,11 @@ def test_an_unreachable_cluster_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def k8s_loop(db: None, make_pool: Any, kubeconfig: str) -> Iterator[ProcessWorker]:
+def k8s_loop(db: None, make_pool: Any, kubeconfig: str) -> Iterator[WorkerLoop]:
     make_pool("k8s-pool", type="kubernetes", job_variables={"image": "orchestrator:test", "api_url": API_URL})
     client = DirectClient()
     infrastructure = KubernetesInfrastructure(kubeconfig=kubeconfig)
-    loop = ProcessWorker(client.register_worker("k8s-pool", name="k8s-worker"), client=client, out=io.StringIO(),
+    loop = WorkerLoop(client.register_worker("k8s-pool", name="k8s-worker"), client=client, out=io.StringIO(),
                          infrastructure=infrastructure, kill_after=30)
     yield loop
     infrastructure.close()
@@ -287,12 +287,12 @@ def k8s_run(make_deployment: Any, make_run: Any) -> FlowRun:
     return make_run(make_deployment("on-k8s", work_pool=WorkPool.objects.get(name="k8s-pool")))
 
 
-def claim(loop: ProcessWorker, run: FlowRun, cluster: FakeKubernetes) -> str:
+def claim(loop: WorkerLoop, run: FlowRun, cluster: FakeKubernetes) -> str:
     assert loop.claim_and_start()
     return str(cluster.only_job()["metadata"]["name"])
 
 
-def settle(loop: ProcessWorker, run: FlowRun) -> FlowRun:
+def settle(loop: WorkerLoop, run: FlowRun) -> FlowRun:
     def settled() -> bool:
         loop.handle_cancellations()
         loop.reap_children()
@@ -304,7 +304,7 @@ def settle(loop: ProcessWorker, run: FlowRun) -> FlowRun:
 
 
 def test_the_worker_sends_the_job_with_the_runs_own_token(
-    k8s_loop: ProcessWorker, k8s_run: FlowRun, cluster: FakeKubernetes,
+    k8s_loop: WorkerLoop, k8s_run: FlowRun, cluster: FakeKubernetes,
 ) -> None:
     from accounts.models import ApiKey
 
@@ -322,7 +322,7 @@ def test_the_worker_sends_the_job_with_the_runs_own_token(
 
 
 def test_a_job_that_exits_non_zero_with_its_run_unfinished_crashes_it(
-    k8s_loop: ProcessWorker, k8s_run: FlowRun, cluster: FakeKubernetes,
+    k8s_loop: WorkerLoop, k8s_run: FlowRun, cluster: FakeKubernetes,
 ) -> None:
     name = claim(k8s_loop, k8s_run, cluster)
     set_state(FlowRun.objects.get(pk=k8s_run.pk), S.RUNNING)  # as the engine in the pod would
@@ -334,7 +334,7 @@ def test_a_job_that_exits_non_zero_with_its_run_unfinished_crashes_it(
 
 
 def test_an_image_that_cannot_be_pulled_crashes_the_run_with_the_reason(
-    k8s_loop: ProcessWorker, k8s_run: FlowRun, cluster: FakeKubernetes,
+    k8s_loop: WorkerLoop, k8s_run: FlowRun, cluster: FakeKubernetes,
 ) -> None:
     name = claim(k8s_loop, k8s_run, cluster)
     cluster.image_pull_error(name, reason="ImagePullBackOff")
@@ -345,7 +345,7 @@ def test_an_image_that_cannot_be_pulled_crashes_the_run_with_the_reason(
 
 
 def test_cancelling_a_run_deletes_its_job_and_ends_it_cancelled(
-    k8s_loop: ProcessWorker, k8s_run: FlowRun, cluster: FakeKubernetes,
+    k8s_loop: WorkerLoop, k8s_run: FlowRun, cluster: FakeKubernetes,
 ) -> None:
     name = claim(k8s_loop, k8s_run, cluster)
     set_state(FlowRun.objects.get(pk=k8s_run.pk), S.RUNNING)
@@ -358,7 +358,7 @@ def test_cancelling_a_run_deletes_its_job_and_ends_it_cancelled(
 
 
 def test_a_kubernetes_pool_refuses_bad_job_variables_with_field_errors(db: None, make_pool: Any) -> None:
-    from runs.errors import ValidationError
+    from orchestrator.core.errors import ValidationError
 
     with pytest.raises(ValidationError) as refused:
         make_pool("k8s-bad", type="kubernetes", job_variables={"image_pull_policy": "Sometimes", "namespace": "Bad_NS"})
@@ -366,7 +366,7 @@ def test_a_kubernetes_pool_refuses_bad_job_variables_with_field_errors(db: None,
 
 
 def test_a_worker_restarted_with_the_same_name_adopts_its_jobs_and_crashes_runs_without_one(
-    k8s_loop: ProcessWorker, k8s_run: FlowRun, make_run: Any, cluster: FakeKubernetes, kubeconfig: str,
+    k8s_loop: WorkerLoop, k8s_run: FlowRun, make_run: Any, cluster: FakeKubernetes, kubeconfig: str,
 ) -> None:
     lost_run = make_run(k8s_run.deployment)
     assert k8s_loop.claim_and_start()
@@ -380,7 +380,7 @@ def test_a_worker_restarted_with_the_same_name_adopts_its_jobs_and_crashes_runs_
     cluster.delete_job("default", lost_job, {"propagationPolicy": "Background"})  # ...but one is gone meanwhile
 
     client = DirectClient()
-    restarted = ProcessWorker(client.register_worker("k8s-pool", name="k8s-worker"), client=client,
+    restarted = WorkerLoop(client.register_worker("k8s-pool", name="k8s-worker"), client=client,
                               out=io.StringIO(), infrastructure=KubernetesInfrastructure(kubeconfig=kubeconfig))
     restarted.reconcile()
     assert set(restarted.children) == {str(k8s_run.pk)}

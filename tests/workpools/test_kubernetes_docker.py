@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from orchestrator.client.direct import DirectClient
+from orchestrator.core.states import StateType
+from orchestrator.direct import DirectClient
 from runs.models import FlowRun, Log
-from runs.states import StateType
 from tests.conftest import wait_for
 from tests.workpools.fake_kubernetes import FakeKubernetes
-from workpools.infrastructure.kubernetes import KubernetesInfrastructure
 from workpools import worker as worker_module
+from workpools.infrastructure.kubernetes import KubernetesInfrastructure
 
 pytestmark = [pytest.mark.docker, pytest.mark.django_db(transaction=True)]
 LABELS = {"org.orchestrator.test": "kubernetes-kubelet"}
-WorkerLoop: Any = getattr(worker_module, "WorkerLoop", None) or worker_module.ProcessWorker  # renamed on main
+WorkerLoop: Any = getattr(worker_module, "WorkerLoop", None) or worker_module.WorkerLoop  # renamed on main
 
 
 @pytest.fixture
