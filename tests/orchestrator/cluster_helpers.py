@@ -163,6 +163,9 @@ def total(values):
 def uses_lock(lock):
     return "never"
 
+sys.path.insert(0, MARKERS)
+from sibling_tasks import elsewhere  # a module only the flow's machine can import
+
 @flow(task_runner=RUNNER)
 def dependencies():
     summed = total.submit(plus_one.map([1, 2, 3]))     # a list of futures, resolved on the cluster
@@ -170,8 +173,12 @@ def dependencies():
     failing = boom.submit()
     after_failure = plus_one.submit(failing)
     locked = uses_lock.submit(threading.Lock())
+    unimportable = elsewhere.submit()
     failing.exception()
-    return summed.result(), ordered.result(), repr(after_failure.exception()), str(locked.exception())
+    return (
+        summed.result(), ordered.result(), repr(after_failure.exception()), str(locked.exception()),
+        str(unimportable.exception()),
+    )
 
 if __name__ == "__main__":
     print(repr(dependencies()))
