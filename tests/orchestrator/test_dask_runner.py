@@ -122,7 +122,7 @@ def test_a_worker_process_killed_mid_task_crashes_that_task_or_retries_it_and_th
     tmp_path: Path, subprocess_env: dict[str, str], runner: str, cluster: Any
 ) -> None:
     check_rough(tmp_path, run_script(write_script(tmp_path, ROUGH, runner=runner), subprocess_env))
-    wait_for(lambda: len(worker_pids(cluster)) == 2, 60, "the nannies to restart the killed workers")
+    wait_for(lambda: len(worker_pids(cluster)) == 2, 180, "the nannies to restart the killed workers")
 
 
 # --- a cluster of separately started processes, used by a deployment's run via runworker --------
