@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from orchestrator.core.errors import NotFound
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
@@ -47,7 +48,9 @@ def claim_runs(
     # An idle poll stays a cheap indexed read: take the pool lock only when something is due.
     polled, due = _due_runs(worker, queue_ids, horizon)
     if not due.exists():
-        _record_poll(list(polled), now)
+        queues = list(polled)
+        _check_queues_exist(worker, queue_ids, queues)
+        _record_poll(queues, now)
         return []
     with transaction.atomic():
         # Serialise claimers of this pool (PostgreSQL row lock; SQLite's IMMEDIATE
@@ -57,6 +60,7 @@ def claim_runs(
         if queue_ids is not None:
             wanted = {str(q) for q in queue_ids}
             queues = [q for q in queues if str(q.pk) in wanted]
+            _check_queues_exist(worker, queue_ids, queues)
         _record_poll(queues, now)
         if pool.paused:
             return []
@@ -145,18 +149,36 @@ def unstarted_runs(worker: Worker) -> list[Any]:
 
 
 def runs_to_start(
-    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0
+    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0,
+    max_runs: int | None = None,
 ) -> list[Any]:
     """What `worker` should start now, with pool and deployment loaded: its unstarted runs,
-    then the runs claim_runs claims for it. When it has neither, it first waits up to
+    then the runs claim_runs claims for it, at most `max_runs` in all (a worker asks for what
+    it can start before the runs' lease runs out). When it has neither, it first waits up to
     `wait_seconds` for a run to become due (wait_for_due_runs), so an idle remote worker picks
     up a new run at once with one request instead of many."""
     runs = unstarted_runs(worker)
+    if max_runs is not None:
+        runs = runs[:max_runs]
     if not runs and wait_seconds > 0:
         wait_for_due_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, timeout=wait_seconds)
-    runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds)
+    room = None if max_runs is None else max_runs - len(runs)
+    if room is None or room > 0:
+        runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, max_runs=room)
     loaded = FlowRun.objects.with_related().in_bulk([run.pk for run in runs])
     return [loaded[run.pk] for run in runs if run.pk in loaded]
+
+
+def _check_queues_exist(worker: Worker, queue_ids: list[Any] | None, queues: list[WorkQueue]) -> None:
+    """NotFound when a queue the worker was told to poll (--queue) was deleted since: it would
+    otherwise poll nothing, silently, while showing ONLINE."""
+    if queue_ids is None:
+        return
+    missing = sorted({str(q) for q in queue_ids} - {str(q.pk) for q in queues})
+    if missing:
+        raise NotFound(
+            f"Work pool {worker.pool.name!r} has no queue with id {', '.join(missing)} any more (deleted?)."
+        )
 
 
 def _room(limit: int | None, used: int) -> int:
