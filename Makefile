@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Quiet by default (runs started and finished, warnings, errors); make up VERBOSE=1 shows everything.
 up: $(VENV)/.installed
-	$(PY) manage.py up --port $(PORT)
+	$(PY) manage.py up --port $(PORT)$(if $(filter 1 true yes,$(VERBOSE)), --verbose)
 
 # Tests keep their data (SQLite test file, broker folders) inside the checkout unless told
 # otherwise, so two checkouts can run their suites at once.
@@ -33,9 +34,15 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not (live_server or subprocess or browser or postgres or celery or docker or dask or ray or slow)" $(PYTEST_ARGS)
 
 # The static gate: lint, formatting, types, import direction.
+lint: export ORCHESTRATOR_HOME ?= $(CURDIR)/.test-home
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+# The documentation site (docs/), as CI builds it.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -14,6 +14,7 @@ from django.urls import reverse
 from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fire_times
 from orchestrator.core.errors import ValidationError as ServiceValidationError
 from orchestrator.core.paths import check_entrypoint
+from orchestrator.validation import NameValidator
 
 
 class Flow(models.Model):
@@ -48,7 +49,7 @@ class DeploymentQuerySet(models.QuerySet["Deployment"]):
 class Deployment(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="deployments")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[NameValidator("deployment name")])
     description = models.TextField(blank=True)
     version = models.CharField(max_length=100, blank=True)
     entrypoint = models.CharField(
@@ -95,12 +96,23 @@ class Deployment(models.Model):
         return reverse("deployments:detail", args=[self.pk])
 
     def clean(self) -> None:
-        """An entrypoint stays inside its directory (no absolute path, no `..` out of it): the
-        API and the admin save through full_clean; deploy and the engine check the files too."""
+        """What the admin and the API check through full_clean (deploy and the engine check the
+        same through the same functions): an entrypoint stays inside its directory (no absolute
+        path, no `..` out of it), and the job variables suit the work pool's base job template."""
+        from workpools.infrastructure.templates import check_for_pool, field_messages
+
+        errors: dict[str, list[str]] = {}
         try:
             check_entrypoint(self.entrypoint)
         except ServiceValidationError as error:
-            raise DjangoValidationError(error.errors or {"entrypoint": [str(error)]}) from None
+            errors.update(error.errors or {"entrypoint": [str(error)]})
+        if self.work_pool_id:
+            try:
+                check_for_pool(self.work_pool, self.job_variables)
+            except ServiceValidationError as error:
+                errors["job_variables"] = field_messages(error, "job_variables")
+        if errors:
+            raise DjangoValidationError(errors)
 
 
 class ScheduleKind(models.TextChoices):

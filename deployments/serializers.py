@@ -56,6 +56,10 @@ class FlowRunCreateSerializer(serializers.Serializer):
     tags = TagsField(required=False, default=list, help_text="Added to the deployment's tags.")
     name = serializers.CharField(required=False, max_length=200, help_text="Default: a generated adjective-animal.")
     scheduled_time = TimestampField(required=False, help_text="Default: now.")
+    job_variables = JSONObjectField(
+        required=False, default=dict,
+        help_text="Override the deployment's job variables for this run (checked against the pool's base job template).",
+    )
     idempotency_key = serializers.CharField(
         required=False, max_length=200, help_text="Or the Idempotency-Key header: a repeat returns the existing run."
     )

@@ -93,10 +93,21 @@ class DirectClient(OrchestratorClient):
         self, pool: str, *, name: str, limit: int | None = None, queues: list[str] | None = None,
         create_pool: bool = True, hostname: str = "", pid: int | None = None,
     ) -> WorkerInfo:
+        if queues:
+            try:
+                known = services.get_work_pool(pool)
+            except NotFound:
+                known = None  # register_worker creates it (or says it is missing)
+            if known is not None:
+                services.get_work_queues(known, queues)  # NotFound before the worker shows ONLINE
         worker, created = services.register_worker(
             pool, name=name, limit=limit, create_pool=create_pool, hostname=hostname or None, pid=pid
         )
-        queue_ids = [q.pk for q in services.get_work_queues(worker.pool, queues)] if queues else None
+        try:
+            queue_ids = [q.pk for q in services.get_work_queues(worker.pool, queues)] if queues else None
+        except NotFound:
+            mark_worker_stopped(worker)  # a pool created just now has only its default queue
+            raise
         self._workers[str(worker.pk)] = worker
         return worker_info(worker, queue_ids=queue_ids, pool_created=created)
 
@@ -131,6 +142,11 @@ class DirectClient(OrchestratorClient):
         call_with_retry(
             lambda: record_run_process(self._flow_run(run_id), pid=pid, hostname=hostname), what="recording a process"
         )
+
+    def issue_run_token(self, run_id: str) -> str:
+        from accounts.services import issue_run_token
+
+        return issue_run_token(self._flow_run(run_id))[1]
 
     def _worker(self, info: WorkerInfo) -> Any:
         if info.id not in self._workers:
@@ -209,10 +225,7 @@ class DirectClient(OrchestratorClient):
         since = timezone.now()
 
         def move() -> TaskRunInfo:
-            try:
-                task_run = TaskRun.objects.get(pk=task_run_id)
-            except TaskRun.DoesNotExist:
-                raise NotFound(f"No task run with id {task_run_id!r}.") from None
+            task_run = self._task_run(task_run_id)
             extra: dict[str, Any] = {"result": result} if store_result else {}
             set_task_run_state(
                 task_run, state_type, expected=expected, name=name, message=message, cache_key=cache_key,
@@ -227,6 +240,16 @@ class DirectClient(OrchestratorClient):
                 applied_task_run_state(task_run_id, state_type, message=message, since=since)
             ),
         )
+
+    def read_task_run(self, task_run_id: str) -> TaskRunInfo:
+        return task_run_info(self._task_run(task_run_id))
+
+    @staticmethod
+    def _task_run(task_run_id: str) -> Any:
+        try:
+            return TaskRun.objects.get(pk=task_run_id)
+        except (TaskRun.DoesNotExist, NotAUUID, ValueError):
+            raise NotFound(f"No task run with id {task_run_id!r}.") from None
 
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         task_run = call_with_retry(lambda: find_cached_task_run(cache_key), what="reading a cached result")

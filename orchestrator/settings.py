@@ -137,7 +137,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = ORCHESTRATOR_HOME / "static"
+# The image collects static files at build time into its own folder (STATIC_ROOT=/app/staticfiles).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", "") or ORCHESTRATOR_HOME / "static")
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
@@ -214,6 +215,11 @@ WORKER_HEARTBEAT_MISSES = env_int("WORKER_HEARTBEAT_MISSES", 3, minimum=1)
 # RUN_HEARTBEAT_MISSES intervals is presumed dead and marked CRASHED by the reaper.
 RUN_HEARTBEAT_SECONDS = env_float("RUN_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
 RUN_HEARTBEAT_MISSES = env_int("RUN_HEARTBEAT_MISSES", 3, minimum=1)
+# Run tokens (the credential a worker gives each run's job instead of its own key) expire after
+# this long, and stop working as soon as the run is final; the run's last log lines are still
+# taken for RUN_TOKEN_LOG_GRACE_SECONDS after that.
+RUN_TOKEN_TTL_SECONDS = env_int("RUN_TOKEN_TTL_SECONDS", 24 * 3600, minimum=60)
+RUN_TOKEN_LOG_GRACE_SECONDS = env_int("RUN_TOKEN_LOG_GRACE_SECONDS", 60, minimum=0)
 # A run asked to cancel whose worker has not confirmed within this time is marked CANCELLED
 # by the reaper, so its slot is never leaked.
 CANCELLING_TIMEOUT_SECONDS = env_float("CANCELLING_TIMEOUT_SECONDS", 120.0, minimum=1)

@@ -12,16 +12,19 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from accounts.models import ApiKey, Scope
+from accounts.services import issue_run_token
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
 from orchestrator.core.states import StateType
 from orchestrator.input_policy import TimestampFilter
 from runs import services
-from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, TaskRun
+from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
 from runs.records import flow_run_info
 from runs.serializers import (
     AliveSerializer,
@@ -35,6 +38,7 @@ from runs.serializers import (
     LogsStoredSerializer,
     RetriesSerializer,
     RunProcessSerializer,
+    RunTokenSerializer,
     TaskRunCreateSerializer,
     TaskRunSerializer,
     TaskRunSetStateSerializer,
@@ -43,10 +47,42 @@ from runs.services import request_cancellation
 
 # What an engine and a worker do with a run (with a worker key: only runs of its pool).
 ENGINE_ACTIONS = ("execution", "set_state", "heartbeat", "process", "retries")
+# What a run token (a run's own job) may do with its run (accounts.permissions).
+RUN_TOKEN_ACTIONS = ("execution", "set_state", "heartbeat", "retries")
 
 
 class FlowRunPagination(CursorPagination):
+    """The runs list's keyset paging (FlowRunQuerySet.keyset_page, the dashboard's too) behind
+    DRF's cursor interface: `cursor` is `o.<token>` for older runs, `n.<token>` for newer."""
+
     ordering = ("-expected_start_at", "-id")  # indexes: flowrun_time and the per-filter ones
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[FlowRun]:
+        self.request = request
+        self.base_url = request.build_absolute_uri()
+        token = request.query_params.get(self.cursor_query_param, "")
+        direction, _, raw = token.partition(".")
+        cursors: dict[str, RunCursor] = {}
+        if token:
+            try:
+                cursors["after" if direction == "o" else "before"] = RunCursor.decode(raw)
+            except ValueError:
+                raise NotFound(self.invalid_cursor_message) from None
+            if direction not in ("o", "n"):
+                raise NotFound(self.invalid_cursor_message)
+        self.run_page = queryset.keyset_page(**cursors, size=self.get_page_size(request))
+        return self.run_page.runs
+
+    def _link(self, direction: str, cursor: RunCursor | None) -> str | None:
+        if cursor is None:
+            return None
+        return replace_query_param(self.base_url, self.cursor_query_param, f"{direction}.{cursor.encode()}")
+
+    def get_next_link(self) -> str | None:
+        return self._link("o", self.run_page.older)
+
+    def get_previous_link(self) -> str | None:
+        return self._link("n", self.run_page.newer)
 
 
 class FlowRunFilter(filters.FilterSet):
@@ -65,6 +101,15 @@ class FlowRunFilter(filters.FilterSet):
     def filter_tag(self, queryset: FlowRunQuerySet, name: str, value: str) -> FlowRunQuerySet:
         return queryset.with_tag(value) if value else queryset
 
+    def filter_queryset(self, queryset: FlowRunQuerySet) -> FlowRunQuerySet:
+        """The runs list's one query (FlowRunQuerySet.matching), as the dashboard and
+        `flowrun ls` use it; the declarations above only parse and document the parameters."""
+        data = self.form.cleaned_data
+        return queryset.matching(
+            states=data.get("state") or [], deployment=data.get("deployment"), pool=data.get("pool") or None,
+            queue=data.get("queue") or "", tag=data.get("tag") or "", since=data.get("since"), until=data.get("until"),
+        )
+
 
 class FlowRunViewSet(ReadApiViewSet):
     queryset = FlowRun.objects.with_related()
@@ -75,7 +120,8 @@ class FlowRunViewSet(ReadApiViewSet):
     filterset_class = FlowRunFilter
     pagination_class = FlowRunPagination
     required_scopes = {"cancel": Scope.TRIGGER}
-    worker_actions = ENGINE_ACTIONS
+    worker_actions = (*ENGINE_ACTIONS, "token")
+    run_actions = RUN_TOKEN_ACTIONS
 
     @extend_schema(request=None, responses=FlowRunSerializer)
     @action(detail=True, methods=["post"])
@@ -115,6 +161,15 @@ class FlowRunViewSet(ReadApiViewSet):
         services.record_run_process(run, pid=data["pid"], hostname=data["hostname"])
         return Response(status=204)
 
+    @extend_schema(request=None, responses=RunTokenSerializer)
+    @action(detail=True, methods=["post"])
+    def token(self, request: Any, pk: str) -> Response:
+        """A token for the run's job that acts on this run only (what a worker passes to a
+        container or a remote process instead of its own key); it stops working once the run is
+        final. Only for an unfinished run (400 otherwise)."""
+        key, token = issue_run_token(self.get_object())
+        return Response(RunTokenSerializer({"token": token, "expires_at": key.expires_at}).data, status=201)
+
     @extend_schema(request=RetriesSerializer, responses={204: None})
     @action(detail=True, methods=["post"])
     def retries(self, request: Any, pk: str) -> Response:
@@ -138,7 +193,7 @@ class InRunMixin:
     def run(self) -> FlowRun:
         if not hasattr(self, "_run"):
             run = get_object_or_404(FlowRun.objects.select_related("work_pool"), pk=self.kwargs["run_pk"])
-            self.check_object_permissions(self.request, run)  # type: ignore[attr-defined]
+            self.check_object_permissions(self.request, run)
             self._run = run
         return self._run
 
@@ -166,6 +221,7 @@ class TaskRunViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
     input_serializers = {"create": TaskRunCreateSerializer}
     pagination_class = TaskRunPagination
     worker_actions = ("create",)
+    run_actions = ("create",)
 
     def get_queryset(self) -> Any:
         return TaskRun.objects.filter(flow_run=self.run)
@@ -188,6 +244,7 @@ class TaskRunDetailViewSet(mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = TaskRunSerializer
     input_serializers = {"set_state": TaskRunSetStateSerializer}
     worker_actions = ("retrieve", "set_state", "cached")
+    run_actions = ("retrieve", "set_state", "cached")
 
     @extend_schema(request=TaskRunSetStateSerializer, responses=TaskRunSerializer)
     @action(detail=True, methods=["post"], url_path="set-state")
@@ -209,8 +266,11 @@ class TaskRunDetailViewSet(mixins.RetrieveModelMixin, ApiViewSet):
         204 when there is none. A worker key sees only results of its own pool's runs."""
         query = CachedResultQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        key = request.auth if isinstance(request.auth, ApiKey) and request.auth.scope == Scope.WORKER else None
-        task_run = services.find_cached_task_run(query.validated_data["cache_key"], pool=key.pool if key else None)
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        pool = key.pool if key and key.scope == Scope.WORKER else None
+        if key and key.scope == Scope.RUN:
+            pool = key.flow_run.work_pool  # type: ignore[union-attr]
+        task_run = services.find_cached_task_run(query.validated_data["cache_key"], pool=pool)
         if task_run is None:
             return Response(status=204)
         body = {"task_run_id": str(task_run.pk), "task_run_name": task_run.name, "value": task_run.result}
@@ -245,6 +305,8 @@ class LogViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
     pagination_class = LogPagination
     filterset_class = LogFilter
     worker_actions = ("create",)
+    run_actions = ("create",)
+    run_final_actions = ("create",)  # the engine's last lines arrive just after the final state
 
     def get_queryset(self) -> Any:
         return Log.objects.filter(flow_run=self.run)

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import connections, models
 from django.db.models import Count, Q
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import TruncHour
+from django.db.models.functions import TruncHour, TruncMinute
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
@@ -47,7 +47,14 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         return self.filter(worker=worker, state_type__in=ACTIVE)
 
     def due(self, until: datetime) -> FlowRunQuerySet:
+        """SCHEDULED runs whose (next) start is at or before `until`: what a worker may claim."""
         return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=until)
+
+    def started_or_due(self, now: datetime, *, upcoming: bool = False) -> FlowRunQuerySet:
+        """Runs that started or were due by `now` (what happened: `flowrun ls` by default); with
+        `upcoming`, the complement: runs not started and meant to start after `now`."""
+        happened = Q(expected_start_at__lte=now) | Q(started_at__isnull=False)
+        return self.exclude(happened) if upcoming else self.filter(happened)
 
     def recent(self, since: datetime) -> FlowRunQuerySet:
         return self.filter(expected_start_at__gte=since)
@@ -76,24 +83,34 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         self,
         *,
         states: Iterable[str] = (),
+        state_names: Iterable[str] = (),
         deployment: Any = None,
         pool: Any = None,
+        queue: str = "",
         tag: str = "",
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> FlowRunQuerySet:
-        """The runs list's filters (dashboard and API alike). Every filter has an index that
-        leads with it and continues with expected_start_at, so a page of the newest matches
-        reads only that page: flowrun_state_time, flowrun_deployment_time, flowrun_pool_time,
-        flowrun_time (tags are checked on the rows that index yields)."""
+        """The runs list's filters: the one query behind the dashboard's list, the API's
+        /api/flow-runs/ and `flowrun ls`. `deployment` is a Deployment or its id, `pool` a
+        WorkPool or its name, `queue` a queue name, `state_names` state names (Late, ...). Every filter has an index that leads with it and continues with
+        expected_start_at, so a page of the newest matches reads only that page:
+        flowrun_state_time, flowrun_deployment_time, flowrun_pool_time, flowrun_time (tags and
+        queues are checked on the rows that index yields)."""
         qs = self
-        states = list(states)
-        if states:
+        states, names = list(states), list(state_names)
+        if states and names:
+            qs = qs.filter(Q(state_type__in=states) | Q(state_name__in=names))
+        elif states:
             qs = qs.filter(state_type__in=states)
+        elif names:
+            qs = qs.filter(state_name__in=names)
         if deployment is not None:
-            qs = qs.filter(deployment=deployment)
+            qs = qs.filter(deployment_id=getattr(deployment, "pk", deployment))
         if pool is not None:
-            qs = qs.filter(work_pool=pool)
+            qs = qs.filter(work_pool=pool) if hasattr(pool, "pk") else qs.filter(work_pool__name=pool)
+        if queue:
+            qs = qs.filter(work_queue__name=queue)
         if tag:
             qs = qs.with_tag(tag)
         return qs.between(since, until)
@@ -110,12 +127,15 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         """SCHEDULED runs, the soonest first (flowrun_deployment_next per deployment)."""
         return self.filter(state_type=StateType.SCHEDULED).order_by("next_scheduled_start_at", "id")
 
-    def counts_by_hour_and_state(self, since: datetime, until: datetime) -> list[tuple[datetime, str, int]]:
+    def counts_by_hour_and_state(
+        self, since: datetime, until: datetime, *, per_minute: bool = False
+    ) -> list[tuple[datetime, str, int]]:
         """(hour, state_type, runs) for runs meant to start in [since, until): a bounded
-        window read through flowrun_time, never a COUNT over the whole table."""
+        window read through flowrun_time, never a COUNT over the whole table. `per_minute`
+        counts by minute instead (for the chart's finer scales over a few hours)."""
         rows = (
             self.between(since, until)
-            .annotate(hour=TruncHour("expected_start_at"))
+            .annotate(hour=TruncMinute("expected_start_at") if per_minute else TruncHour("expected_start_at"))
             .values_list("hour", "state_type")
             .annotate(n=Count("pk"))
             .order_by()

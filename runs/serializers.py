@@ -139,3 +139,8 @@ class LogCreateSerializer(serializers.Serializer):
 
 class LogsStoredSerializer(serializers.Serializer):
     stored = serializers.IntegerField()
+
+
+class RunTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as 'Authorization: Bearer <token>'; shown only here.")
+    expires_at = serializers.DateTimeField()

@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: Any, call: Any):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: Any, call: Any):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"report_{report.when}", report)  # fixtures read it at teardown (screenshots)
@@ -80,6 +80,42 @@ def _requires_postgres(request: Any) -> None:
 
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+# --- Docker: the daemon and the project's image ------------------------------------------------
+
+
+def docker_client_or_skip() -> Any:
+    """A client of the local Docker daemon, or a skip (a failure under CI=true) naming why."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as error:  # noqa: BLE001 (any reason the daemon is unusable is a skip)
+        pytest.skip(f"needs the Docker daemon (start it as .ci/run does): {type(error).__name__}: {error}")
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _requires_docker(request: Any) -> None:
+    if request.node.get_closest_marker("docker") is not None:
+        docker_client_or_skip()
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    return docker_client_or_skip()
+
+
+@pytest.fixture(scope="session")
+def project_image(docker_client: Any) -> str:
+    """The project's own image (Dockerfile on the locally built Debian base, dependencies from
+    the host's wheelhouse), built once per session and only when its build context changed
+    since the last build on this machine (orchestrator/images.py)."""
+    from orchestrator.images import ensure_project_image
+
+    return ensure_project_image(log=lambda message: print(message, flush=True))
 
 
 @pytest.fixture
@@ -126,7 +162,7 @@ def admin_client(client: Any, admin_user: Any) -> Any:
 
 
 @pytest.fixture
-def make_pool(db: None):  # type: ignore[no-untyped-def]
+def make_pool(db: None):
     def make(name: str = "my-process-pool", **kwargs: Any) -> WorkPool:
         return create_work_pool(name, **kwargs)
 
@@ -139,7 +175,7 @@ def pool(make_pool: Any) -> WorkPool:
 
 
 @pytest.fixture
-def make_deployment(db: None, pool: WorkPool):  # type: ignore[no-untyped-def]
+def make_deployment(db: None, pool: WorkPool):
     def make(
         name: str = "leonardo-deployment", *, flow: str = "leonardo_dicapriflow", work_pool: WorkPool | None = None,
         **kwargs: Any,
@@ -157,7 +193,7 @@ def deployment(make_deployment: Any) -> Deployment:
 
 
 @pytest.fixture
-def make_run(deployment: Deployment):  # type: ignore[no-untyped-def]
+def make_run(deployment: Deployment):
     def make(dep: Deployment | None = None, **kwargs: Any) -> FlowRun:
         run, _ = create_flow_run(dep or deployment, **kwargs)
         return run
@@ -212,7 +248,7 @@ class Api:
 
 
 @pytest.fixture
-def make_api_key(transactional_db: None):  # type: ignore[no-untyped-def]
+def make_api_key(transactional_db: None):
     """make_api_key(scope, pool=None) -> the key itself (as `apikey create` prints it)."""
     from accounts.services import create_api_key
 
@@ -227,7 +263,7 @@ def make_api_key(transactional_db: None):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def api_as(live_server: Any, make_api_key: Any):  # type: ignore[no-untyped-def]
+def api_as(live_server: Any, make_api_key: Any):
     """api_as("read") -> an Api holding a fresh key of that scope."""
 
     def make(scope: str = "write", pool: WorkPool | None = None) -> Api:
@@ -258,3 +294,4 @@ def pool_worker(api_as: Any, pool: WorkPool) -> Api:
 def anonymous(live_server: Any) -> Api:
     """A visitor with no key and no session."""
     return Api(live_server.url)
+

@@ -7,8 +7,7 @@ flag) only when nothing happened. Tests drive the steps one at a time.
 from __future__ import annotations
 
 import logging
-import os
-import signal
+import re
 import socket
 import sys
 import threading
@@ -16,17 +15,21 @@ import time
 from typing import IO, Any
 
 from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, WorkerInfo
+from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
 from orchestrator.core.errors import NotFound, OrchestratorError, StateConflict
 from orchestrator.core.states import StateType
-from workpools.infrastructure import Infrastructure, RunProcess, for_pool_type
+from workpools.infrastructure import Infrastructure, RunHandle, for_pool_type
 from workpools.liveness import ClaimBudget, HeartbeatThread, OutputRelay
 
 log = logging.getLogger(__name__)
 S = StateType
 UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
+# A flow process's console line: "12:14:30.143 | WARNING | Task run 'x' - text".
+_LOG_LEVEL = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (\w+)\s*\|")
+_SHOWN_WHEN_QUIET = {"WARNING", "ERROR", "CRITICAL"}
 
 
-class ProcessWorker:
+class WorkerLoop:
     """The loop of one worker. It reaches the orchestrator only through `client` (direct or
     HTTP), so the same loop runs beside the database or on a machine without one."""
 
@@ -45,6 +48,7 @@ class ProcessWorker:
         infrastructure: Infrastructure | None = None,
         out: IO[str] = sys.stdout,
         output_max_bytes: int | None = None,
+        quiet: bool = False,
     ) -> None:
         self.worker = worker
         self.client = client
@@ -55,17 +59,20 @@ class ProcessWorker:
         self.kill_after = kill_after
         self.run_once = run_once
         self.infrastructure = infrastructure or for_pool_type(worker.pool_type, prewarm=prewarm)
+        self.infrastructure.set_worker(worker)
         # What the flow processes need to reach the orchestrator as this worker does.
         self.infrastructure.set_transport_env(
             {**client.environment(), "RUN_HEARTBEAT_SECONDS": f"{worker.run_heartbeat_seconds:g}"}
         )
         self.out = out
-        self.children: dict[str, RunProcess] = {}
+        self.quiet = quiet  # the flows' output: only warnings and errors
+        self.children: dict[str, RunHandle] = {}
         self.stopping = False
         self.force = False
         self.stop_requested_at: float | None = None
         self.last_heartbeat = 0.0
         self.claimed_any = False
+        self.exit_code = 0  # 1 when the worker stopped because it could not go on
         self._out_lock = threading.Lock()
         self.hostname = socket.gethostname()
         # Claim no more than can be started before the runs' lease (their heartbeat) runs out.
@@ -84,7 +91,17 @@ class ProcessWorker:
             self.out.flush()
 
     def _child_output(self, name: str) -> Any:
+        level = ["INFO"]  # of the last log line: a traceback's lines go with the line they follow
+
         def write(line: str) -> None:
+            if self.quiet:
+                match = _LOG_LEVEL.match(line)
+                if match:
+                    level[0] = match.group(1)
+                elif line.startswith("Traceback"):
+                    level[0] = "ERROR"
+                if level[0] not in _SHOWN_WHEN_QUIET:
+                    return
             with self._out_lock:
                 self.out.write(f"{name} | {line}\n")
                 self.out.flush()
@@ -165,9 +182,17 @@ class ProcessWorker:
         if self.stopping or (self.run_once and self.claimed_any):
             return False
         wait = self.long_poll if not self.children else 0.0
-        runs = self.client.claim_runs(
-            self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait, max_runs=self.budget.runs()
-        )
+        try:
+            runs = self.client.claim_runs(
+                self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait, max_runs=self.budget.runs()
+            )
+        except NotFound as error:
+            # A --queue deleted (or the worker's pool or row gone): polling on would claim
+            # nothing forever while the worker shows ONLINE. Say so and stop (exit code 1).
+            self.say(f"{error} Stopping: restart the worker with queues that exist.")
+            self.stopping = True
+            self.exit_code = 1
+            return False
         if self.run_once:
             self.claimed_any = True
         started = [run for run in runs if run.id not in self.children]  # handed out again: already ours
@@ -180,7 +205,11 @@ class ProcessWorker:
     def start(self, run: ClaimedRun) -> None:
         self.say(f"submitting flow run {run.name!r} ({run.id})")
         try:
-            child = self.infrastructure.start(run, on_output=self._child_output(run.name))
+            if run.configuration_error:
+                raise ValueError(run.configuration_error)
+            child = self.infrastructure.start(
+                run, on_output=self._child_output(run.name), credentials=self.run_credentials(run)
+            )
         except Exception as error:
             # Nothing stays PENDING forever: a run that cannot start fails with the reason.
             log.exception("Could not start flow run %s", run.id)
@@ -189,13 +218,26 @@ class ProcessWorker:
         self.children[run.id] = child
         self.record_processes()
 
+    def run_credentials(self, run: ClaimedRun) -> dict[str, str] | None:
+        """What the run's job uses to reach the orchestrator instead of the worker's own
+        credentials: a token that acts on this run only (None: it shares the worker's database
+        connection settings, a process beside a direct worker)."""
+        transport = self.client.environment()
+        if not (self.infrastructure.runs_remotely or URL_VARIABLE in transport):
+            return None
+        credentials = {KEY_VARIABLE: self.client.issue_run_token(run.id)}
+        if URL_VARIABLE in transport:
+            credentials[URL_VARIABLE] = transport[URL_VARIABLE]
+        return credentials
+
     def record_processes(self) -> bool:
         """Record where each new child runs (retried on the next round if the orchestrator
         could not be told). True if any was recorded."""
         did = False
         for run_id, child in self.children.items():
             if not child.recorded:
-                self.client.record_run_process(run_id, pid=child.pid, hostname=self.hostname)
+                if child.pid:
+                    self.client.record_run_process(run_id, pid=child.pid, hostname=self.hostname)
                 child.recorded = did = True
         return did
 
@@ -211,16 +253,20 @@ class ProcessWorker:
                 del self.children[run_id]
                 continue
             if run.state_type == S.CANCELLING:
-                message = "Cancelled: the worker stopped the flow run's process."
+                message = f"Cancelled: the worker stopped the flow run's {child.what}."
                 run = self._set(run_id, S.CANCELLING, S.CANCELLED, message) or self.client.read_flow_run(run_id)
             elif run.state_type in (S.PENDING, S.RUNNING):
                 if child.stopped_by == "shutdown":
-                    why = "The worker shut down and stopped the flow run's process"
+                    why = f"The worker shut down and stopped the flow run's {child.what}"
                 else:
-                    why = f"The flow run's process {_describe_exit(code)} while the run was {run.state_name}"
+                    why = f"The flow run's {child.what} {child.describe_exit(code)} while the run was {run.state_name}"
                 run = self._set(run_id, run.state_type, S.CRASHED, f"{why}.") or self.client.read_flow_run(run_id)
             del self.children[run_id]
-            self.say(f"flow run {run.name!r} {_describe_exit(code)}; final state {run.state_name}")
+            self.say(f"flow run {run.name!r} {child.describe_exit(code)}; final state {run.state_name}")
+            try:
+                child.release()
+            except Exception as error:
+                self._log_error(f"Could not clean up after flow run {run.name!r}", error)
         return bool(ended)
 
     def handle_cancellations(self) -> bool:
@@ -275,15 +321,21 @@ class ProcessWorker:
     def reconcile(self) -> None:
         """On start, settle runs this worker (by name) held before a restart: adopt processes
         that are still alive on this host, crash runs whose process is gone."""
-        for run in self.client.read_held_runs(self.worker, states=UNFINISHED):
-            alive = run.pid and run.hostname == self.hostname and _pid_alive(run.pid)
-            if alive:
-                self.say(f"adopting flow run {run.name!r} (pid {run.pid}) from before the restart")
-                self.children[run.id] = RunProcess(run_id=run.id, run_name=run.name, pid=run.pid, recorded=True)
+        held = self.client.read_held_runs(self.worker, states=UNFINISHED)
+        found = self.infrastructure.adopt(
+            held, hostname=self.hostname, worker_name=self.worker.name, on_output_for=self._child_output
+        ) if held else {}
+        for run in held:
+            child = found.get(run.id)
+            what = self.infrastructure.what
+            if child is not None:
+                where = f"pid {child.pid}" if child.pid else child.what
+                self.say(f"adopting flow run {run.name!r} ({where}) from before the restart")
+                self.children[run.id] = child
             elif run.state_type == S.CANCELLING:
-                self._set(run.id, run.state_type, S.CANCELLED, "Cancelled: its process was gone when the worker restarted.")
+                self._set(run.id, run.state_type, S.CANCELLED, f"Cancelled: its {what} was gone when the worker restarted.")
             else:
-                self._set(run.id, run.state_type, S.CRASHED, "The worker restarted and the flow run's process was gone.")
+                self._set(run.id, run.state_type, S.CRASHED, f"The worker restarted and the flow run's {what} was gone.")
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -304,22 +356,4 @@ class ProcessWorker:
             log.exception("%s", what)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
-
-def _describe_exit(code: int) -> str:
-    if code == -1:
-        return "ended (exit code unknown)"
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"

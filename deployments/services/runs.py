@@ -29,6 +29,7 @@ def create_flow_run(
     scheduled_at: datetime | None = None,
     idempotency_key: str | None = None,
     created_by: str = "",
+    job_variables: dict[str, Any] | None = None,
 ) -> tuple[FlowRun, bool]:
     """Create a SCHEDULED run of `deployment`. Returns (run, created).
 
@@ -43,6 +44,11 @@ def create_flow_run(
         if existing is not None:
             return existing, False
     fields = _deployment_run_fields(deployment, parameters=parameters, tags=tags)
+    if job_variables:
+        from workpools.infrastructure.templates import check_for_pool
+
+        # Checked against the pool's template: a run's job variables override the deployment's.
+        fields["job_variables"] = check_for_pool(deployment.work_pool, job_variables)
     try:
         with transaction.atomic():
             run = insert_flow_run(

@@ -92,7 +92,10 @@ class ClaimedRun:
     id: str
     name: str
     deployment: DeploymentInfo | None
-    job_variables: dict[str, Any]  # pool < deployment < run, `env` merged key by key
+    job_variables: dict[str, Any]  # template defaults < pool < deployment < run, `env` merged key by key
+    # The pool's base job template rendered with job_variables: what the infrastructure reads.
+    job_configuration: dict[str, Any] = field(default_factory=dict)
+    configuration_error: str = ""  # why it could not be rendered (the worker fails the run with it)
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,12 @@ class OrchestratorClient(ABC):
     def record_run_process(self, run_id: str, *, pid: int, hostname: str) -> None:
         """Where the run's process lives, so a restarted worker can find it again."""
 
+    @abstractmethod
+    def issue_run_token(self, run_id: str) -> str:
+        """A short-lived API token that acts on this run only (its states, logs, task runs,
+        heartbeats), for the run's job instead of the worker's own credentials; it stops working
+        once the run is final (accounts.services.issue_run_token)."""
+
     # --- flow runs ---
     @abstractmethod
     def read_flow_run(self, run_id: str) -> FlowRunInfo:
@@ -208,6 +217,10 @@ class OrchestratorClient(ABC):
     ) -> TaskRunInfo:
         """runs.services.set_task_run_state; `result` (JSON) is stored when store_result, and
         with a `cache_key` later calls may reuse it (until `cache_expires_at`)."""
+
+    @abstractmethod
+    def read_task_run(self, task_run_id: str) -> TaskRunInfo:
+        """The task run as it stands (NotFound)."""
 
     @abstractmethod
     def read_cached_result(self, cache_key: str) -> CachedResult | None:

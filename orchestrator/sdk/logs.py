@@ -24,7 +24,7 @@ ENGINE_LOGGER = f"{RUN_LOGGER}.engine"
 FLOW_RUN_LOGGER = f"{RUN_LOGGER}.flow_run"
 TASK_RUN_LOGGER = f"{RUN_LOGGER}.task_run"
 
-class RunLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class RunLogger(logging.LoggerAdapter):
     """A logger bound to one run: its records carry the run's ids and the label shown on the
     console ("Flow run 'certain-cormorant'")."""
 
@@ -80,7 +80,7 @@ class ShippingHandler(logging.Handler):
         try:
             shipper.add(
                 LogEntry(
-                    flow_run_id=record.flow_run_id,  # type: ignore[attr-defined]
+                    flow_run_id=record.flow_run_id,  # type: ignore[attr-defined]  # set on the record by RunLogger.process
                     task_run_id=getattr(record, "task_run_id", None),
                     level=record.levelno,
                     logger=record.name,
@@ -107,6 +107,18 @@ def shipping(client: OrchestratorClient, flow_run_id: str) -> Iterator[LogShippe
             del _shippers[flow_run_id]
 
 
+def shipper_for(client: OrchestratorClient, flow_run_id: str) -> LogShipper:
+    """The shipper of `flow_run_id`'s records in this process, started on first use and kept
+    (a cluster worker runs many task runs of one flow run: it flushes after each, see
+    orchestrator.sdk.task_runners.remote)."""
+    configure()
+    with _configure_lock:
+        shipper = _shippers.get(flow_run_id)
+        if shipper is None:
+            shipper = _shippers[flow_run_id] = LogShipper(client)
+        return shipper
+
+
 _configured = False
 _configure_lock = threading.Lock()
 
@@ -115,6 +127,8 @@ def configure() -> None:
     """Attach the console and shipping handlers to the run loggers (once per process). They do
     not propagate: Django's root console handler would print every line twice."""
     global _configured
+    if _configured:
+        return
     with _configure_lock:
         if _configured:
             return

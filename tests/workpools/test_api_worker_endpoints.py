@@ -12,9 +12,10 @@ import pytest
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
-from tests.conftest import Api
+from tests.conftest import Api, wait_for
 from workpools.models import Worker, WorkPool
 from workpools.services import create_work_queue
+from workpools.services.claiming import claims_waiting
 
 S = StateType
 POOL = "/api/work-pools/my-process-pool"
@@ -80,7 +81,13 @@ def test_a_claim_hands_out_due_runs_with_what_the_worker_needs_to_start_them(
     response = pool_worker.post(f"{POOL}/workers/w1/claim/", json={})
     assert response.status_code == 200
     assert response.json() == {"runs": [{
-        "id": str(run.pk), "name": run.name, "job_variables": {"env": {"A": "pool", "B": "deployment"}},
+        "id": str(run.pk), "name": run.name,
+        "job_variables": {"env": {"A": "pool", "B": "deployment"}, "working_dir": None, "command": None, "stream_output": True},
+        # The pool's (default) base job template, rendered with those variables.
+        "job_configuration": {
+            "env": {"A": "pool", "B": "deployment"}, "working_dir": None, "command": None, "stream_output": True,
+        },
+        "configuration_error": "",
         "deployment": {
             "id": str(dep.pk), "full_name": "leonardo_dicapriflow/jv", "entrypoint": "flows/hello.py:leonardo_dicapriflow",
             "path": "/srv/flows", "pull_steps": [{"set_working_directory": {"directory": "hello"}}],
@@ -122,7 +129,7 @@ def test_an_idle_claim_waits_and_answers_as_soon_as_a_run_is_due(
 
     poller = threading.Thread(target=long_poll)
     poller.start()
-    time.sleep(1)
+    wait_for(lambda: claims_waiting() == 1, 10, "the claim to wait in its long poll")
     created_at = time.monotonic()
     run = make_run()
     poller.join(timeout=20)

@@ -13,6 +13,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from orchestrator.core.errors import NotFound
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
@@ -48,7 +49,9 @@ def claim_runs(
     # An idle poll stays a cheap indexed read: take the pool lock only when something is due.
     polled, due = _due_runs(worker, queue_ids, horizon)
     if not due.exists():
-        _record_poll(list(polled), now)
+        queues = list(polled)
+        _check_queues_exist(worker, queue_ids, queues)
+        _record_poll(queues, now)
         return []
     with transaction.atomic():
         # Serialise claimers of this pool (PostgreSQL row lock; SQLite's IMMEDIATE
@@ -58,6 +61,7 @@ def claim_runs(
         if queue_ids is not None:
             wanted = {str(q) for q in queue_ids}
             queues = [q for q in queues if str(q.pk) in wanted]
+            _check_queues_exist(worker, queue_ids, queues)
         _record_poll(queues, now)
         if pool.paused:
             return []
@@ -75,14 +79,14 @@ def claim_runs(
         for row in in_pool:
             per_queue[row["work_queue_id"]] = per_queue.get(row["work_queue_id"], 0) + 1
 
-        limits = dict(
-            pool.deployments.filter(concurrency_limit__isnull=False).values_list(
-                "id", "concurrency_limit"
-            )
-        )
+        limits: dict[Any, int] = {
+            dep: limit
+            for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list("id", "concurrency_limit")
+            if limit is not None
+        }
         in_use: dict[Any, int] = dict.fromkeys(limits, 0)
-        for row in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
-            in_use[row["deployment_id"]] = row["n"]
+        for counted in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
+            in_use[counted["deployment_id"]] = counted["n"]
         full = {dep for dep, limit in limits.items() if in_use[dep] >= limit}
 
         claimed: list[Any] = []
@@ -98,9 +102,8 @@ def claim_runs(
                 # window and starve the runs behind them.
                 filled_now = False
                 candidates = (
-                    FlowRun.objects.filter(
-                        work_queue=queue, state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-                    )
+                    FlowRun.objects.due(horizon)
+                    .filter(work_queue=queue)
                     .exclude(deployment_id__in=full)
                     .order_by("next_scheduled_start_at", "id")
                     .select_for_update(skip_locked=True, of=("self",))
@@ -133,9 +136,7 @@ def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) ->
     polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
     if queue_ids is not None:
         polled = polled.filter(pk__in=queue_ids)
-    due = FlowRun.objects.filter(
-        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-    )
+    due = FlowRun.objects.due(horizon).filter(work_queue__in=polled.filter(paused=False))
     return polled, due
 
 
@@ -147,6 +148,11 @@ _waiting = 0
 
 
 _waiting_lock = threading.Lock()
+
+
+def claims_waiting() -> int:
+    """How many claims are waiting in this process's long poll right now."""
+    return _waiting
 
 
 def wait_for_due_runs(
@@ -212,6 +218,18 @@ def runs_to_start(
         runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, max_runs=room)
     loaded = FlowRun.objects.with_related().in_bulk([run.pk for run in runs])
     return [loaded[run.pk] for run in runs if run.pk in loaded]
+
+
+def _check_queues_exist(worker: Worker, queue_ids: list[Any] | None, queues: list[WorkQueue]) -> None:
+    """NotFound when a queue the worker was told to poll (--queue) was deleted since: it would
+    otherwise poll nothing, silently, while showing ONLINE."""
+    if queue_ids is None:
+        return
+    missing = sorted({str(q) for q in queue_ids} - {str(q.pk) for q in queues})
+    if missing:
+        raise NotFound(
+            f"Work pool {worker.pool.name!r} has no queue with id {', '.join(missing)} any more (deleted?)."
+        )
 
 
 def _room(limit: int | None, used: int) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from orchestrator.core.errors import NotFound, OrchestratorError, ValidationError
+from orchestrator.core.names import check_name, name_problem
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from workpools.models import WorkPool, WorkPoolType, WorkQueue
@@ -22,23 +23,37 @@ def create_work_pool(
     concurrency_limit: int | None = None,
     paused: bool = False,
     description: str = "",
+    base_job_template: dict[str, Any] | None = None,
+    job_variables: dict[str, Any] | None = None,
 ) -> WorkPool:
     """Create a pool and its `default` queue together. Raises ValidationError for a taken or
-    blank name, an unknown type or a negative limit."""
+    blank name, an unknown type, a negative limit, a broken base job template (default: the
+    type's) or job variables that template refuses."""
+    from workpools.infrastructure.registry import pool_types
+    from workpools.infrastructure.templates import check_job_variables
+    from workpools.services.configuring import initial_template
+
     name = (name or "").strip()
     errors: dict[str, list[str]] = {}
     if not name:
         errors["name"] = ["A work pool needs a name."]
-    if type not in WorkPoolType.values:
-        errors["type"] = [f"Unknown work pool type {type!r} (known: {', '.join(WorkPoolType.values)})."]
-    if concurrency_limit is not None and concurrency_limit < 0:
-        errors["concurrency_limit"] = ["A concurrency limit cannot be negative."]
+    elif name_problem(name):
+        errors["name"] = [f"Invalid work pool name {name!r}: {name_problem(name)}."]
+    if type not in pool_types():
+        errors["type"] = [f"Unknown work pool type {type!r} (known: {', '.join(pool_types())})."]
+    try:
+        check_concurrency_limit(concurrency_limit)
+    except ValidationError as error:
+        errors.update(error.errors)
     if errors:
         raise ValidationError(next(iter(errors.values()))[0], errors)
+    template = initial_template(type, base_job_template)
+    check_job_variables(template, job_variables or {}, field="job_variables")
     try:
         with transaction.atomic():
             pool = WorkPool.objects.create(
-                name=name, type=type, concurrency_limit=concurrency_limit, paused=paused, description=description
+                name=name, type=type, concurrency_limit=concurrency_limit, paused=paused, description=description,
+                base_job_template=template, job_variables=job_variables or {},
             )
             WorkQueue.objects.create(pool=pool, name=WorkPool.DEFAULT_QUEUE_NAME, priority=1)
     except IntegrityError:
@@ -94,15 +109,21 @@ def route_to_queue(deployment: Any, *, queues: Iterable[WorkQueue] | None = None
     return untagged[0] if untagged else None
 
 
-def _check_limit(limit: int | None, field: str = "concurrency_limit") -> None:
-    if limit is not None and limit < 0:
-        raise ValidationError(f"A concurrency limit cannot be negative (got {limit}).", {field: ["Must be 0 or more."]})
+def check_concurrency_limit(limit: object, field: str = "concurrency_limit") -> None:
+    """The one rule for every concurrency limit (worker, queue, pool, deployment): None for
+    none, else a whole number, 0 or more. Raises ValidationError naming `field`."""
+    if limit is None:
+        return
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise ValidationError(f"A concurrency limit must be a whole number (got {limit!r}).", {field: ["Must be a whole number, 0 or more."]})
+    if limit < 0:
+        raise ValidationError(f"A concurrency limit cannot be negative (got {limit}).", {field: ["A concurrency limit cannot be negative: 0 or more."]})
 
 
 def set_concurrency_limit(obj: WorkPool | WorkQueue, limit: int | None) -> WorkPool | WorkQueue:
     """Set (or with None clear) a pool's or queue's concurrency limit. Lowering it below the
     runs in flight stops new claims until enough of them finish; nothing is interrupted."""
-    _check_limit(limit)
+    check_concurrency_limit(limit)
     type(obj).objects.filter(pk=obj.pk).update(concurrency_limit=limit)
     obj.concurrency_limit = limit
     return obj
@@ -144,7 +165,8 @@ def create_work_queue(
     name = (name or "").strip()
     if not name:
         raise ValidationError("A work queue needs a name.", {"name": ["This field may not be blank."]})
-    _check_limit(concurrency_limit)
+    check_name(name, "work queue name")
+    check_concurrency_limit(concurrency_limit)
     if priority is not None and priority < 1:
         raise ValidationError("A priority must be 1 or more (1 is served first).", {"priority": ["Must be 1 or more."]})
     if priority is None:
