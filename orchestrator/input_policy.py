@@ -169,4 +169,4 @@ class TimestampField(serializers.DateTimeField):
         problem = timestamp_problem(value)
         if problem:
             raise exceptions.ValidationError(problem)
-        return super().enforce_timezone(value)  # type: ignore[no-any-return]
+        return super().enforce_timezone(value)

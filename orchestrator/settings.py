@@ -293,7 +293,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "StateTypeEnum": "orchestrator.core.states.StateType",
-        "WorkPoolTypeEnum": "workpools.models.WorkPoolType",
+        "WorkPoolTypeEnum": "workpools.models.pool_type_choices",  # every registered type
     },
 }
 # Automations' notifications: a failing URL is tried this many times more, waiting

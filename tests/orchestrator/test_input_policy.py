@@ -164,3 +164,12 @@ def test_the_custom_run_form_refuses_json_nested_too_deep(admin_client: Any, mak
     assert response.status_code in (200, 400), response.status_code
     assert "deeper than" in response.content.decode()
     assert not FlowRun.objects.exists()
+
+
+def test_a_log_line_with_a_nul_or_a_lone_surrogate_is_stored_escaped(run: FlowRun) -> None:
+    from django.utils import timezone
+
+    from runs.services import write_logs
+
+    write_logs([{"flow_run_id": run.pk, "message": "a\x00b \ud800 c", "timestamp": timezone.now()}])
+    assert run.logs.get().message == "a\\x00b \\ud800 c"

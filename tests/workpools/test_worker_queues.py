@@ -21,6 +21,7 @@ from workpools.worker import WorkerLoop
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.django_db(transaction=True)  # on PostgreSQL the command reopens its connection (application_name)
 def test_an_unknown_queue_is_refused_and_leaves_no_online_worker(pool: WorkPool) -> None:
     with pytest.raises(CommandError) as error:
         call_command("runworker", "--pool", pool.name, "--queue", "no-such-queue", "--run-once", stdout=io.StringIO())

@@ -81,9 +81,9 @@ def up_programs(host: str, port: int, *, verbose: bool) -> list[Program]:
     # The periodic services (scheduler, late runs, reaper, retention) and the tasks the web app
     # sends. On the embedded default the filesystem broker's producers and consumers meet in
     # one folder under the data directory (settings).
-    celery = [python, "-m", "celery", "-A", "orchestrator", "worker", "--beat", "--concurrency", "2",
-              "--hostname", "orchestrator@%h"]
-    celery += ["--loglevel", "INFO"] if verbose else ["--loglevel", "WARNING", "--quiet"]
+    celery = [python, "-m", "celery", "-A", "orchestrator", *([] if verbose else ["--quiet"]),  # --quiet: no banner
+              "worker", "--beat", "--concurrency", "2", "--hostname", "orchestrator@%h",
+              "--loglevel", "INFO" if verbose else "WARNING"]
     # One worker on the default process pool runs the flows.
     worker = [python, str(settings.BASE_DIR / "manage.py"), "runworker", "--pool", DEFAULT_POOL, "--name", "up-worker"]
     if not verbose:
