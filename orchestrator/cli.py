@@ -19,6 +19,10 @@ class ServiceCommand(BaseCommand):
     """A command that calls services: their errors reach the user as one line and exit 1,
     never as a traceback. Subcommands are methods named `do_<action>`."""
 
+    # The orchestrator's own checks and the models', not the URL checks: those import every
+    # URL module, and with them DRF and the OpenAPI generator, which a command never uses.
+    requires_system_checks = ["orchestrator", "models"]
+
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)

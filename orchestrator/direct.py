@@ -8,7 +8,7 @@ environment names no HTTP API (a flow process on a remote worker never imports i
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ from runs.services import (
 from workpools import services
 from workpools.models import Worker
 from workpools.records import claimed_run, held_run, worker_info
-from workpools.services import mark_worker_stopped, record_worker_heartbeat, runs_to_start
+from workpools.services import RunWaiter, mark_worker_stopped, record_worker_heartbeat, runs_to_start
 
 
 def _info_or_not_applied(task_run: Any) -> Any:
@@ -70,6 +70,7 @@ class DirectClient(OrchestratorClient):
     def __init__(self) -> None:
         call_with_retry(self._check_database, what="checking the database")
         self._workers: dict[str, Any] = {}
+        self._waiters: dict[str, RunWaiter] = {}
 
     @staticmethod
     def _check_database() -> None:
@@ -115,6 +116,9 @@ class DirectClient(OrchestratorClient):
         call_with_retry(lambda: record_worker_heartbeat(self._worker(worker)), what="a worker heartbeat")
 
     def mark_worker_stopped(self, worker: WorkerInfo) -> None:
+        waiter = self._waiters.pop(worker.id, None)
+        if waiter is not None:
+            waiter.close()
         call_with_retry(lambda: mark_worker_stopped(self._worker(worker)), what="marking the worker stopped")
 
     def claim_runs(
@@ -123,6 +127,9 @@ class DirectClient(OrchestratorClient):
     ) -> list[ClaimedRun]:
         # A claim lost with its connection is handed out again by the next one (unstarted runs).
         def claim() -> list[ClaimedRun]:
+            waiter = self._waiter(worker)
+            waiter.listen()  # before looking: a run created during this claim still wakes the worker
+            waiter.claimed(timezone.now() + timedelta(seconds=max(0.0, prefetch_seconds)))
             runs = runs_to_start(
                 self._worker(worker), queue_ids=worker.queue_ids, prefetch_seconds=prefetch_seconds,
                 wait_seconds=wait_seconds, max_runs=max_runs,
@@ -130,6 +137,18 @@ class DirectClient(OrchestratorClient):
             return [claimed_run(run) for run in runs]
 
         return call_with_retry(claim, what="a claim")
+
+    def wait_for_runs(self, worker: WorkerInfo, *, timeout: float, prefetch_seconds: float = 0.0) -> bool:
+        return self._waiter(worker).wait(timeout, prefetch_seconds=prefetch_seconds)
+
+    @property
+    def wakeups(self) -> str:
+        return "postgres" if connection.vendor == "postgresql" else "local" if connection.vendor == "sqlite" else ""
+
+    def _waiter(self, worker: WorkerInfo) -> RunWaiter:
+        if worker.id not in self._waiters:
+            self._waiters[worker.id] = RunWaiter(self._worker(worker), queue_ids=worker.queue_ids)
+        return self._waiters[worker.id]
 
     def read_held_runs(self, worker: WorkerInfo, *, states: list[str]) -> list[HeldRun]:
         def read() -> list[HeldRun]:

@@ -86,7 +86,12 @@ class FlowRunPagination(CursorPagination):
 
 
 class FlowRunFilter(filters.FilterSet):
-    state = filters.MultipleChoiceFilter(field_name="state_type", choices=StateType.choices, help_text="Repeatable.")
+    # distinct=False: one column of the row itself cannot duplicate rows, and django-filter's
+    # default SELECT DISTINCT over every column defeats the (state_type, expected_start_at)
+    # index: seconds instead of milliseconds at a million runs.
+    state = filters.MultipleChoiceFilter(
+        field_name="state_type", choices=StateType.choices, help_text="Repeatable.", distinct=False
+    )
     deployment = filters.UUIDFilter(field_name="deployment_id")
     pool = filters.CharFilter(field_name="work_pool__name", help_text="Work pool name.")
     queue = filters.CharFilter(field_name="work_queue__name", help_text="Work queue name.")

@@ -24,6 +24,11 @@ from workpools.liveness import ClaimBudget, HeartbeatThread, OutputRelay
 log = logging.getLogger(__name__)
 S = StateType
 UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
+# With wake-ups, an idle worker with no child to watch looks for work on its own only this often
+# (a safety net: new runs, freed slots and resumed pools wake it at once).
+IDLE_WAIT_SECONDS = 5.0
+# Waits are cut in slices this long so a stop signal is noticed promptly.
+STOP_CHECK_SECONDS = 0.5
 # A flow process's console line: "12:14:30.143 | WARNING | Task run 'x' - text".
 _LOG_LEVEL = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (\w+)\s*\|")
 _SHOWN_WHEN_QUIET = {"WARNING", "ERROR", "CRITICAL"}
@@ -119,9 +124,12 @@ class WorkerLoop:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
+        # The launcher first, so "polling for work" means it: the first run is a fork too.
+        self.infrastructure.prepare()
         limit = self.worker.limit if self.worker.limit is not None else "none"
+        woken = f", woken by {self.client.wakeups} wake-ups" if self.client.wakeups else ""
         self.say(
-            f"started on pool {self.worker.pool_name!r} (limit {limit}, poll every {self.poll_interval:g} s); "
+            f"started on pool {self.worker.pool_name!r} (limit {limit}, poll every {self.poll_interval:g} s{woken}); "
             "polling for work"
         )
         try:
@@ -129,7 +137,6 @@ class WorkerLoop:
         except Exception as error:
             # The runs it cannot settle now are the reaper's: their heartbeats stop.
             self._log_error("Could not settle the runs held before a restart", error)
-        self.infrastructure.prepare()
         # Liveness from a thread of its own: a loop busy starting runs never looks dead.
         heartbeat = HeartbeatThread(self.client, self.worker)
         heartbeat.start()
@@ -154,8 +161,7 @@ class WorkerLoop:
             if self.finished():
                 break
             if not did:
-                # Poll at most every poll_interval; a long poll already waited on the server.
-                self.sleep(self.poll_interval - (time.monotonic() - began))
+                self.wait_for_work(began)
         self.infrastructure.close()
         heartbeat.stop()
         try:
@@ -169,6 +175,24 @@ class WorkerLoop:
             return False
         return self.stopping or (self.run_once and self.claimed_any)
 
+    def wait_for_work(self, began: float) -> None:
+        """Nothing happened in the round that began at `began`: wait until the next one. That
+        is poll_interval after `began`, or IDLE_WAIT_SECONDS when the client has wake-ups and no
+        child needs watching; a wake-up (a run to claim in the pool) or the next scheduled run
+        coming due ends the wait at once. A long poll already waited on the server. Slices of
+        at most STOP_CHECK_SECONDS watch the stop flag."""
+        bound = self.poll_interval
+        if self.client.wakeups and not self.children:
+            bound = max(bound, IDLE_WAIT_SECONDS)
+        deadline = began + bound
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            timeout = min(left, STOP_CHECK_SECONDS)
+            if self.client.wait_for_runs(self.worker, timeout=timeout, prefetch_seconds=self.prefetch_seconds):
+                return
+
     def sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < deadline:
@@ -180,6 +204,10 @@ class WorkerLoop:
         """Claim due runs (if not stopping) and start a process for each. True if any started.
         While it has nothing else to watch, the claim may wait server-side (long poll)."""
         if self.stopping or (self.run_once and self.claimed_any):
+            return False
+        if self.worker.limit is not None and len(self.children) >= self.worker.limit:
+            # At its --limit: no claim (and no query) until a child ends; the orchestrator
+            # enforces the limit anyway, this only spares it a claim that must come back empty.
             return False
         wait = self.long_poll if not self.children else 0.0
         try:

@@ -63,6 +63,12 @@ def create_flow_run(
             raise
         # Lost a race with a caller using the same key: theirs is the run.
         return FlowRun.objects.get(deployment=deployment, idempotency_key=idempotency_key), False
+    # Rows the caller loaded already (the API selects them with the deployment): answering with
+    # the new run then costs no query for them.
+    for relation in ("flow", "work_pool"):
+        field = type(deployment)._meta.get_field(relation)
+        if field.is_cached(deployment):
+            setattr(run, relation, getattr(deployment, relation))
     return run, True
 
 

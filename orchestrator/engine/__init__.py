@@ -151,15 +151,16 @@ def _execute(session: RunSession, run: FlowRunInfo, *, retry_in_process: bool, c
         sys.path[:] = saved_path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line: returns the exit code (see the module docstring)."""
+def main(argv: list[str] | None = None, *, client: OrchestratorClient | None = None) -> int:
+    """The command line: returns the exit code (see the module docstring). `client`: one made
+    already (the pre-warmed launcher's), else get_client()."""
     args = sys.argv[1:] if argv is None else argv
     run_id = args[0] if args else os.environ.get("ORCHESTRATOR_RUN_ID", "")
     if len(args) > 1 or not run_id or run_id.startswith("-"):
         print(USAGE, file=sys.stderr)
         return 2
     try:
-        return execute_flow_run(run_id).exit_code
+        return execute_flow_run(run_id, client=client).exit_code
     except OrchestratorError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2

@@ -3,13 +3,10 @@ transaction (SCHEDULED -> PENDING through set_state); the bounded long poll behi
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -18,6 +15,8 @@ from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
 from workpools.models import Worker, WorkPool, WorkQueue
+from workpools.services.waiting import claims_waiting as claims_waiting  # re-exported (tests read it here)
+from workpools.services.waiting import wait_for_due_runs
 
 # Polling timestamps are written at most this often per queue: a busy worker polling every
 # second should not turn every poll into a write.
@@ -138,56 +137,6 @@ def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) ->
         polled = polled.filter(pk__in=queue_ids)
     due = FlowRun.objects.due(horizon).filter(work_queue__in=polled.filter(paused=False))
     return polled, due
-
-
-# Seconds between two looks at the due runs while a claim waits.
-CLAIM_WAIT_STEP = 0.25
-
-
-_waiting = 0
-
-
-_waiting_lock = threading.Lock()
-
-
-def claims_waiting() -> int:
-    """How many claims are waiting in this process's long poll right now."""
-    return _waiting
-
-
-def wait_for_due_runs(
-    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, timeout: float
-) -> bool:
-    """Wait up to `timeout` seconds (at most CLAIM_MAX_WAIT_SECONDS) until a run is due for
-    `worker`; True as soon as one is, False when the time is up.
-
-    It repeats claim_runs' cheap indexed EXISTS every CLAIM_WAIT_STEP seconds and holds no
-    transaction; between looks it lets go of the database connection the way Django does between
-    requests (closed with the default DB_CONN_MAX_AGE=0). At most CLAIM_MAX_WAITERS calls wait
-    at once in a process, so waiting workers cannot take every web thread: the others return at
-    once (False) and their workers poll again after their own interval.
-    """
-    global _waiting
-    timeout = min(max(0.0, timeout), settings.CLAIM_MAX_WAIT_SECONDS)
-    deadline = time.monotonic() + timeout
-    with _waiting_lock:
-        if timeout <= 0 or _waiting >= settings.CLAIM_MAX_WAITERS:
-            return False
-        _waiting += 1
-    try:
-        while True:
-            horizon = timezone.now() + timedelta(seconds=max(0.0, prefetch_seconds))
-            if _due_runs(worker, queue_ids, horizon)[1].exists():
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if not connection.in_atomic_block:
-                close_old_connections()
-            time.sleep(min(CLAIM_WAIT_STEP, left))
-    finally:
-        with _waiting_lock:
-            _waiting -= 1
 
 
 def unstarted_runs(worker: Worker) -> list[Any]:

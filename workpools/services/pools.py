@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from orchestrator.core.errors import NotFound, OrchestratorError, ValidationError
 from orchestrator.core.names import check_name, name_problem
 from orchestrator.core.states import StateType
+from runs import wakeups
 from runs.models import FlowRun
 from workpools.models import WorkPool, WorkPoolType, WorkQueue
 
@@ -72,6 +73,8 @@ def set_work_pool_paused(pool: WorkPool, paused: bool) -> WorkPool:
     """Pause or resume a pool: workers claim nothing from a paused pool."""
     WorkPool.objects.filter(pk=pool.pk).update(paused=paused)
     pool.paused = paused
+    if not paused:
+        wakeups.notify_pools([pool.pk])
     return pool
 
 
@@ -79,6 +82,8 @@ def set_work_queue_paused(queue: WorkQueue, paused: bool) -> WorkQueue:
     """Pause or resume one queue: workers claim nothing from a paused queue."""
     WorkQueue.objects.filter(pk=queue.pk).update(paused=paused)
     queue.paused = paused
+    if not paused:
+        wakeups.notify_pools([queue.pool_id])
     return queue
 
 
@@ -126,6 +131,7 @@ def set_concurrency_limit(obj: WorkPool | WorkQueue, limit: int | None) -> WorkP
     check_concurrency_limit(limit)
     type(obj).objects.filter(pk=obj.pk).update(concurrency_limit=limit)
     obj.concurrency_limit = limit
+    wakeups.notify_pools([obj.pk if isinstance(obj, WorkPool) else obj.pool_id])
     return obj
 
 
