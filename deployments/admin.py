@@ -10,7 +10,7 @@ from orchestrator.core.errors import ValidationError
 
 SCHEDULE_FIELDS = [
     "slug", "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active", "parameters",
-    "catchup", "catchup_max_runs",
+    "catchup", "catchup_max_runs", "overlap_policy", "max_lateness_seconds",
 ]
 # Run-affecting fields of a deployment: its not-yet-started scheduled runs copied the old values.
 RUN_FIELDS = {"parameters", "parameter_schema", "enforce_parameter_schema", "tags", "work_pool", "work_queue", "job_variables"}
@@ -75,7 +75,9 @@ class FlowAdmin(admin.ModelAdmin):
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "work_pool", "work_queue", "tags", "paused", "concurrency_limit", "updated_at"]
+    list_display = [
+        "__str__", "work_pool", "work_queue", "tags", "paused", "concurrency_limit", "overlap_policy", "updated_at",
+    ]
     list_filter = ["paused", "work_pool"]
     list_select_related = ["flow", "work_pool", "work_queue"]
     search_fields = ["name", "flow__name"]

@@ -12,6 +12,7 @@ from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 
 from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fire_times
+from orchestrator.core.policies import OverlapPolicy
 
 
 class Flow(models.Model):
@@ -70,6 +71,15 @@ class Deployment(models.Model):
     job_variables = models.JSONField(default=dict, blank=True)
     paused = models.BooleanField(default=False)
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.ALLOW,
+        help_text="What happens to a due run while another run of this deployment is still active.",
+    )
+    max_lateness_seconds = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="A run not started this many seconds after its scheduled time is cancelled instead "
+        "(empty: runs however late).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,6 +90,9 @@ class Deployment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["flow", "name"], name="deployment_unique_name_per_flow"),
             models.CheckConstraint(condition=~Q(name=""), name="deployment_name_not_empty"),
+            models.CheckConstraint(
+                condition=Q(overlap_policy__in=OverlapPolicy.values), name="deployment_overlap_policy_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -130,6 +143,13 @@ class DeploymentSchedule(models.Model):
     catchup_max_runs = models.PositiveIntegerField(
         default=10, help_text="With 'run every missed run': at most this many, the latest ones."
     )
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy.choices, blank=True, default="",
+        help_text="For this schedule's runs; empty: the deployment's policy.",
+    )
+    max_lateness_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="For this schedule's runs; empty: the deployment's.",
+    )
     scheduled_through_at = models.DateTimeField(
         null=True, blank=True, editable=False,
         help_text="The scheduler has made runs for every fire time up to here (empty: start from now).",
@@ -151,6 +171,10 @@ class DeploymentSchedule(models.Model):
             ),
             models.CheckConstraint(condition=Q(catchup__in=CatchUp.values), name="schedule_catchup_valid"),
             models.CheckConstraint(condition=Q(catchup_max_runs__gte=1), name="schedule_catchup_max_runs_positive"),
+            models.CheckConstraint(
+                condition=Q(overlap_policy="") | Q(overlap_policy__in=OverlapPolicy.values),
+                name="schedule_overlap_policy_valid",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -25,7 +25,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
         fields = [
             "id", "flow", "flow_name", "name", "full_name", "description", "version", "entrypoint", "path",
             "parameters", "parameter_schema", "enforce_parameter_schema", "tags", "work_pool", "work_queue",
-            "job_variables", "paused", "concurrency_limit", "created_at", "updated_at",
+            "job_variables", "paused", "concurrency_limit", "overlap_policy", "max_lateness_seconds",
+            "created_at", "updated_at",
         ]
 
 
@@ -36,7 +37,10 @@ class DeploymentUpdateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Deployment
-        fields = ["description", "parameters", "tags", "job_variables", "concurrency_limit"]
+        fields = [
+            "description", "parameters", "tags", "job_variables", "concurrency_limit", "overlap_policy",
+            "max_lateness_seconds",
+        ]
 
 
 class DeploymentScheduleSerializer(serializers.ModelSerializer):
@@ -44,7 +48,8 @@ class DeploymentScheduleSerializer(serializers.ModelSerializer):
         model = DeploymentSchedule
         fields = [
             "id", "slug", "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active",
-            "parameters", "created_at", "updated_at",
+            "parameters", "catchup", "catchup_max_runs", "overlap_policy", "max_lateness_seconds",
+            "created_at", "updated_at",
         ]
 
 

@@ -35,7 +35,7 @@ DEFAULT_SPEC_FILE = "deployments.yaml"
 
 DEPLOYMENT_KEYS = {
     "name", "entrypoint", "description", "version", "tags", "parameters", "work_pool", "schedules", "schedule",
-    "concurrency_limit", "enforce_parameter_schema", "pull",
+    "concurrency_limit", "enforce_parameter_schema", "pull", "overlap_policy", "max_lateness_seconds",
 }
 
 
@@ -44,7 +44,7 @@ WORK_POOL_KEYS = {"name", "work_queue_name", "job_variables"}
 
 SCHEDULE_KEYS = {
     "cron", "interval", "rrule", "timezone", "active", "parameters", "anchor_date", "slug", "catchup",
-    "catchup_max_runs",
+    "catchup_max_runs", "overlap_policy", "max_lateness_seconds",
 }
 
 
@@ -66,6 +66,8 @@ class DeploymentDefinition:
     concurrency_limit: int | None = None
     enforce_parameter_schema: bool = True
     pull_steps: list[dict[str, Any]] | None = None
+    overlap_policy: str = "allow"
+    max_lateness_seconds: int | None = None
 
 
 @dataclass
@@ -196,12 +198,17 @@ def _parse_deployment(item: Any, position: int, pull: list[Any], fail: Any) -> D
     steps = item.get("pull", pull)
     if not isinstance(steps, list):
         raise bad("pull", "must be a list of steps.")
+    overlap = item.get("overlap_policy") or "allow"
+    lateness = item.get("max_lateness_seconds")
+    if lateness is not None and (not isinstance(lateness, int) or isinstance(lateness, bool) or lateness < 0):
+        raise bad("max_lateness_seconds", "must be a whole number of seconds, 0 or more.")
     return DeploymentDefinition(
         name=item["name"].strip(), entrypoint=item["entrypoint"].strip(), work_pool=pool["name"],
         work_queue=pool.get("work_queue_name") or None, job_variables=job_variables,
         description=str(item.get("description") or ""), version=str(item.get("version") or ""),
         tags=list(tags), parameters=parameters, schedules=schedules, concurrency_limit=limit,
-        enforce_parameter_schema=enforce, pull_steps=steps,
+        enforce_parameter_schema=enforce, pull_steps=steps, overlap_policy=str(overlap),
+        max_lateness_seconds=lateness,
     )
 
 
@@ -234,7 +241,7 @@ def schedule_definition(raw: Any) -> dict[str, Any]:
         definition["parameters"] = raw["parameters"]
     if raw.get("anchor_date") is not None:
         definition["anchor_at"] = str(raw["anchor_date"])
-    for key in ("slug", "catchup", "catchup_max_runs"):
+    for key in ("slug", "catchup", "catchup_max_runs", "overlap_policy", "max_lateness_seconds"):
         if raw.get(key) is not None:
             definition[key] = raw[key]
     return definition

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from deployments import schedule_times
 from deployments.models import Deployment
 from deployments.services.deployments import get_or_create_flow
-from deployments.services.schedules import SyncResult, reschedule_deployment, sync_schedules
+from deployments.services.schedules import SyncResult, policy_errors, reschedule_deployment, sync_schedules
 from deployments.specs import DeploymentDefinition, DeploySpec
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.core.parameters import parameters_from_strings, validate_parameters
@@ -132,6 +132,8 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         not isinstance(definition.concurrency_limit, int) or definition.concurrency_limit < 0
     ):
         raise fail("concurrency_limit must be a whole number, 0 or more.")
+    if errors := policy_errors(definition.overlap_policy, definition.max_lateness_seconds):
+        raise fail(next(iter(errors.values()))[0])
     fetches_code = any(_step_name(step) == "git_clone" for step in pull_steps)
     return _Prepared(
         definition=definition, flow_name=flow.name, flow_description=flow.description,
@@ -151,6 +153,7 @@ def _write(item: _Prepared) -> DeployResult:
         "tags": list(dict.fromkeys(definition.tags or [])), "work_pool_id": item.pool.pk,
         "work_queue_id": item.queue.pk if item.queue else None, "job_variables": definition.job_variables or {},
         "concurrency_limit": definition.concurrency_limit,
+        "overlap_policy": definition.overlap_policy, "max_lateness_seconds": definition.max_lateness_seconds,
     }
     deployment = Deployment.objects.select_for_update().filter(flow=flow, name=definition.name).first()
     created = deployment is None

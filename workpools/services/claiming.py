@@ -17,6 +17,7 @@ from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
 from workpools.models import Worker, WorkPool, WorkQueue
+from workpools.services.policies import apply_run_policies
 
 # Polling timestamps are written at most this often per queue: a busy worker polling every
 # second should not turn every poll into a write.
@@ -41,7 +42,9 @@ def claim_runs(
     runs of a deployment at its limit are left out in the query itself, so they cannot fill
     the page and starve other deployments. Rows are also taken FOR UPDATE SKIP LOCKED and
     each move is a compare-and-swap on SCHEDULED, so a double claim is impossible even if
-    the pool lock were bypassed. Also records that the worker polled its queues.
+    the pool lock were bypassed. Deployments' overlap and lateness policies are applied under
+    the same lock first (workpools.services.policies). Also records that the worker polled its
+    queues.
     """
     now = timezone.now()
     horizon = now + timedelta(seconds=max(0.0, prefetch_seconds))
@@ -80,9 +83,13 @@ def claim_runs(
                 "id", "concurrency_limit"
             )
         )
-        in_use: dict[Any, int] = dict.fromkeys(limits, 0)
-        for row in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
+        # Overlap and lateness policies cancel what must not run and cap what may start.
+        caps = apply_run_policies(pool, now=now, horizon=horizon)
+        in_use: dict[Any, int] = dict.fromkeys({*limits, *caps}, 0)
+        for row in active.filter(deployment_id__in=list(in_use)).values("deployment_id").annotate(n=Count("id")):
             in_use[row["deployment_id"]] = row["n"]
+        for dep, more in caps.items():
+            limits[dep] = min(limits.get(dep, INFINITE), in_use[dep] + more)
         full = {dep for dep, limit in limits.items() if in_use[dep] >= limit}
 
         claimed: list[Any] = []
