@@ -1,5 +1,6 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.utils.html import format_html_join
 
 from deployments import services
@@ -14,6 +15,16 @@ SCHEDULE_FIELDS = [
 ]
 # Run-affecting fields of a deployment: its not-yet-started scheduled runs copied the old values.
 RUN_FIELDS = {"parameters", "parameter_schema", "enforce_parameter_schema", "tags", "work_pool", "work_queue", "job_variables"}
+
+
+class BackfillWindowForm(forms.Form):
+    backfill_start = forms.DateTimeField(required=False, label="Backfill from")
+    backfill_end = forms.DateTimeField(required=False, label="to")
+    backfill_dry_run = forms.BooleanField(required=False, label="dry run")
+
+
+class DeploymentActionForm(ActionForm, BackfillWindowForm):
+    """The action bar, with the window the backfill action uses (other actions ignore it)."""
 
 
 class DeploymentScheduleForm(forms.ModelForm):
@@ -84,7 +95,8 @@ class DeploymentAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "paused", "created_at", "updated_at"]
     autocomplete_fields = ["flow"]
     inlines = [DeploymentScheduleInline]
-    actions = ["quick_run", "pause", "resume"]
+    actions = ["quick_run", "pause", "resume", "backfill"]
+    action_form = DeploymentActionForm
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         super().save_model(request, obj, form, change)
@@ -104,6 +116,26 @@ class DeploymentAdmin(admin.ModelAdmin):
     def quick_run(self, request, queryset):  # type: ignore[no-untyped-def]
         who = f"admin:{request.user.get_username()}"
         apply_each(self, request, queryset, lambda d: create_flow_run(d, created_by=who), "Created a run for")
+
+    @admin.action(description="Backfill selected deployments (the window beside the action)")
+    def backfill(self, request, queryset):  # type: ignore[no-untyped-def]
+        form = BackfillWindowForm(request.POST)
+        window = form.cleaned_data if form.is_valid() else {}
+        start, end = window.get("backfill_start"), window.get("backfill_end")
+        if not start or not end:
+            self.message_user(request, "Give the backfill window: a start and an end date and time.", messages.ERROR)
+            return
+        dry_run = bool(window.get("backfill_dry_run"))
+        who = f"backfill:admin:{request.user.get_username()}"
+
+        def one(deployment: Deployment) -> None:
+            result = services.backfill_deployment(deployment, start=start, end=end, dry_run=dry_run, created_by=who)
+            made = len(result.missing) if dry_run else len(result.created)
+            verb = "would create" if dry_run else "created"
+            times = ", ".join(slot.fire_at.isoformat(timespec="minutes") for slot in result.missing[:10])
+            self.message_user(request, f"{deployment}: {verb} {made} run(s){': ' + times if times else ''}.")
+
+        apply_each(self, request, queryset, one, "Backfilled" if not dry_run else "Checked")
 
     @admin.action(description="Pause selected deployments")
     def pause(self, request, queryset):  # type: ignore[no-untyped-def]

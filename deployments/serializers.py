@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
@@ -89,3 +91,30 @@ class WebhookInputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Webhook
         fields = ["name", "deployment", "parameter_mapping", "active"]
+
+
+class BackfillCreateSerializer(serializers.Serializer):
+    """The body of POST /api/deployments/{id}/backfill/."""
+
+    start = serializers.DateTimeField(help_text="From this time (included).")
+    end = serializers.DateTimeField(help_text="Up to this time (included).")
+    schedules = serializers.ListField(
+        child=serializers.SlugField(), required=False, default=list, help_text="Only these schedule slugs."
+    )
+    dry_run = serializers.BooleanField(required=False, default=False, help_text="List the runs; make none.")
+    max_runs = serializers.IntegerField(required=False, default=100, min_value=1, help_text="Refuse to make more.")
+
+
+class BackfillSlotSerializer(serializers.Serializer):
+    schedule_slug = serializers.CharField()
+    fire_at = serializers.DateTimeField()
+    exists = serializers.BooleanField(help_text="A run for this slot existed before.")
+
+
+class BackfillSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    created = serializers.SerializerMethodField()
+    slots = BackfillSlotSerializer(many=True)
+
+    def get_created(self, result: Any) -> int:
+        return len(result.created)
