@@ -17,6 +17,7 @@ class Scope(models.TextChoices):
     TRIGGER = "trigger", "Trigger runs"
     WRITE = "write", "Write"
     WORKER = "worker", "Worker (one pool)"
+    METRICS = "metrics", "Metrics (scrape /metrics only)"
 
 
 # read < trigger < write; worker is beside them, bound to one pool.
@@ -66,6 +67,6 @@ class ApiKey(models.Model):
     def allows(self, scope: str) -> bool:
         """Whether this key holds `scope` (read, trigger or write). Worker keys hold none of
         them: what a worker may do is decided per pool (accounts.permissions)."""
-        if self.scope == Scope.WORKER:
+        if self.scope not in SCOPE_RANK:  # worker and metrics keys hold none of them
             return False
         return SCOPE_RANK[Scope(self.scope)] >= SCOPE_RANK[Scope(scope)]

@@ -238,3 +238,16 @@ class Webhook(models.Model):
 
         if errors := mapping_errors(self.parameter_mapping):
             raise DjangoValidationError({"parameter_mapping": errors})
+
+
+class SchedulerPass(models.Model):
+    """The last full scheduler pass, one row per service name (for /metrics): written once per
+    pass, read by the metrics collector in any web process."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    finished_at = models.DateTimeField()
+    duration_seconds = models.FloatField()
+    runs_created = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.finished_at:%Y-%m-%d %H:%M:%S}: {self.duration_seconds:.3f} s"

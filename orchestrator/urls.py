@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from deployments.api import WebhookReceiveView
 from orchestrator import views
+from orchestrator.metrics import metrics_view
 
 admin.site.site_header = "Orchestrator"
 admin.site.site_title = "Orchestrator admin"
@@ -12,6 +13,7 @@ admin.site.index_title = "Pools, deployments and runs"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("orchestrator.api_urls")),
     path("hooks/<str:slug>/", WebhookReceiveView.as_view(), name="webhook"),
