@@ -10,6 +10,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from orchestrator.client import get_client
 from orchestrator.core.parameters import parameter_schema
+from orchestrator.sdk.runner import TaskRunner
 from orchestrator.sdk.tasks import check_non_negative, check_plain_function, decorate
 
 P = ParamSpec("P")
@@ -30,6 +31,7 @@ class Flow(Generic[P, R]):
         retry_delay_seconds: float = 0,
         timeout_seconds: float | None = None,
         log_prints: bool = False,
+        task_runner: TaskRunner | None = None,
     ) -> None:
         check_plain_function("flow", fn)
         self.fn = fn
@@ -42,7 +44,15 @@ class Flow(Generic[P, R]):
         self.retry_delay_seconds = retry_delay_seconds
         self.timeout_seconds = timeout_seconds
         self.log_prints = bool(log_prints)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        if isinstance(task_runner, type) and issubclass(task_runner, TaskRunner):
+            task_runner = task_runner()  # @flow(task_runner=DaskTaskRunner) means its defaults
+        if task_runner is not None and not isinstance(task_runner, TaskRunner):
+            raise ValueError(
+                f"flow {self.name!r}: task_runner must be a task runner such as ThreadTaskRunner(), "
+                f"DaskTaskRunner() or RayTaskRunner(), not {task_runner!r}."
+            )
+        self.task_runner = task_runner
+        functools.update_wrapper(self, fn)
 
     @property
     def parameter_schema(self) -> dict[str, Any]:
@@ -71,7 +81,7 @@ class Flow(Generic[P, R]):
         what it raised once the run is recorded FAILED."""
         from orchestrator.sdk.execution import run_flow_from_call
 
-        return run_flow_from_call(self, args, kwargs)  # type: ignore[no-any-return]
+        return run_flow_from_call(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"
@@ -83,8 +93,11 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(
     *, name: str | None = None, description: str | None = None, retries: int | None = None,
     retry_delay_seconds: float = 0, timeout_seconds: float | None = None, log_prints: bool = False,
+    task_runner: TaskRunner | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a flow: `@flow` or `@flow(name=..., description=..., retries=...,
-    retry_delay_seconds=..., timeout_seconds=..., log_prints=...)`."""
+    retry_delay_seconds=..., timeout_seconds=..., log_prints=..., task_runner=...)`. `task_runner`
+    says where submitted and mapped tasks run: ThreadTaskRunner() (the default), DaskTaskRunner()
+    or RayTaskRunner() (orchestrator.task_runners)."""
     return decorate(Flow, fn, options)

@@ -78,16 +78,16 @@ def claim_runs(
         for row in in_pool:
             per_queue[row["work_queue_id"]] = per_queue.get(row["work_queue_id"], 0) + 1
 
-        limits = dict(
-            pool.deployments.filter(concurrency_limit__isnull=False).values_list(
-                "id", "concurrency_limit"
-            )
-        )
+        limits: dict[Any, int] = {
+            dep: limit
+            for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list("id", "concurrency_limit")
+            if limit is not None
+        }
         # Overlap and lateness policies cancel what must not run and cap what may start.
         caps = apply_run_policies(pool, now=now, horizon=horizon)
         in_use: dict[Any, int] = dict.fromkeys({*limits, *caps}, 0)
-        for row in active.filter(deployment_id__in=list(in_use)).values("deployment_id").annotate(n=Count("id")):
-            in_use[row["deployment_id"]] = row["n"]
+        for counted in active.filter(deployment_id__in=list(in_use)).values("deployment_id").annotate(n=Count("id")):
+            in_use[counted["deployment_id"]] = counted["n"]
         for dep, more in caps.items():
             limits[dep] = min(limits.get(dep, INFINITE), in_use[dep] + more)
         full = {dep for dep, limit in limits.items() if in_use[dep] >= limit}
@@ -105,9 +105,8 @@ def claim_runs(
                 # window and starve the runs behind them.
                 filled_now = False
                 candidates = (
-                    FlowRun.objects.filter(
-                        work_queue=queue, state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-                    )
+                    FlowRun.objects.due(horizon)
+                    .filter(work_queue=queue)
                     .exclude(deployment_id__in=full)
                     .order_by("next_scheduled_start_at", "id")
                     .select_for_update(skip_locked=True, of=("self",))
@@ -140,9 +139,7 @@ def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) ->
     polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
     if queue_ids is not None:
         polled = polled.filter(pk__in=queue_ids)
-    due = FlowRun.objects.filter(
-        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-    )
+    due = FlowRun.objects.due(horizon).filter(work_queue__in=polled.filter(paused=False))
     return polled, due
 
 
@@ -154,6 +151,11 @@ _waiting = 0
 
 
 _waiting_lock = threading.Lock()
+
+
+def claims_waiting() -> int:
+    """How many claims are waiting in this process's long poll right now."""
+    return _waiting
 
 
 def wait_for_due_runs(
