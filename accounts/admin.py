@@ -20,6 +20,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset):
         apply_each(self, request, queryset, lambda key: revoke_api_key(key.name), "Revoked")

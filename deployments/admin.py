@@ -6,7 +6,7 @@ from django.utils.html import format_html_join
 from deployments import services
 from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
 from deployments.services import create_flow_run
-from orchestrator.admin_utils import apply_each
+from orchestrator.admin_utils import RolePermissions, apply_each
 from orchestrator.core.errors import ValidationError
 
 SCHEDULE_FIELDS = [
@@ -85,7 +85,7 @@ class FlowAdmin(admin.ModelAdmin):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(RolePermissions, admin.ModelAdmin):
     list_display = [
         "__str__", "work_pool", "work_queue", "tags", "paused", "concurrency_limit", "overlap_policy", "updated_at",
     ]
@@ -112,12 +112,12 @@ class DeploymentAdmin(admin.ModelAdmin):
         for schedule in formset.deleted_objects:
             services.delete_deployment_schedule(schedule)
 
-    @admin.action(description="Quick run selected deployments (default parameters)")
+    @admin.action(description="Quick run selected deployments (default parameters)", permissions=["trigger"])
     def quick_run(self, request, queryset):
         who = f"admin:{request.user.get_username()}"
         apply_each(self, request, queryset, lambda d: create_flow_run(d, created_by=who), "Created a run for")
 
-    @admin.action(description="Backfill selected deployments (the window beside the action)")
+    @admin.action(description="Backfill selected deployments (the window beside the action)", permissions=["change"])
     def backfill(self, request, queryset):  # type: ignore[no-untyped-def]
         form = BackfillWindowForm(request.POST)
         window = form.cleaned_data if form.is_valid() else {}
@@ -137,11 +137,11 @@ class DeploymentAdmin(admin.ModelAdmin):
 
         apply_each(self, request, queryset, one, "Backfilled" if not dry_run else "Checked")
 
-    @admin.action(description="Pause selected deployments")
+    @admin.action(description="Pause selected deployments", permissions=["pause"])
     def pause(self, request, queryset):
         apply_each(self, request, queryset, lambda d: services.set_deployment_paused(d, True), "Paused")
 
-    @admin.action(description="Resume selected deployments")
+    @admin.action(description="Resume selected deployments", permissions=["pause"])
     def resume(self, request, queryset):
         apply_each(self, request, queryset, lambda d: services.set_deployment_paused(d, False), "Resumed")
 

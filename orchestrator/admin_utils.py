@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
+from accounts.roles import Action, may
 from orchestrator.core.errors import OrchestratorError
 
 
@@ -29,6 +30,21 @@ def apply_each(
     if ok:
         noun = modeladmin.model._meta.verbose_name if ok == 1 else modeladmin.model._meta.verbose_name_plural
         modeladmin.message_user(request, f"{done} {ok} {noun}.", messages.SUCCESS)
+
+
+class RolePermissions:
+    """Admin actions named after a role action (`allowed_permissions=("trigger",)`, "pause",
+    "cancel") are offered to those whose role allows it (accounts.roles), so an operator with
+    the admin's view permissions may still quick-run, pause or cancel there."""
+
+    def has_trigger_permission(self, request: Any) -> bool:
+        return may(request.user, Action.TRIGGER)
+
+    def has_pause_permission(self, request: Any) -> bool:
+        return may(request.user, Action.PAUSE)
+
+    def has_cancel_permission(self, request: Any) -> bool:
+        return may(request.user, Action.CANCEL)
 
 
 class EstimatedCountPaginator(Paginator):

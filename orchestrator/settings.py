@@ -79,6 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.roles.role_context",
             ],
         },
     },
@@ -275,6 +276,12 @@ NOTIFICATION_TIMEOUT_SECONDS = env_float("NOTIFICATION_TIMEOUT_SECONDS", 10.0, m
 # printed once.
 ADMIN_USERNAME = env_str("ORCHESTRATOR_ADMIN_USERNAME", "admin")
 ADMIN_PASSWORD = env_str("ORCHESTRATOR_ADMIN_PASSWORD", "")
+
+# The role of a signed-in user in no role group (accounts.roles): admin keeps the behaviour from
+# before roles; viewer makes accounts read-only until `manage.py role add USER ROLE`.
+DEFAULT_ROLE = env_str("DEFAULT_ROLE", "admin").strip().lower()
+if DEFAULT_ROLE not in ("viewer", "operator", "admin"):
+    raise ImproperlyConfigured(f"DEFAULT_ROLE must be viewer, operator or admin, not {DEFAULT_ROLE!r}.")
 
 # Logs as text (plain) or one JSON object per line (json).
 LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower() or "plain"

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.roles import Action, role_required
 from orchestrator.core.errors import OrchestratorError
 from runs.forms import RunFilterForm
 from runs.models import FlowRun, RunCursor
@@ -56,6 +57,7 @@ def run_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @login_required
 @require_POST
+@role_required(Action.CANCEL)
 def cancel(request: HttpRequest, pk: UUID) -> HttpResponse:
     run = _get_run(pk)
     try:
