@@ -22,6 +22,7 @@ from django.db import models, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils.functional import SimpleLazyObject
 
+from accounts import audit
 from orchestrator.core.errors import Forbidden, NotFound, ValidationError
 
 
@@ -93,11 +94,13 @@ def add_role(username: str, role: str) -> Any:
         raise NotFound(f"No user named {username!r}.")
     with transaction.atomic():
         groups = {g.name: g for g in ensure_role_groups()}
+        before = sorted(user.groups.filter(name__in=Role.values).values_list("name", flat=True))
         user.groups.remove(*[g for name, g in groups.items() if name != role])
         user.groups.add(groups[role])
         if not user.is_staff:
             user.is_staff = True
             user.save(update_fields=["is_staff"])
+        audit.record("user.role", user, before={"roles": before}, after={"roles": [role]})
     return user
 
 

@@ -6,7 +6,7 @@ from django.utils.html import format_html_join
 from deployments import services
 from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
 from deployments.services import create_flow_run
-from orchestrator.admin_utils import RolePermissions, apply_each
+from orchestrator.admin_utils import AuditedAdmin, RolePermissions, apply_each
 from orchestrator.core.errors import ValidationError
 
 SCHEDULE_FIELDS = [
@@ -85,7 +85,7 @@ class FlowAdmin(admin.ModelAdmin):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(RolePermissions, admin.ModelAdmin):
+class DeploymentAdmin(AuditedAdmin, RolePermissions, admin.ModelAdmin):
     list_display = [
         "__str__", "work_pool", "work_queue", "tags", "paused", "concurrency_limit", "overlap_policy", "updated_at",
     ]

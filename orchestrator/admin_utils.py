@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
+from accounts.audit import record
 from accounts.roles import Action, may
 from orchestrator.core.errors import OrchestratorError
 
@@ -45,6 +46,30 @@ class RolePermissions:
 
     def has_cancel_permission(self, request: Any) -> bool:
         return may(request.user, Action.CANCEL)
+
+
+class AuditedAdmin:
+    """Records the admin's own add and change forms in the audit log (the fields that changed,
+    before and after); its actions go through services, which record themselves."""
+
+    def save_model(self, request: Any, obj: Any, form: Any, change: bool) -> None:
+        def plain(value: Any) -> Any:
+            return value.pk if hasattr(value, "_meta") else value
+
+        # Only what really changed: JSON fields report a change whenever their text differs.
+        fields = [
+            name for name in form.changed_data
+            if name in form.fields and (not change or plain(form.initial.get(name)) != plain(form.cleaned_data.get(name)))
+        ]
+        before = {name: plain(form.initial.get(name)) for name in fields} if change else None
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        after = {name: plain(form.cleaned_data.get(name)) for name in fields}
+        if fields or not change:
+            record(f"{obj._meta.model_name}.{'update' if change else 'create'}", obj, before=before, after=after)
+
+    def delete_model(self, request: Any, obj: Any) -> None:
+        record(f"{obj._meta.model_name}.delete", obj)
+        super().delete_model(request, obj)  # type: ignore[misc]
 
 
 class EstimatedCountPaginator(Paginator):

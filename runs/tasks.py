@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from accounts.audit import delete_old_entries
 from runs import services
 
 
@@ -14,5 +15,7 @@ def mark_late_runs() -> int:
 
 @shared_task
 def delete_old_runs() -> int:
-    """Retention (RUN_RETENTION_DAYS; off by default)."""
-    return services.delete_old_runs()
+    """Retention (RUN_RETENTION_DAYS; off by default): old runs, and audit entries as old."""
+    deleted = services.delete_old_runs()
+    delete_old_entries()
+    return deleted

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from orchestrator.admin_utils import RolePermissions, apply_each
+from orchestrator.admin_utils import AuditedAdmin, RolePermissions, apply_each
 from workpools import services
 from workpools.models import Worker, WorkPool, WorkQueue
 
@@ -14,7 +14,7 @@ class WorkQueueInline(admin.TabularInline):
 
 
 @admin.register(WorkPool)
-class WorkPoolAdmin(RolePermissions, admin.ModelAdmin):
+class WorkPoolAdmin(AuditedAdmin, RolePermissions, admin.ModelAdmin):
     list_display = ["name", "type", "concurrency_limit", "paused", "created_at"]
     list_filter = ["type", "paused"]
     search_fields = ["name", "description"]
@@ -45,7 +45,7 @@ class WorkPoolAdmin(RolePermissions, admin.ModelAdmin):
 
 
 @admin.register(WorkQueue)
-class WorkQueueAdmin(RolePermissions, admin.ModelAdmin):
+class WorkQueueAdmin(AuditedAdmin, RolePermissions, admin.ModelAdmin):
     list_display = ["name", "pool", "priority", "concurrency_limit", "tags", "paused", "last_polled_at"]
     list_filter = ["paused", "pool"]
     list_select_related = ["pool"]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import audit
 from deployments import schedule_times
 from deployments.models import Deployment, DeploymentSchedule
 from deployments.services.runs import build_flow_runs
@@ -132,6 +133,9 @@ def backfill_deployment(
                 run.next_scheduled_start_at = max(run.expected_start_at, now)
             runs += built
         result.created = insert_flow_runs(runs)
+        audit.record("deployment.backfill", deployment, after={
+            "start": start, "end": end, "created": len(result.created), "schedules": list(per_schedule),
+        })
     return result
 
 

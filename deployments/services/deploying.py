@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from accounts import audit
 from deployments import schedule_times
 from deployments.models import Deployment
 from deployments.services.deployments import get_or_create_flow
@@ -159,6 +160,7 @@ def _write(item: _Prepared) -> DeployResult:
         deployment = Deployment(flow=flow, name=definition.name)
     else:
         runs_change = any(getattr(deployment, name) != values[name] for name in RUN_FIELDS)
+    before, after = audit.changes(deployment, values) if not created else ({}, {})
     for name, value in values.items():
         setattr(deployment, name, value)
     deployment.save(force_insert=created)
@@ -168,6 +170,8 @@ def _write(item: _Prepared) -> DeployResult:
         result = sync_schedules(deployment, definition.schedules)
     except ValidationError as error:
         raise ValidationError(f"Deployment {definition.name!r}: {error}", error.errors) from None
+    audit.record("deployment.create" if created else "deployment.deploy", deployment, before=None if created else before,
+                 after=values if created else after)
     return DeployResult(deployment=deployment, created=created, schedules=result)
 
 

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts import audit
 from deployments import schedule_times
 from deployments.models import CatchUp, Deployment, DeploymentSchedule
 from deployments.services.runs import resolve_parameters
@@ -94,6 +95,12 @@ def save_deployment_schedule(schedule: DeploymentSchedule) -> DeploymentSchedule
                 delete_future_runs(previous.deployment_id, slugs=[previous.slug])
             # Never write back a stale progress mark read before the lock.
             schedule.scheduled_through_at = None if changed else previous.scheduled_through_at
+        fields = (*SCHEDULE_FIELDS, *SCHEDULE_POLICY_FIELDS)
+        if previous is None:
+            audit.record("schedule.create", schedule, after={name: getattr(schedule, name) for name in fields})
+        else:
+            before, after = audit.changes(previous, {name: getattr(schedule, name) for name in fields})
+            audit.record("schedule.update", schedule, before=before, after=after)
         schedule.save()
         schedule_soon(schedule.deployment_id)
     return schedule
@@ -103,6 +110,7 @@ def delete_deployment_schedule(schedule: DeploymentSchedule) -> None:
     """Delete a schedule and the runs it made that have not started."""
     with transaction.atomic():
         delete_future_runs(schedule.deployment_id, slugs=[schedule.slug])
+        audit.record("schedule.delete", schedule)
         schedule.delete()
 
 
