@@ -9,7 +9,11 @@ from django.utils import timezone
 
 from runs.charts import build_history_chart, hourly_window
 from runs.models import FlowRun
+from runs.timeline import build_duration_scatter
 from workpools.overview import pool_overview
+
+# The duration scatter draws at most this many runs of the window (the newest).
+SCATTER_MAX_RUNS = 2000
 
 ATTENTION_ROWS = 8
 
@@ -20,8 +24,15 @@ def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     since, until = hourly_window(now)
     runs = FlowRun.objects.for_list()
+    view = "scatter" if request.GET.get("chart") == "scatter" else "bars"
     context = {
         "chart": build_history_chart(FlowRun.objects.counts_by_hour_and_state(since, until), since, until),
+        "chart_view": view,
+        "scatter": build_duration_scatter(
+            list(FlowRun.objects.between(since, until).filter(started_at__isnull=False)
+                 .only("id", "name", "state_type", "started_at", "ended_at")[:SCATTER_MAX_RUNS]),
+            since, until,
+        ) if view == "scatter" else None,
         "late_runs": runs.late(now, after=timedelta(seconds=settings.LATE_RUN_SECONDS))
         .order_by("next_scheduled_start_at")[:ATTENTION_ROWS],
         "failed_runs": runs.failed_since(now - timedelta(hours=24)).order_by("-expected_start_at")[:ATTENTION_ROWS],

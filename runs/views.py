@@ -19,6 +19,7 @@ from orchestrator.core.errors import OrchestratorError
 from runs.forms import RunFilterForm
 from runs.models import FlowRun, RunCursor
 from runs.services import request_cancellation
+from runs.timeline import build_gantt
 
 PAGE_SIZE = 50
 TASK_RUNS_SHOWN = 500
@@ -87,6 +88,7 @@ def _task_runs(run: FlowRun) -> dict[str, object]:
     return {
         "run": run,
         "task_runs": task_runs[:TASK_RUNS_SHOWN],
+        "gantt": build_gantt(task_runs[:TASK_RUNS_SHOWN]),
         "more_task_runs": len(task_runs) > TASK_RUNS_SHOWN,
         "task_runs_live": not run.is_terminal,
     }

@@ -25,6 +25,14 @@ def state_class(state_type: str) -> str:
 register.filter("state_class", state_class)
 
 
+@register.filter
+def indent_x(depth: int) -> int:
+    """The x of a Gantt row's label, indented by its nesting depth (runs.timeline.INDENT)."""
+    from runs.timeline import INDENT
+
+    return 4 + INDENT * int(depth or 0)
+
+
 @register.simple_tag
 def state_badge(obj: Any = None, *, type: str = "", name: str = "") -> str:
     """The badge of a state, coloured by its type, everywhere: {% state_badge run %} for
