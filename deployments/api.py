@@ -11,7 +11,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, permissions
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -32,6 +31,7 @@ from deployments.serializers import (
 from deployments.services import create_flow_run
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.core.errors import ValidationError
+from orchestrator.input_policy import PolicyJSONParser
 from orchestrator.validation import update_validated
 from runs.serializers import FlowRunSerializer
 
@@ -130,6 +130,7 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
             scheduled_at=data.get("scheduled_time"),
             idempotency_key=key or header or None,
             created_by=actor(request),
+            job_variables=data["job_variables"],
         )
         return Response(FlowRunSerializer(run).data, status=201 if created else 200)
 
@@ -172,7 +173,7 @@ class WebhookReceiveView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [permissions.AllowAny]
-    parser_classes = [JSONParser]
+    parser_classes = [PolicyJSONParser]
 
     @extend_schema(exclude=True)
     def post(self, request: Any, slug: str) -> Response:

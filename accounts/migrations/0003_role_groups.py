@@ -17,6 +17,6 @@ def remove_groups(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0002_metrics_scope"), ("auth", "0012_alter_user_first_name_max_length")]
+    dependencies = [("accounts", "0002_run_tokens"), ("auth", "0012_alter_user_first_name_max_length")]
 
     operations = [migrations.RunPython(create_groups, remove_groups)]
