@@ -4,7 +4,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.utils.html import format_html_join
 
 from deployments import services
-from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
+from deployments.models import Deployment, DeploymentSchedule, Flow, SchedulerPass, Webhook
 from deployments.services import create_flow_run
 from orchestrator.admin_utils import AuditedAdmin, RolePermissions, apply_each
 from orchestrator.core.errors import ValidationError
@@ -180,3 +180,17 @@ class WebhookAdmin(admin.ModelAdmin):
     @admin.display(description="URL")
     def hook_url(self, webhook: Webhook) -> str:
         return webhook.get_absolute_url() if webhook.pk else "(after saving)"
+
+
+@admin.register(SchedulerPass)
+class SchedulerPassAdmin(admin.ModelAdmin):
+    """The last full scheduler pass (what /metrics reports), read-only."""
+
+    list_display = ["name", "finished_at", "duration_seconds", "runs_created"]
+    readonly_fields = ["name", "finished_at", "duration_seconds", "runs_created"]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
