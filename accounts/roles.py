@@ -124,10 +124,15 @@ def users_by_role() -> list[tuple[str, str]]:
 ROLE_APPS = ("accounts", "automations", "deployments", "runs", "workpools")
 
 
-def ensure_role_groups(**_: Any) -> list[Group]:
+def ensure_role_groups(sender: Any = None, **_: Any) -> list[Group]:
     """The three role groups with their admin permissions: viewer and operator may view every
-    model of ours, admin may do everything. Safe to run again (post_migrate runs it)."""
+    model of ours, admin may do everything. Safe to run again. post_migrate runs it once per
+    migrate, for the last app (each app's permissions are made by its own post_migrate)."""
+    from django.apps import apps
     from django.contrib.auth.models import Permission
+
+    if sender is not None and sender is not list(apps.get_app_configs())[-1]:
+        return []
 
     groups = [Group.objects.get_or_create(name=role)[0] for role in Role.values]
     ours = Permission.objects.filter(content_type__app_label__in=ROLE_APPS)
