@@ -99,7 +99,7 @@ class OrchestratorCollector(Collector):
 
         online = GaugeMetricFamily("orchestrator_workers_online", "Workers online, per work pool.", labels=["pool"])
         for pool in with_online_workers(WorkPool.objects.order_by("name"), now=now):
-            online.add_metric([pool.name], pool.online_workers)
+            online.add_metric([pool.name], getattr(pool, "online_workers", 0))
         yield online
 
         last = SchedulerPass.objects.filter(name="scheduler").first()
@@ -148,10 +148,12 @@ class OrchestratorCollector(Collector):
                 : settings.METRICS_MAX_SAMPLES
             ]
         )
-        pickups = [max(0.0, (started - due).total_seconds()) for due, started, _, _ in rows if due is not None]
+        pickups = [
+            max(0.0, (started - due).total_seconds()) for due, started, _, _ in rows if due is not None and started
+        ]
         durations = [
             max(0.0, (ended - started).total_seconds()) for _, started, ended, state in rows
-            if ended is not None and state in TERMINAL
+            if ended is not None and started is not None and state in TERMINAL
         ]
         yield _histogram(
             "orchestrator_flow_run_pickup_latency_seconds",

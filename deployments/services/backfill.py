@@ -122,7 +122,7 @@ def backfill_deployment(
     with transaction.atomic():
         runs: list[FlowRun] = []
         by_slug = {s.slug: s for s in schedules}
-        queues = list(deployment.work_pool.queues.all()) if deployment.work_pool_id else None
+        queues = list(deployment.work_pool.queues.all()) if deployment.work_pool is not None else None
         for slug in per_schedule:
             times = [slot.fire_at for slot in result.missing if slot.schedule_slug == slug]
             built = build_flow_runs(
