@@ -13,7 +13,7 @@ from runs.timeline import build_duration_scatter
 from workpools.overview import pool_overview
 
 # The duration scatter draws at most this many runs of the window (the newest).
-SCATTER_MAX_RUNS = 2000
+SCATTER_MAX_RUNS = 1000
 
 ATTENTION_ROWS = 8
 
