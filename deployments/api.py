@@ -68,7 +68,7 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     @extend_schema(request=DeploymentUpdateSerializer, responses=DeploymentSerializer)
     def partial_update(self, request: Any, pk: str) -> Response:
         deployment = self.get_object()
-        return self.respond(update_validated(deployment, **self.parse(request, deployment).validated_data))
+        return self.respond(services.update_deployment(deployment, **self.parse(request, deployment).validated_data))
 
 
     @extend_schema(request=None, responses=DeploymentSerializer)

@@ -15,6 +15,7 @@ from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fir
 from orchestrator.core.errors import ValidationError as ServiceValidationError
 from orchestrator.core.paths import check_entrypoint
 from orchestrator.core.policies import OverlapPolicy
+from orchestrator.validation import NameValidator
 
 
 class Flow(models.Model):
@@ -49,7 +50,7 @@ class DeploymentQuerySet(models.QuerySet["Deployment"]):
 class Deployment(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="deployments")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[NameValidator("deployment name")])
     description = models.TextField(blank=True)
     version = models.CharField(max_length=100, blank=True)
     entrypoint = models.CharField(

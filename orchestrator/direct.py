@@ -93,10 +93,21 @@ class DirectClient(OrchestratorClient):
         self, pool: str, *, name: str, limit: int | None = None, queues: list[str] | None = None,
         create_pool: bool = True, hostname: str = "", pid: int | None = None,
     ) -> WorkerInfo:
+        if queues:
+            try:
+                known = services.get_work_pool(pool)
+            except NotFound:
+                known = None  # register_worker creates it (or says it is missing)
+            if known is not None:
+                services.get_work_queues(known, queues)  # NotFound before the worker shows ONLINE
         worker, created = services.register_worker(
             pool, name=name, limit=limit, create_pool=create_pool, hostname=hostname or None, pid=pid
         )
-        queue_ids = [q.pk for q in services.get_work_queues(worker.pool, queues)] if queues else None
+        try:
+            queue_ids = [q.pk for q in services.get_work_queues(worker.pool, queues)] if queues else None
+        except NotFound:
+            mark_worker_stopped(worker)  # a pool created just now has only its default queue
+            raise
         self._workers[str(worker.pk)] = worker
         return worker_info(worker, queue_ids=queue_ids, pool_created=created)
 

@@ -2,12 +2,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.defaults import page_not_found
 
 from orchestrator.health import RETRY_AFTER_SECONDS, check_broker, check_database
-from runs.charts import build_history_chart, hourly_window
+from runs.charts import hourly_window, recent_history_chart
 from runs.models import FlowRun
 from runs.timeline import build_duration_scatter
 from workpools.overview import pool_overview
@@ -22,16 +23,16 @@ ATTENTION_ROWS = 8
 def home(request: HttpRequest) -> HttpResponse:
     """Runs of the last 24 hours by state and by hour, runs that need someone, pool health."""
     now = timezone.now()
-    since, until = hourly_window(now)
     runs = FlowRun.objects.for_list()
     view = "scatter" if request.GET.get("chart") == "scatter" else "bars"
+    day = hourly_window(now)
     context = {
-        "chart": build_history_chart(FlowRun.objects.counts_by_hour_and_state(since, until), since, until),
+        "chart": recent_history_chart(now),
         "chart_view": view,
         "scatter": build_duration_scatter(
-            list(FlowRun.objects.between(since, until).filter(started_at__isnull=False)
+            list(FlowRun.objects.between(*day).filter(started_at__isnull=False)
                  .only("id", "name", "state_type", "started_at", "ended_at")[:SCATTER_MAX_RUNS]),
-            since, until,
+            *day,
         ) if view == "scatter" else None,
         "late_runs": runs.late(now, after=timedelta(seconds=settings.LATE_RUN_SECONDS))
         .order_by("next_scheduled_start_at")[:ATTENTION_ROWS],
@@ -39,6 +40,14 @@ def home(request: HttpRequest) -> HttpResponse:
         "pools": pool_overview(now=now),
     }
     return render(request, "home.html", context)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: the API (and webhook receiver) answers JSON, like its other errors, even for a
+    path no route matches (a name with a slash, a typo); the dashboard keeps its HTML page."""
+    if request.path.startswith(("/api/", "/hooks/")):
+        return JsonResponse({"detail": f"Not found: no API endpoint or object at {request.path}."}, status=404)
+    return page_not_found(request, exception or Http404())
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -7,6 +7,7 @@ flag) only when nothing happened. Tests drive the steps one at a time.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sys
 import threading
@@ -23,6 +24,9 @@ from workpools.liveness import ClaimBudget, HeartbeatThread, OutputRelay
 log = logging.getLogger(__name__)
 S = StateType
 UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
+# A flow process's console line: "12:14:30.143 | WARNING | Task run 'x' - text".
+_LOG_LEVEL = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (\w+)\s*\|")
+_SHOWN_WHEN_QUIET = {"WARNING", "ERROR", "CRITICAL"}
 
 
 class WorkerLoop:
@@ -44,6 +48,7 @@ class WorkerLoop:
         infrastructure: Infrastructure | None = None,
         out: IO[str] = sys.stdout,
         output_max_bytes: int | None = None,
+        quiet: bool = False,
     ) -> None:
         self.worker = worker
         self.client = client
@@ -60,12 +65,14 @@ class WorkerLoop:
             {**client.environment(), "RUN_HEARTBEAT_SECONDS": f"{worker.run_heartbeat_seconds:g}"}
         )
         self.out = out
+        self.quiet = quiet  # the flows' output: only warnings and errors
         self.children: dict[str, RunHandle] = {}
         self.stopping = False
         self.force = False
         self.stop_requested_at: float | None = None
         self.last_heartbeat = 0.0
         self.claimed_any = False
+        self.exit_code = 0  # 1 when the worker stopped because it could not go on
         self._out_lock = threading.Lock()
         self.hostname = socket.gethostname()
         # Claim no more than can be started before the runs' lease (their heartbeat) runs out.
@@ -84,7 +91,17 @@ class WorkerLoop:
             self.out.flush()
 
     def _child_output(self, name: str) -> Any:
+        level = ["INFO"]  # of the last log line: a traceback's lines go with the line they follow
+
         def write(line: str) -> None:
+            if self.quiet:
+                match = _LOG_LEVEL.match(line)
+                if match:
+                    level[0] = match.group(1)
+                elif line.startswith("Traceback"):
+                    level[0] = "ERROR"
+                if level[0] not in _SHOWN_WHEN_QUIET:
+                    return
             with self._out_lock:
                 self.out.write(f"{name} | {line}\n")
                 self.out.flush()
@@ -165,9 +182,17 @@ class WorkerLoop:
         if self.stopping or (self.run_once and self.claimed_any):
             return False
         wait = self.long_poll if not self.children else 0.0
-        runs = self.client.claim_runs(
-            self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait, max_runs=self.budget.runs()
-        )
+        try:
+            runs = self.client.claim_runs(
+                self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait, max_runs=self.budget.runs()
+            )
+        except NotFound as error:
+            # A --queue deleted (or the worker's pool or row gone): polling on would claim
+            # nothing forever while the worker shows ONLINE. Say so and stop (exit code 1).
+            self.say(f"{error} Stopping: restart the worker with queues that exist.")
+            self.stopping = True
+            self.exit_code = 1
+            return False
         if self.run_once:
             self.claimed_any = True
         started = [run for run in runs if run.id not in self.children]  # handed out again: already ours

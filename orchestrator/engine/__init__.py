@@ -134,7 +134,7 @@ def _execute(session: RunSession, run: FlowRunInfo, *, retry_in_process: bool, c
             base = Path(deployment.path).expanduser() if deployment.path else Path.cwd()
             if not base.is_dir():
                 raise FlowLoadError(f"The deployment's path {deployment.path!r} is not a directory.")
-            workdir = run_pull_steps(deployment.pull_steps, cwd=base.resolve())
+            workdir = run_pull_steps(deployment.pull_steps, cwd=base.resolve(), log=session.engine_logger.info)
             os.chdir(workdir)
             flow = load_flow(deployment.entrypoint, workdir)
         except PullStepError as error:

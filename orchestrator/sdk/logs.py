@@ -115,7 +115,7 @@ def shipper_for(client: OrchestratorClient, flow_run_id: str) -> LogShipper:
     with _configure_lock:
         shipper = _shippers.get(flow_run_id)
         if shipper is None:
-            shipper = _shippers[flow_run_id] = LogShipper(client)
+            shipper = _shippers[flow_run_id] = LogShipper(client, run_id=flow_run_id)
         return shipper
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Scope
 from accounts.services import issue_run_token
+from deployments.services import create_flow_run
 from orchestrator.core.errors import ValidationError
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
@@ -127,3 +128,52 @@ def test_a_worker_key_mints_tokens_for_its_own_pools_unfinished_runs(
     set_state(FlowRun.objects.get(pk=mine.pk), S.CRASHED, message="gone")
     finished = pool_worker.post(f"/api/flow-runs/{mine.pk}/token/")
     assert finished.status_code == 400 and "a finished run gets no token" in finished.json()["detail"]
+
+
+WHICH_KEY = '''
+import os
+
+from orchestrator import flow, get_run_logger
+
+
+@flow
+def which_key() -> None:
+    get_run_logger().info("key prefix %s", os.environ["ORCHESTRATOR_API_KEY"][:12])
+'''
+
+
+@pytest.mark.parametrize("start", ["prewarmed", "cold"])
+@pytest.mark.django_db(transaction=True)
+def test_a_remote_workers_process_runs_hold_a_run_token_not_the_workers_key(
+    start: str, live_server: Any, make_api_key: Any, make_deployment: Any, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import wait_for
+    from tests.workpools.test_api_worker_remote import remote_env
+    from tests.workpools.test_runworker import ROOT, collect, stop
+
+    (tmp_path / "which_key.py").write_text(WHICH_KEY)
+    dep = make_deployment("which-key", flow="which_key", path=str(tmp_path), entrypoint="which_key.py:which_key")
+    worker_key = make_api_key("worker", dep.work_pool, name="remote-worker")
+    home = tmp_path / "home"
+    home.mkdir()
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "runworker", "--pool", dep.work_pool.name, "--api-url", live_server.url,
+         "--api-key", worker_key, "--poll-interval", "0.2", *(["--cold-start"] if start == "cold" else [])],
+        cwd=ROOT, env=remote_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    output = collect(worker)
+    try:
+        run, _ = create_flow_run(dep)
+        wait_for(lambda: FlowRun.objects.get(pk=run.pk).is_terminal, 60, "the run to finish")
+    finally:
+        stop(worker)
+    run.refresh_from_db()
+    assert run.state_type == S.COMPLETED, f"{run.state_message}\n{''.join(output)}"
+    logged = run.logs.get(message__startswith="key prefix ").message.removeprefix("key prefix ")
+    key = ApiKey.objects.get(prefix=logged)
+    assert (key.scope, key.flow_run_id) == (Scope.RUN, run.pk)
+    assert not worker_key.startswith(logged)

@@ -214,3 +214,23 @@ def test_admin_refuses_bad_variables_and_templates_at_their_fields(admin_client:
     assert response.status_code == 302
     pool = WorkPool.objects.get(name="from-admin")
     assert pool.job_variables == {"image": "mine:2"} and pool.base_job_template == default_base_job_template("docker")
+
+
+@pytest.mark.django_db
+def test_the_deployment_admin_form_checks_job_variables_against_the_pool(admin_user: Any, make_deployment: Any, rf: Any) -> None:
+    from django.contrib import admin
+    from django.forms.models import model_to_dict
+
+    pool = create_work_pool("docker-admin", type="docker")
+    dep = make_deployment("admin-checked", work_pool=pool)
+    request = rf.get("/")
+    request.user = admin_user
+    form_class = admin.site._registry[Deployment].get_form(request, dep)
+    data = {k: v for k, v in model_to_dict(dep).items() if v is not None}
+    data.update(job_variables='{"image": 7}', parameters="{}", parameter_schema="{}", pull_steps="[]", tags="[]")
+    form = form_class(data=data, instance=dep)
+    assert not form.is_valid()
+    assert form.errors["job_variables"] == ["image: 7 is not of type 'string'."]
+    good = form_class(data={**data, "job_variables": '{"image": "mine:3"}'}, instance=dep)
+    good.is_valid()
+    assert "job_variables" not in good.errors

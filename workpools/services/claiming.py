@@ -13,6 +13,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from orchestrator.core.errors import NotFound
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
@@ -51,7 +52,9 @@ def claim_runs(
     # An idle poll stays a cheap indexed read: take the pool lock only when something is due.
     polled, due = _due_runs(worker, queue_ids, horizon)
     if not due.exists():
-        _record_poll(list(polled), now)
+        queues = list(polled)
+        _check_queues_exist(worker, queue_ids, queues)
+        _record_poll(queues, now)
         return []
     with transaction.atomic():
         # Serialise claimers of this pool (PostgreSQL row lock; SQLite's IMMEDIATE
@@ -61,6 +64,7 @@ def claim_runs(
         if queue_ids is not None:
             wanted = {str(q) for q in queue_ids}
             queues = [q for q in queues if str(q.pk) in wanted]
+            _check_queues_exist(worker, queue_ids, queues)
         _record_poll(queues, now)
         if pool.paused:
             return []
@@ -221,6 +225,18 @@ def runs_to_start(
         runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, max_runs=room)
     loaded = FlowRun.objects.with_related().in_bulk([run.pk for run in runs])
     return [loaded[run.pk] for run in runs if run.pk in loaded]
+
+
+def _check_queues_exist(worker: Worker, queue_ids: list[Any] | None, queues: list[WorkQueue]) -> None:
+    """NotFound when a queue the worker was told to poll (--queue) was deleted since: it would
+    otherwise poll nothing, silently, while showing ONLINE."""
+    if queue_ids is None:
+        return
+    missing = sorted({str(q) for q in queue_ids} - {str(q.pk) for q in queues})
+    if missing:
+        raise NotFound(
+            f"Work pool {worker.pool.name!r} has no queue with id {', '.join(missing)} any more (deleted?)."
+        )
 
 
 def _room(limit: int | None, used: int) -> int:

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from accounts import audit
 from orchestrator.core.errors import NotFound, OrchestratorError, ValidationError
+from orchestrator.core.names import check_name, name_problem
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from workpools.models import WorkPool, WorkPoolType, WorkQueue
@@ -37,6 +38,8 @@ def create_work_pool(
     errors: dict[str, list[str]] = {}
     if not name:
         errors["name"] = ["A work pool needs a name."]
+    elif name_problem(name):
+        errors["name"] = [f"Invalid work pool name {name!r}: {name_problem(name)}."]
     if type not in pool_types():
         errors["type"] = [f"Unknown work pool type {type!r} (known: {', '.join(pool_types())})."]
     try:
@@ -174,6 +177,7 @@ def create_work_queue(
     name = (name or "").strip()
     if not name:
         raise ValidationError("A work queue needs a name.", {"name": ["This field may not be blank."]})
+    check_name(name, "work queue name")
     check_concurrency_limit(concurrency_limit)
     if priority is not None and priority < 1:
         raise ValidationError("A priority must be 1 or more (1 is served first).", {"priority": ["Must be 1 or more."]})

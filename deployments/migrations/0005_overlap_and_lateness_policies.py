@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments', '0003_webhooks'),
+        ('deployments', '0004_names_follow_one_rule'),
         ('workpools', '0001_initial'),
     ]
 

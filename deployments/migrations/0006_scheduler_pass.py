@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments', '0004_overlap_and_lateness_policies'),
+        ('deployments', '0005_overlap_and_lateness_policies'),
     ]
 
     operations = [
