@@ -29,7 +29,9 @@ def pool_of(obj: Any) -> Any:
     if hasattr(obj, "pool_id"):
         return obj.pool
     if label == "runs.TaskRun":
-        return obj.flow_run.work_pool
+        return pool_of(obj.flow_run)
+    if label == "runs.FlowRun" and obj.work_pool_id is None and obj.parent_flow_run_id is not None:
+        return pool_of(obj.parent_flow_run)  # a subflow run acts in its parent's pool
     return getattr(obj, "work_pool", None)
 
 

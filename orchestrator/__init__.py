@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["flow", "task", "get_run_logger", "task_input_hash"]
+__all__ = [
+    "flow", "task", "get_run_logger", "task_input_hash", "get_flow_run_result", "State", "FlowRunStopped",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from automations.api import AutomationViewSet
-from deployments.api import DeploymentScheduleViewSet, DeploymentViewSet, FlowViewSet, WebhookViewSet
+from deployments.api import (
+    DeploymentScheduleViewSet,
+    DeploymentViewSet,
+    FlowViewSet,
+    SubflowRunViewSet,
+    WebhookViewSet,
+)
 from runs.api import FlowRunStateViewSet, FlowRunViewSet, LogViewSet, TaskRunDetailViewSet, TaskRunViewSet
 from workpools.api import WorkerViewSet, WorkPoolViewSet, WorkQueueViewSet
 
@@ -30,6 +36,7 @@ router.register("flow-runs", FlowRunViewSet, basename="flow-runs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/states", FlowRunStateViewSet, basename="flow-run-states")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/task-runs", TaskRunViewSet, basename="task-runs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/logs", LogViewSet, basename="logs")
+router.register(r"flow-runs/(?P<run_pk>[^/.]+)/subflow-runs", SubflowRunViewSet, basename="subflow-runs")
 router.register("task-runs", TaskRunDetailViewSet, basename="task-run")
 router.register("webhooks", WebhookViewSet, basename="webhooks")
 router.register("automations", AutomationViewSet, basename="automations")

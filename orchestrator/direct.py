@@ -18,6 +18,7 @@ from django.db import close_old_connections, connection
 
 from deployments.services import get_or_create_flow
 from deployments.services.deploying import deploy_definitions
+from deployments.services.subflows import create_subflow_run
 from deployments.specs import flow_deployment
 from orchestrator.client.base import (
     CachedResult,
@@ -36,6 +37,7 @@ from runs.services import (
     create_adhoc_flow_run,
     create_task_run,
     find_cached_task_run,
+    record_flow_run_result,
     record_run_heartbeat,
     record_run_process,
     set_flow_run_retries,
@@ -133,6 +135,19 @@ class DirectClient(OrchestratorClient):
         set_state(run, state_type, expected=expected, name=name, message=message, retry=retry)
         return flow_run_info(run)
 
+    def create_subflow_run(
+        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        dynamic_key: str,
+    ) -> FlowRunInfo:
+        run = create_subflow_run(
+            self._flow_run(parent_run_id), flow_name, description=description, parameters=parameters,
+            task_key=task_key, dynamic_key=dynamic_key,
+        )
+        return flow_run_info(run)
+
+    def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
+        record_flow_run_result(self._flow_run(run_id), result_uri=result_uri)
+
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         set_flow_run_retries(self._flow_run(run_id), retries=retries, retry_delay_seconds=retry_delay_seconds)
 
@@ -141,8 +156,6 @@ class DirectClient(OrchestratorClient):
 
     @staticmethod
     def _flow_run(run_id: str) -> Any:
-
-
         try:
             return FlowRun.objects.select_related("flow", "deployment__flow").get(pk=run_id)
         except (FlowRun.DoesNotExist, NotAUUID, ValueError):
@@ -158,6 +171,7 @@ class DirectClient(OrchestratorClient):
     def set_task_run_state(
         self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
         result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        result_uri: str = "",
     ) -> TaskRunInfo:
         try:
             task_run = TaskRun.objects.get(pk=task_run_id)
@@ -166,7 +180,7 @@ class DirectClient(OrchestratorClient):
         extra: dict[str, Any] = {"result": result} if store_result else {}
         set_task_run_state(
             task_run, state_type, expected=expected, name=name, message=message, cache_key=cache_key,
-            cache_expires_at=cache_expires_at, **extra,
+            cache_expires_at=cache_expires_at, result_uri=result_uri, **extra,
         )
         return task_run_info(task_run)
 
@@ -174,7 +188,10 @@ class DirectClient(OrchestratorClient):
         task_run = find_cached_task_run(cache_key)
         if task_run is None:
             return None
-        return CachedResult(task_run_id=str(task_run.pk), task_run_name=task_run.name, value=task_run.result)
+        return CachedResult(
+            task_run_id=str(task_run.pk), task_run_name=task_run.name, value=task_run.result,
+            result_uri=task_run.result_uri,
+        )
 
     # --- logs ---
     def send_logs(self, entries: list[LogEntry]) -> None:

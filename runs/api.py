@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from accounts.models import ApiKey, Scope
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
+from orchestrator.core.results import read_result
 from orchestrator.core.states import StateType
 from runs import services
 from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, TaskRun
@@ -26,12 +27,14 @@ from runs.serializers import (
     AliveSerializer,
     CachedResultSerializer,
     FlowRunInfoSerializer,
+    FlowRunResultSerializer,
     FlowRunSerializer,
     FlowRunSetStateSerializer,
     FlowRunStateSerializer,
     LogCreateSerializer,
     LogSerializer,
     LogsStoredSerializer,
+    ResultLocationSerializer,
     RetriesSerializer,
     RunProcessSerializer,
     TaskRunCreateSerializer,
@@ -41,7 +44,7 @@ from runs.serializers import (
 from runs.services import request_cancellation
 
 # What an engine and a worker do with a run (with a worker key: only runs of its pool).
-ENGINE_ACTIONS = ("execution", "set_state", "heartbeat", "process", "retries")
+ENGINE_ACTIONS = ("execution", "set_state", "heartbeat", "process", "retries", "result_location", "result")
 
 
 class FlowRunPagination(CursorPagination):
@@ -69,7 +72,8 @@ class FlowRunViewSet(ReadApiViewSet):
     queryset = FlowRun.objects.with_related()
     serializer_class = FlowRunSerializer
     input_serializers = {
-        "set_state": FlowRunSetStateSerializer, "retries": RetriesSerializer, "process": RunProcessSerializer
+        "set_state": FlowRunSetStateSerializer, "retries": RetriesSerializer, "process": RunProcessSerializer,
+        "result_location": ResultLocationSerializer,
     }
     filterset_class = FlowRunFilter
     pagination_class = FlowRunPagination
@@ -113,6 +117,24 @@ class FlowRunViewSet(ReadApiViewSet):
         run, data = self.get_object(), self.parse(request)
         services.record_run_process(run, pid=data["pid"], hostname=data["hostname"])
         return Response(status=204)
+
+    @extend_schema(request=ResultLocationSerializer, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="result-location")
+    def result_location(self, request: Any, pk: str) -> Response:
+        """Where the run's persisted result is (the engine records it before COMPLETED)."""
+        run, data = self.get_object(), self.parse(request)
+        services.record_flow_run_result(run, result_uri=data["result_uri"])
+        return Response(status=204)
+
+    @extend_schema(responses=FlowRunResultSerializer)
+    @action(detail=True, methods=["get"])
+    def result(self, request: Any, pk: str) -> Response:
+        """The run's persisted result, read from result storage: its JSON value, or (a value
+        stored with cloudpickle) only where it is: the server never unpickles. 404 when the run
+        has none."""
+        run = self.get_object()
+        serializer, value = read_result(run.result_uri, allow_pickle=False)
+        return Response(FlowRunResultSerializer({"result_uri": run.result_uri, "serializer": serializer, "value": value}).data)
 
     @extend_schema(request=RetriesSerializer, responses={204: None})
     @action(detail=True, methods=["post"])

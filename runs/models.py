@@ -240,6 +240,18 @@ class FlowRun(models.Model):
         max_length=100, blank=True, default="",
         help_text="The slug of the deployment schedule that made this run; empty for runs made otherwise.",
     )
+    # A subflow: the run whose flow called this one, and the task run standing for the call there.
+    parent_flow_run = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="child_runs",
+        help_text="The flow run that called this one as a subflow.",
+    )
+    parent_task_run = models.ForeignKey(
+        "runs.TaskRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="child_flow_runs",
+        help_text="The task run in the parent that stands for this subflow call.",
+    )
+    result_uri = models.CharField(
+        max_length=1000, blank=True, help_text="Where the flow's persisted return value is (result storage)."
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
     hostname = models.CharField(max_length=255, blank=True)
@@ -354,6 +366,9 @@ class TaskRun(models.Model):
     cache_key = models.CharField(max_length=500, blank=True)
     cache_expires_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
+    result_uri = models.CharField(
+        max_length=1000, blank=True, help_text="Where the task's persisted return value is (result storage)."
+    )
     tags = models.JSONField(default=list, blank=True)
     state_type = models.CharField(max_length=12, choices=StateType.choices, default=StateType.PENDING)
     state_name = models.CharField(max_length=40, default="Pending")

@@ -36,6 +36,9 @@ def flow_run_info(run: Any) -> FlowRunInfo:
         next_scheduled_start_at=run.next_scheduled_start_at,
         worker_id=str(run.worker_id) if run.worker_id else None,
         deployment=deployment_info(run.deployment) if run.deployment_id else None,
+        parent_flow_run_id=str(run.parent_flow_run_id) if run.parent_flow_run_id else None,
+        parent_task_run_id=str(run.parent_task_run_id) if run.parent_task_run_id else None,
+        result_uri=run.result_uri,
     )
 
 

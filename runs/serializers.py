@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from orchestrator.api import JSONField, TagsField
+from orchestrator.api import JSONField, JSONObjectField, TagsField
 from orchestrator.core.states import StateType
 from runs.models import FlowRun, FlowRunState, Log, TaskRun
 
@@ -22,6 +22,7 @@ class FlowRunSerializer(serializers.ModelSerializer):
             "parameters", "tags", "state_type", "state_name", "state_at", "state_message",
             "expected_start_at", "next_scheduled_start_at", "started_at", "ended_at", "run_count",
             "retries", "retry_delay_seconds", "idempotency_key", "created_by", "created_at", "updated_at",
+            "parent_flow_run", "parent_task_run", "result_uri",
         ]
 
 
@@ -77,6 +78,9 @@ class FlowRunInfoSerializer(serializers.Serializer):
     next_scheduled_start_at = serializers.DateTimeField(allow_null=True)
     worker_id = serializers.CharField(allow_null=True)
     deployment = DeploymentInfoSerializer(allow_null=True)
+    parent_flow_run_id = serializers.CharField(allow_null=True)
+    parent_task_run_id = serializers.CharField(allow_null=True)
+    result_uri = serializers.CharField(allow_blank=True)
 
 
 class SetStateSerializer(serializers.Serializer):
@@ -120,11 +124,31 @@ class TaskRunSetStateSerializer(SetStateSerializer):
     result = JSONField(required=False, allow_null=True, help_text="Stored with the task run when present.")
     cache_key = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     cache_expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    result_uri = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
 class CachedResultSerializer(serializers.Serializer):
     task_run_id = serializers.CharField()
     task_run_name = serializers.CharField()
+    value = JSONField(allow_null=True)
+    result_uri = serializers.CharField(allow_blank=True)
+
+
+class SubflowRunCreateSerializer(serializers.Serializer):
+    flow_name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    parameters = JSONObjectField(required=False, default=dict)
+    task_key = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    dynamic_key = serializers.CharField(max_length=50, required=False, allow_blank=True, default="0")
+
+
+class ResultLocationSerializer(serializers.Serializer):
+    result_uri = serializers.CharField(max_length=1000)
+
+
+class FlowRunResultSerializer(serializers.Serializer):
+    result_uri = serializers.CharField()
+    serializer = serializers.CharField(help_text="json, or cloudpickle (then value is null: read it with the SDK).")
     value = JSONField(allow_null=True)
 
 

@@ -52,6 +52,9 @@ class FlowRunInfo:
     next_scheduled_start_at: datetime | None
     worker_id: str | None  # who holds the run; None for scripts and `deployment execute`
     deployment: DeploymentInfo | None
+    parent_flow_run_id: str | None = None  # a subflow: the run that called it
+    parent_task_run_id: str | None = None  # ... and the task run standing for the call there
+    result_uri: str = ""  # where its persisted result is (result storage), once it has one
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class CachedResult:
     task_run_id: str
     task_run_name: str
     value: Any
+    result_uri: str = ""  # a persisted result: read it from result storage (value is then None)
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,18 @@ class OrchestratorClient(ABC):
         A failure with retries left comes back SCHEDULED/AwaitingRetry unless retry=False."""
 
     @abstractmethod
+    def create_subflow_run(
+        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        dynamic_key: str,
+    ) -> FlowRunInfo:
+        """A SCHEDULED child run of the RUNNING run `parent_run_id` for flow `flow_name`, with a
+        PENDING task run in the parent standing for the call (`parent_task_run_id`)."""
+
+    @abstractmethod
+    def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
+        """Where the run's persisted result is (result storage)."""
+
+    @abstractmethod
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         """How often a failed run is tried again, and after how long."""
 
@@ -203,9 +219,11 @@ class OrchestratorClient(ABC):
     def set_task_run_state(
         self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
         result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        result_uri: str = "",
     ) -> TaskRunInfo:
         """runs.services.set_task_run_state; `result` (JSON) is stored when store_result, and
-        with a `cache_key` later calls may reuse it (until `cache_expires_at`)."""
+        with a `cache_key` later calls may reuse it (until `cache_expires_at`); `result_uri`:
+        where the persisted result is (a cache hit reads it from there)."""
 
     @abstractmethod
     def read_cached_result(self, cache_key: str) -> CachedResult | None:

@@ -138,6 +138,19 @@ class HttpClient(OrchestratorClient):
             raise
         return _record(FlowRunInfo, data)
 
+    def create_subflow_run(
+        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        dynamic_key: str,
+    ) -> FlowRunInfo:
+        body = {
+            "flow_name": flow_name, "description": _text(description), "parameters": parameters, "task_key": task_key,
+            "dynamic_key": dynamic_key,
+        }
+        return _record(FlowRunInfo, self._request("POST", f"/flow-runs/{_q(parent_run_id)}/subflow-runs/", json=body))
+
+    def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
+        self._request("POST", f"/flow-runs/{_q(run_id)}/result-location/", json={"result_uri": result_uri})
+
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         body = {"retries": retries, "retry_delay_seconds": retry_delay_seconds}
         self._request("POST", f"/flow-runs/{_q(run_id)}/retries/", json=body)
@@ -155,10 +168,12 @@ class HttpClient(OrchestratorClient):
     def set_task_run_state(
         self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
         result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        result_uri: str = "",
     ) -> TaskRunInfo:
         body: dict[str, Any] = {
             "state_type": state_type, "expected": expected, "name": name or "", "message": _text(message),
             "cache_key": cache_key, "cache_expires_at": cache_expires_at.isoformat() if cache_expires_at else None,
+            "result_uri": result_uri,
         }
         if store_result:
             body["result"] = result

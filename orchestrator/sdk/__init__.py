@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from orchestrator.sdk.context import MissingContextError, TaskRunContext, get_run_logger
 from orchestrator.sdk.flows import Flow, flow
+from orchestrator.sdk.results import get_flow_run_result
 from orchestrator.sdk.runner import TaskRunFuture
+from orchestrator.sdk.states import FlowRunStopped, State
 from orchestrator.sdk.tasks import Task, task, task_input_hash
 
 __all__ = [
-    "Flow", "MissingContextError", "Task", "TaskRunContext", "TaskRunFuture", "flow", "get_run_logger", "task",
-    "task_input_hash",
+    "Flow", "FlowRunStopped", "MissingContextError", "State", "Task", "TaskRunContext", "TaskRunFuture", "flow",
+    "get_flow_run_result", "get_run_logger", "task", "task_input_hash",
 ]

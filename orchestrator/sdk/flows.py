@@ -30,6 +30,8 @@ class Flow(Generic[P, R]):
         retry_delay_seconds: float = 0,
         timeout_seconds: float | None = None,
         log_prints: bool = False,
+        persist_result: bool | None = None,
+        result_storage: str | None = None,
     ) -> None:
         check_plain_function("flow", fn)
         self.fn = fn
@@ -42,6 +44,8 @@ class Flow(Generic[P, R]):
         self.retry_delay_seconds = retry_delay_seconds
         self.timeout_seconds = timeout_seconds
         self.log_prints = bool(log_prints)
+        self.persist_result = persist_result  # None: PERSIST_RESULTS decides
+        self.result_storage = result_storage  # None: RESULT_STORAGE (or the data directory)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     @property
@@ -67,11 +71,16 @@ class Flow(Generic[P, R]):
         )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the flow as an ad-hoc flow run: returns what the function returns, or raises
-        what it raised once the run is recorded FAILED."""
+        """Run the flow as an ad-hoc flow run (inside a flow run: as a subflow run of it):
+        returns what the function returns, or raises what it raised once the run is recorded
+        FAILED. With `return_state=True` (unless the flow has a parameter of that name) it
+        returns the run's final State instead and raises nothing."""
         from orchestrator.sdk.execution import run_flow_from_call
 
-        return run_flow_from_call(self, args, kwargs)  # type: ignore[no-any-return]
+        return_state = False
+        if "return_state" in kwargs and "return_state" not in inspect.signature(self.fn).parameters:
+            return_state = bool(kwargs.pop("return_state"))
+        return run_flow_from_call(self, args, kwargs, return_state=return_state)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"
@@ -83,8 +92,9 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(
     *, name: str | None = None, description: str | None = None, retries: int | None = None,
     retry_delay_seconds: float = 0, timeout_seconds: float | None = None, log_prints: bool = False,
+    persist_result: bool | None = None, result_storage: str | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a flow: `@flow` or `@flow(name=..., description=..., retries=...,
-    retry_delay_seconds=..., timeout_seconds=..., log_prints=...)`."""
+    retry_delay_seconds=..., timeout_seconds=..., log_prints=..., persist_result=..., result_storage=...)`."""
     return decorate(Flow, fn, options)

@@ -4,6 +4,7 @@ worker, engine, Celery tasks) calls these functions; none of them writes run sta
 - state.py         set_state (the one writer of run state), heartbeats, cancellation
 - creation.py      inserting runs with their first state (runs of a deployment: deployments.services.runs)
 - task_runs.py     task runs and their states, cached results
+- subflows.py      child flow runs of a flow run
 - logs.py          log batches
 - housekeeping.py  late runs, retention
 """
@@ -25,6 +26,7 @@ from runs.services.state import (
     set_flow_run_retries,
     set_state,
 )
+from runs.services.subflows import insert_subflow_run, record_flow_run_result, unfinished_children
 from runs.services.task_runs import (
     crash_unfinished_task_runs,
     create_task_run,
@@ -34,7 +36,7 @@ from runs.services.task_runs import (
 
 __all__ = [
     "LOG_FIELDS", "create_adhoc_flow_run", "crash_unfinished_task_runs", "create_task_run", "delete_old_runs",
-    "find_cached_task_run", "find_flow_run", "generate_run_name", "insert_flow_run", "insert_flow_runs",
+    "find_cached_task_run", "find_flow_run", "insert_subflow_run", "record_flow_run_result", "unfinished_children", "generate_run_name", "insert_flow_run", "insert_flow_runs",
     "mark_late_runs", "new_flow_run", "record_run_heartbeat", "record_run_process", "request_cancellation",
     "set_flow_run_retries", "set_state", "set_task_run_state", "write_logs",
 ]

@@ -170,15 +170,29 @@ def set_flow_run_retries(run: FlowRun, *, retries: int, retry_delay_seconds: flo
 
 def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
     """Stop a run: SCHEDULED -> CANCELLED at once; PENDING/RUNNING/PAUSED -> CANCELLING, and
-    the worker that holds it stops the process. Asking again while CANCELLING changes nothing.
+    the worker that holds it stops the process; its subflow runs are cancelled too. Asking
+    again while CANCELLING changes nothing.
     Raises InvalidTransition for a finished run."""
     if run.state_type == S.CANCELLING:
         return run
     if run.state_type in TERMINAL:
         raise InvalidTransition(run.state_type, S.CANCELLING, f"the run already ended as {run.state_name}")
     if run.state_type == S.SCHEDULED:
-        return set_state(run, S.CANCELLED, message=f"Cancelled by {by}")
-    return set_state(run, S.CANCELLING, message=f"Cancellation requested by {by}")
+        set_state(run, S.CANCELLED, message=f"Cancelled by {by}")
+    else:
+        set_state(run, S.CANCELLING, message=f"Cancellation requested by {by}")
+    _cancel_children(run, by=by)
+    return run
+
+
+def _cancel_children(run: FlowRun, *, by: str) -> None:
+    """Cancelling a parent cancels its unfinished subflow runs (and theirs), each through
+    request_cancellation; a child that moved meanwhile is left to its own end."""
+    for child in FlowRun.objects.filter(parent_flow_run=run).unfinished():
+        try:
+            request_cancellation(child, by=f"{by} (its parent {run.name!r} was cancelled)")
+        except (InvalidTransition, StateConflict):
+            continue
 
 
 def find_flow_run(id_or_name: str) -> FlowRun:
