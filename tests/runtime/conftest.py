@@ -1,0 +1,65 @@
+"""Flows of the run-time feature tests, as a project on disk that deployments point at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployments.models import Deployment, Flow
+from workpools.models import WorkPool
+
+RUNTIME_FLOWS = '''
+from orchestrator import flow, get_flow_run_result, get_run_logger
+
+
+@flow
+def child_ok(n: int) -> int:
+    return n * 10
+
+
+@flow
+def child_bad(reason: str) -> None:
+    raise RuntimeError(reason)
+
+
+@flow(persist_result=True)
+def parent(n: int = 1) -> dict:
+    ok = child_ok(n)
+    state = child_bad("expected failure", return_state=True)
+    try:
+        child_bad("raised and caught")
+        caught = ""
+    except RuntimeError as error:
+        caught = str(error)
+    get_run_logger().info(f"children: ok={ok} bad={state.type} caught={caught}")
+    return {"ok": ok, "bad": state.type, "caught": caught}
+
+
+@flow
+def reader(run_id: str) -> None:
+    get_run_logger().info(f"read back: {get_flow_run_result(run_id)}")
+'''
+
+
+@pytest.fixture
+def runtime_project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    (project / "flows").mkdir(parents=True)
+    (project / "flows" / "runtime.py").write_text(RUNTIME_FLOWS)
+    return project
+
+
+@pytest.fixture
+def deploy_runtime(runtime_project: Path):  # type: ignore[no-untyped-def]
+    """deploy_runtime(pool, "parent") -> a deployment of flows/runtime.py:parent."""
+
+    def deploy(pool: WorkPool, function: str, **kwargs: Any) -> Deployment:
+        flow, _ = Flow.objects.get_or_create(name=function)
+        return Deployment.objects.create(
+            flow=flow, name=f"{function}-deployment", work_pool=pool, path=str(runtime_project),
+            entrypoint=f"flows/runtime.py:{function}", **kwargs,
+        )
+
+    return deploy
