@@ -26,7 +26,7 @@ from orchestrator.core.states import ACTIVE, TERMINAL, StateType
 
 class FlowRunQuerySet(models.QuerySet["FlowRun"]):
     def with_related(self) -> FlowRunQuerySet:
-        return self.select_related("flow", "deployment", "work_pool", "work_queue", "worker")
+        return self.select_related("flow", "deployment", "work_pool", "work_queue", "worker", "parent_flow_run")
 
     def for_list(self) -> FlowRunQuerySet:
         """What a row in a list of runs shows (one join fewer than with_related)."""

@@ -50,6 +50,7 @@ def run_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
         **_timeline(run),
         **_task_runs(run),
         **_logs(run),
+        **_relations(run),
     }
     return render(request, "runs/run_detail.html", context)
 
@@ -81,13 +82,19 @@ def _timeline(run: FlowRun) -> dict[str, object]:
 
 
 def _task_runs(run: FlowRun) -> dict[str, object]:
-    task_runs = list(run.task_runs.order_by("created_at")[: TASK_RUNS_SHOWN + 1])
+    task_runs = list(run.task_runs.prefetch_related("child_flow_runs").order_by("created_at")[: TASK_RUNS_SHOWN + 1])
     return {
         "run": run,
         "task_runs": task_runs[:TASK_RUNS_SHOWN],
         "more_task_runs": len(task_runs) > TASK_RUNS_SHOWN,
         "task_runs_live": not run.is_terminal,
     }
+
+
+def _relations(run: FlowRun) -> dict[str, object]:
+    """The run's parent (a subflow) and its own subflow runs, linked both ways."""
+    children = list(run.child_runs.select_related("flow").order_by("created_at")[: TASK_RUNS_SHOWN + 1])
+    return {"child_runs": children[:TASK_RUNS_SHOWN], "more_child_runs": len(children) > TASK_RUNS_SHOWN}
 
 
 def _logs(run: FlowRun) -> dict[str, object]:
