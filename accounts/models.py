@@ -17,9 +17,11 @@ class Scope(models.TextChoices):
     TRIGGER = "trigger", "Trigger runs"
     WRITE = "write", "Write"
     WORKER = "worker", "Worker (one pool)"
+    SECRETS = "secrets", "Read secrets"
 
 
-# read < trigger < write; worker is beside them, bound to one pool.
+# read < trigger < write; worker is beside them, bound to one pool; secrets reads, and reads
+# secret values too (accounts.permissions.may_read_secrets).
 SCOPE_RANK = {Scope.READ: 1, Scope.TRIGGER: 2, Scope.WRITE: 3}
 
 
@@ -68,4 +70,6 @@ class ApiKey(models.Model):
         them: what a worker may do is decided per pool (accounts.permissions)."""
         if self.scope == Scope.WORKER:
             return False
+        if self.scope == Scope.SECRETS:
+            return scope == Scope.READ
         return SCOPE_RANK[Scope(self.scope)] >= SCOPE_RANK[Scope(scope)]

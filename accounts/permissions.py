@@ -5,6 +5,8 @@
 - A key needs the scope its view asks for: read < trigger < write. A view names what each
   action needs in `required_scopes` ({"action": "trigger"}); by default reading needs
   `read` and anything else `write`.
+- Secret values are read only with a flow run's credential (a worker key; a run token) or a
+  key of scope `secrets` (or a logged-in superuser): `may_read_secrets`, the one place that decides.
 - A worker key acts only on its own pool and the runs in it, and only through actions its view
   lists in `worker_actions`. `can_act_on_pool` is the check: on the pool named in the URL here,
   on each object a view reads (`has_object_permission`), and on the run of a nested URL.
@@ -85,3 +87,38 @@ class HasScope(permissions.BasePermission):
             return True
         self.message = f"This worker key acts only on work pool {key.pool.name!r}."  # type: ignore[union-attr]
         return False
+
+
+# The credentials a flow run holds: a worker key today; a run token ("run") where workers issue them.
+RUN_CREDENTIAL_SCOPES = frozenset({Scope.WORKER, "run"})
+
+
+def may_read_secrets(request: Any) -> tuple[bool, str]:
+    """Whether `request` may read secret values, and why not. The one place this is decided:
+    a key of scope `secrets`, a flow run's credential, or a logged-in superuser may; every
+    other key (read, trigger, write) may not."""
+    key = request.auth if isinstance(request.auth, ApiKey) else None
+    if key is None:
+        user = request.user
+        if user is not None and user.is_authenticated and user.is_superuser:
+            return True, ""
+        return False, "Reading secrets needs a superuser, a flow run's credential or a key with the 'secrets' scope."
+    if key.scope == Scope.SECRETS or key.scope in RUN_CREDENTIAL_SCOPES:
+        return True, ""
+    return False, (
+        f"This API key has scope {str(key.scope)!r}; reading secrets needs the 'secrets' scope or a flow run's credential."
+    )
+
+
+class CanReadSecrets(permissions.BasePermission):
+    """For the one action that returns a secret's value (it replaces HasScope there)."""
+
+    message = "This API key may not read secrets."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if request.auth is None and not (request.user and request.user.is_authenticated):
+            return False  # 401 rather than 403: nobody is asking
+        allowed, why = may_read_secrets(request)
+        if not allowed:
+            self.message = why
+        return allowed

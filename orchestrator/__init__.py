@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "flow", "task", "get_run_logger", "task_input_hash", "get_flow_run_result", "State", "FlowRunStopped",
+    "flow", "task", "get_run_logger", "task_input_hash", "get_flow_run_result", "State", "FlowRunStopped", "Variable", "Secret",
 ]
 
 

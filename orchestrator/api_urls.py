@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from automations.api import AutomationViewSet
+from blocks.api import SecretViewSet, VariableViewSet
 from deployments.api import (
     DeploymentScheduleViewSet,
     DeploymentViewSet,
@@ -40,6 +41,8 @@ router.register(r"flow-runs/(?P<run_pk>[^/.]+)/subflow-runs", SubflowRunViewSet,
 router.register("task-runs", TaskRunDetailViewSet, basename="task-run")
 router.register("webhooks", WebhookViewSet, basename="webhooks")
 router.register("automations", AutomationViewSet, basename="automations")
+router.register("variables", VariableViewSet, basename="variables")
+router.register("secrets", SecretViewSet, basename="secrets")
 
 app_name = "api"
 urlpatterns = [

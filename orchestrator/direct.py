@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as NotAUUID
 from django.db import close_old_connections, connection
 
+from blocks.services import get_variable, read_secret_value
 from deployments.services import get_or_create_flow
 from deployments.services.deploying import deploy_definitions
 from deployments.services.subflows import create_subflow_run
@@ -192,6 +193,16 @@ class DirectClient(OrchestratorClient):
             task_run_id=str(task_run.pk), task_run_name=task_run.name, value=task_run.result,
             result_uri=task_run.result_uri,
         )
+
+    # --- variables and secrets ---
+    def read_variable(self, name: str) -> tuple[bool, Any]:
+        try:
+            return True, get_variable(name).value
+        except NotFound:
+            return False, None
+
+    def read_secret(self, name: str) -> str:
+        return read_secret_value(name)
 
     # --- logs ---
     def send_logs(self, entries: list[LogEntry]) -> None:

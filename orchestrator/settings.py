@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "runs",
     "workpools",
     "deployments",
+    "blocks",
 ]
 
 MIDDLEWARE = [

@@ -229,6 +229,16 @@ class OrchestratorClient(ABC):
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         """The result of the latest completed task run stored under `cache_key`, while fresh."""
 
+    # --- variables and secrets ---
+    @abstractmethod
+    def read_variable(self, name: str) -> tuple[bool, Any]:
+        """(True, value) of the variable `name`, or (False, None) when there is none."""
+
+    @abstractmethod
+    def read_secret(self, name: str) -> str:
+        """The clear value of the secret `name` (NotFound; Refused for a credential that may
+        not read secrets)."""
+
     # --- logs ---
     @abstractmethod
     def send_logs(self, entries: list[LogEntry]) -> None:

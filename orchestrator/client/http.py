@@ -190,6 +190,16 @@ class HttpClient(OrchestratorClient):
         data = self._request("GET", "/task-runs/cached/", params={"cache_key": cache_key})
         return None if data is None else _record(CachedResult, data)
 
+    # --- variables and secrets ---
+    def read_variable(self, name: str) -> tuple[bool, Any]:
+        try:
+            return True, self._request("GET", f"/variables/{_q(name)}/")["value"]
+        except NotFound:
+            return False, None
+
+    def read_secret(self, name: str) -> str:
+        return str(self._request("GET", f"/secrets/{_q(name)}/value/")["value"])
+
     # --- logs ---
     def send_logs(self, entries: list[LogEntry]) -> None:
         by_run: dict[str, list[dict[str, Any]]] = {}

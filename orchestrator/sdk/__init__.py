@@ -20,6 +20,7 @@ engine, tests).
 
 from __future__ import annotations
 
+from orchestrator.sdk.blocks import Secret, Variable
 from orchestrator.sdk.context import MissingContextError, TaskRunContext, get_run_logger
 from orchestrator.sdk.flows import Flow, flow
 from orchestrator.sdk.results import get_flow_run_result
@@ -28,6 +29,6 @@ from orchestrator.sdk.states import FlowRunStopped, State
 from orchestrator.sdk.tasks import Task, task, task_input_hash
 
 __all__ = [
-    "Flow", "FlowRunStopped", "MissingContextError", "State", "Task", "TaskRunContext", "TaskRunFuture", "flow",
-    "get_flow_run_result", "get_run_logger", "task", "task_input_hash",
+    "Flow", "FlowRunStopped", "MissingContextError", "Secret", "State", "Task", "TaskRunContext", "TaskRunFuture", "flow",
+    "Variable", "get_flow_run_result", "get_run_logger", "task", "task_input_hash",
 ]

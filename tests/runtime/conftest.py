@@ -11,7 +11,7 @@ from deployments.models import Deployment, Flow
 from workpools.models import WorkPool
 
 RUNTIME_FLOWS = '''
-from orchestrator import flow, get_flow_run_result, get_run_logger
+from orchestrator import Secret, Variable, flow, get_flow_run_result, get_run_logger, task
 
 
 @flow
@@ -35,6 +35,21 @@ def parent(n: int = 1) -> dict:
         caught = str(error)
     get_run_logger().info(f"children: ok={ok} bad={state.type} caught={caught}")
     return {"ok": ok, "bad": state.type, "caught": caught}
+
+
+@task
+def use_token(name: str) -> str:
+    token = Secret.load(name).get()
+    get_run_logger().info(f"calling the API with token={token}")
+    return token[::-1]
+
+
+@flow
+def uses_blocks(secret: str = "api-token") -> None:
+    logger = get_run_logger()
+    logger.info(f"region={Variable.get('region', default='nowhere')} missing={Variable.get('nope', default=[1])}")
+    reversed_token = use_token(secret)
+    logger.info(f"reversed length {len(reversed_token)}; again: {reversed_token[::-1]}")
 
 
 @flow

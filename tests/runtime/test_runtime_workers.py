@@ -85,3 +85,37 @@ def test_subflows_and_results_over_http_on_a_worker_without_a_database(
     assert detail["parent_flow_run"] == str(parent_run.pk) and detail["parent_task_run"]
     none = operator.get(f"/api/flow-runs/{child.pk}/result/")
     assert none.status_code == 404 and "no persisted result" in none.json()["detail"]
+
+
+def test_a_remote_run_reads_a_variable_and_a_secret_with_its_credential_and_the_secret_is_masked(
+    live_server: Any, api_as: Any, make_api_key: Any, pool: Any, deploy_runtime: Any, tmp_path: Path
+) -> None:
+    from blocks.services import set_secret, set_variable
+
+    set_variable("region", "eu-west-1")
+    set_secret("api-token", "tok-9f8e7d6c")
+    assert api_as("read").get("/api/secrets/api-token/value/").status_code == 403
+    home = tmp_path / "remote-home"
+    home.mkdir()
+    key = make_api_key("worker", pool, name="remote-worker")
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--name", "remote-1", "--api-url",
+         live_server.url, "--api-key", key, "--poll-interval", "0.2"],
+        cwd=ROOT, env=remote_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    output = collect(worker)
+    try:
+        run, _ = create_flow_run(deploy_runtime(pool, "uses_blocks"))
+        wait_for(lambda: FlowRun.objects.get(pk=run.pk).is_terminal, 90, "the run")
+        assert logged(run, "again: ********")
+    finally:
+        stop(worker)
+    run.refresh_from_db()
+    text = "".join(output)
+    assert run.state_type == S.COMPLETED, (run.state_message, text)
+    messages = list(run.logs.values_list("message", flat=True))
+    assert "region=eu-west-1 missing=[1]" in messages
+    assert "calling the API with token=********" in messages
+    assert not any("tok-9f8e7d6c" in m for m in messages)
+    assert "tok-9f8e7d6c" not in text and "token=********" in text
