@@ -33,9 +33,15 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not (live_server or subprocess or browser or postgres or celery or docker or dask or ray or slow)" $(PYTEST_ARGS)
 
 # The static gate: lint, formatting, types, import direction.
+lint: export ORCHESTRATOR_HOME ?= $(CURDIR)/.test-home
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+# The documentation site (docs/), as CI builds it.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -17,9 +17,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in ApiKey._meta.fields]
     actions = ["revoke"]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False
 
     @admin.action(description="Revoke selected API keys")
-    def revoke(self, request, queryset):  # type: ignore[no-untyped-def]
+    def revoke(self, request, queryset):
         apply_each(self, request, queryset, lambda key: revoke_api_key(key.name), "Revoked")

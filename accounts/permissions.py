@@ -85,7 +85,7 @@ class HasScope(permissions.BasePermission):
         key = request.auth if isinstance(request.auth, ApiKey) else None
         if can_act_on_pool(key, pool_of(obj)):
             return True
-        self.message = f"This worker key acts only on work pool {key.pool.name!r}."  # type: ignore[union-attr]
+        self.message = f"This worker key acts only on work pool {key.pool.name!r}."
         return False
 
 

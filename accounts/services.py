@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,7 +24,7 @@ def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_key(name: str, *, scope: str = Scope.READ, pool: object | None = None) -> tuple[ApiKey, str]:
+def create_api_key(name: str, *, scope: str = Scope.READ, pool: Any = None) -> tuple[ApiKey, str]:
     """Create a key. Returns (row, key): the key itself exists only in this return value.
 
     A worker key needs a pool and may act only on it; other scopes take no pool. Raises

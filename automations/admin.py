@@ -22,8 +22,8 @@ class AutomationFiringAdmin(admin.ModelAdmin):
     list_select_related = ["automation", "flow_run", "state"]
     readonly_fields = [f.name for f in AutomationFiring._meta.fields]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False

@@ -80,6 +80,7 @@ def fire_automation(automation: Automation, run: FlowRun, change: StateChange) -
     """Do what `automation` says for this transition. Returns the firing, or None when this
     transition already fired it (the unique row exists: another call got there first)."""
     event = event_for(run, change)
+    assert change.state_id is not None, "set_state fires every change with its history row"
     try:
         with transaction.atomic():
             firing = AutomationFiring.objects.create(

@@ -7,7 +7,7 @@ from automations import services
 
 
 @shared_task(bind=True, acks_late=True)
-def deliver_notification(self, firing_id: int) -> None:  # type: ignore[no-untyped-def]
+def deliver_notification(self, firing_id: int) -> None:
     """Send one automation notice; a failure is retried with exponential backoff up to
     settings.NOTIFICATION_MAX_RETRIES times, then the firing is marked FAILED."""
     try:

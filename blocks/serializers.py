@@ -10,7 +10,7 @@ from orchestrator.api import JSONField, TagsField
 
 
 class VariableSerializer(serializers.ModelSerializer):
-    value = JSONField()
+    value = JSONField(allow_null=True)
 
     class Meta:
         model = Variable
@@ -19,12 +19,12 @@ class VariableSerializer(serializers.ModelSerializer):
 
 class VariableWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    value = JSONField()
+    value = JSONField(allow_null=True)
     tags = TagsField(required=False)
 
 
 class VariableValueSerializer(serializers.Serializer):
-    value = JSONField()
+    value = JSONField(allow_null=True)
     tags = TagsField(required=False)
 
 

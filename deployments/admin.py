@@ -84,12 +84,12 @@ class DeploymentAdmin(admin.ModelAdmin):
     inlines = [DeploymentScheduleInline]
     actions = ["quick_run", "pause", "resume"]
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and RUN_FIELDS & set(form.changed_data):
             services.reschedule_deployment(obj)
 
-    def save_formset(self, request, form, formset, change):  # type: ignore[no-untyped-def]
+    def save_formset(self, request, form, formset, change):
         if formset.model is not DeploymentSchedule:
             return super().save_formset(request, form, formset, change)
         # Through the services, so an edit replaces the schedule's future runs.
@@ -99,16 +99,16 @@ class DeploymentAdmin(admin.ModelAdmin):
             services.delete_deployment_schedule(schedule)
 
     @admin.action(description="Quick run selected deployments (default parameters)")
-    def quick_run(self, request, queryset):  # type: ignore[no-untyped-def]
+    def quick_run(self, request, queryset):
         who = f"admin:{request.user.get_username()}"
         apply_each(self, request, queryset, lambda d: create_flow_run(d, created_by=who), "Created a run for")
 
     @admin.action(description="Pause selected deployments")
-    def pause(self, request, queryset):  # type: ignore[no-untyped-def]
+    def pause(self, request, queryset):
         apply_each(self, request, queryset, lambda d: services.set_deployment_paused(d, True), "Paused")
 
     @admin.action(description="Resume selected deployments")
-    def resume(self, request, queryset):  # type: ignore[no-untyped-def]
+    def resume(self, request, queryset):
         apply_each(self, request, queryset, lambda d: services.set_deployment_paused(d, False), "Resumed")
 
 
@@ -123,13 +123,13 @@ class DeploymentScheduleAdmin(ScheduleWords, admin.ModelAdmin):
     readonly_fields = ["description", "upcoming", "scheduled_through_at"]
     autocomplete_fields = ["deployment"]
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(self, request, obj, form, change):
         services.save_deployment_schedule(obj)
 
-    def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
+    def delete_model(self, request, obj):
         services.delete_deployment_schedule(obj)
 
-    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+    def delete_queryset(self, request, queryset):
         for schedule in queryset:
             services.delete_deployment_schedule(schedule)
 

@@ -115,8 +115,8 @@ class CustomRunForm(forms.Form):
             if isinstance(field, forms.CharField):
                 field.strip = False
             field.initial = _as_text(defaults.get(name, shape.get("default")), shape)
-            field.schema_required = name in required  # type: ignore[attr-defined]
-            field.schema_type = shape.get("format") or shape.get("type") or "any"  # type: ignore[attr-defined]
+            field.schema_required = name in required
+            field.schema_type = shape.get("format") or shape.get("type") or "any"
             if name in required:
                 widget.attrs["aria-required"] = "true"
             self.fields[PARAMETER_PREFIX + name] = field

@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -70,6 +70,18 @@ class ScheduleSpec:
             anchor_at=schedule.anchor_at,
             rrule=schedule.rrule or "",
             timezone=schedule.timezone or "UTC",
+        )
+
+    @classmethod
+    def of_definition(cls, definition: Mapping[str, Any]) -> ScheduleSpec:
+        """From a schedule definition as deployments.specs.schedule_definition and the wizard
+        make it ({"kind": ..., "cron"/"interval_seconds"/"rrule": ..., "timezone": ...})."""
+        return cls(
+            kind=definition.get("kind", ""),
+            cron=definition.get("cron") or "",
+            interval_seconds=definition.get("interval_seconds"),
+            rrule=definition.get("rrule") or "",
+            timezone=definition.get("timezone") or "UTC",
         )
 
 

@@ -25,27 +25,17 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
+
+import pydantic
 
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.engine import FlowLoadError, load_module
+from workpools.services.pools import check_concurrency_limit
 
 DEFAULT_SPEC_FILE = "deployments.yaml"
 
 
-DEPLOYMENT_KEYS = {
-    "name", "entrypoint", "description", "version", "tags", "parameters", "work_pool", "schedules", "schedule",
-    "concurrency_limit", "enforce_parameter_schema", "pull",
-}
-
-
-WORK_POOL_KEYS = {"name", "work_queue_name", "job_variables"}
-
-
-SCHEDULE_KEYS = {
-    "cron", "interval", "rrule", "timezone", "active", "parameters", "anchor_date", "slug", "catchup",
-    "catchup_max_runs",
-}
 
 
 @dataclass
@@ -121,87 +111,196 @@ def load_python_spec(path: Path) -> DeploySpec:
     return DeploySpec(deployments=found, project_dir=path.resolve().parent, source=path.name)
 
 
-def parse_spec(data: Any, *, project_dir: Path, source: str = DEFAULT_SPEC_FILE) -> DeploySpec:
-    def fail(message: str) -> ValidationError:
-        return ValidationError(f"{source}: {message}")
+class _Entry(pydantic.BaseModel):
+    """A mapping of a spec file, checked by pydantic: unknown keys are errors, values keep their
+    JSON types (no coercion: `tags: yes` is refused, not turned into a string)."""
 
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    # What to say about a field when pydantic refuses its value (the field is named beside it).
+    messages: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def parse(cls, raw: Any) -> Self:
+        """The entry, or ValidationError(message, {field: [message]}) for the first field at
+        fault, an unknown key first; the field is dotted for nested mappings."""
+        try:
+            return cls.model_validate(raw)
+        except pydantic.ValidationError as error:
+            problems = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+            problem = problems[0]
+            # The field at fault: the first part of the location (the rest names union members).
+            top = where = str(problem["loc"][0]) if problem["loc"] else ""
+            if problem["type"] == "extra_forbidden":
+                message = f"unknown field (known: {', '.join(sorted(cls.known(top, where)))})."
+            elif problem["type"] == "value_error":
+                message = str(problem["ctx"]["error"])
+            else:
+                message = cls.messages.get(top, problem["msg"])
+            raise ValidationError(message, {where: [message]}) from None
+
+    @classmethod
+    def known(cls, top: str, where: str) -> set[str]:
+        return set(cls.model_fields)
+
+
+class _Schedule(_Entry):
+    cron: str | None = None
+    interval: int | float | None = None
+    rrule: str | None = None
+    timezone: str | None = None
+    active: bool | None = None
+    parameters: dict[str, Any] | None = None
+    anchor_date: Any = None
+    slug: str | None = None
+    catchup: str | None = None
+    catchup_max_runs: int | None = None
+
+    messages: ClassVar[dict[str, str]] = {
+        "active": "active must be true or false.", "parameters": "parameters must be a mapping.",
+        "interval": "interval is a whole number of seconds, at least 1.",
+    }
+
+    @pydantic.model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        kinds = [kind for kind in ("cron", "interval", "rrule") if getattr(self, kind) not in (None, "")]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of cron, interval (seconds) or rrule.")
+        seconds = self.interval
+        if seconds is not None and (isinstance(seconds, bool) or seconds < 1 or seconds != int(seconds)):
+            raise ValueError("interval is a whole number of seconds, at least 1.")
+        return self
+
+
+class _WorkPool(_Entry):
+    name: str = pydantic.Field(min_length=1)
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] | None = None
+
+    messages: ClassVar[dict[str, str]] = {"job_variables": "must be a mapping."}
+
+
+class _Deployment(_Entry):
+    name: str = pydantic.Field(min_length=1)
+    entrypoint: str = pydantic.Field(min_length=1)
+    description: str | int | float | None = None
+    version: str | int | float | None = None
+    tags: list[str] | None = None
+    parameters: dict[str, Any] | None = None
+    work_pool: Any = None
+    schedules: Any = None  # a list, checked below: an empty value of any kind means none
+    schedule: Any = None
+    concurrency_limit: Any = None
+    enforce_parameter_schema: bool = True
+    pull: list[Any] | None = None
+
+    messages: ClassVar[dict[str, str]] = {
+        "name": "required, a non-empty string.", "entrypoint": "required, a non-empty string.",
+        "description": "must be text.", "version": "must be text.", "tags": "must be a list of strings.",
+        "parameters": "must be a mapping of parameter names to values.",
+        "work_pool": "required: a mapping with `name` (and optionally work_queue_name, job_variables).",
+        "schedules": "must be a list.", "enforce_parameter_schema": "must be true or false.",
+        "pull": "must be a list of steps.",
+    }
+
+    @pydantic.field_validator("name", "entrypoint")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("required, a non-empty string.")
+        return value.strip()
+
+    @pydantic.field_validator("tags")
+    @classmethod
+    def _no_empty_tag(cls, value: list[str] | None) -> list[str] | None:
+        if value and not all(value):
+            raise ValueError("must be a list of strings.")
+        return value
+
+    @pydantic.field_validator("concurrency_limit")
+    @classmethod
+    def _limit(cls, value: Any) -> Any:
+        try:
+            check_concurrency_limit(value)
+        except ValidationError:
+            raise ValueError("must be a whole number, 0 or more.") from None
+        return value
+
+
+class _SpecFile(_Entry):
+    # `name`, `prefect-version`, `build` and `push` are accepted so a Prefect prefect.yaml reads.
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    pull: list[Any] | None = None
+    deployments: list[Any] = pydantic.Field(min_length=1)
+    name: Any = None
+    prefect_version: Any = pydantic.Field(default=None, alias="prefect-version")
+    build: Any = None
+    push: Any = None
+
+    messages: ClassVar[dict[str, str]] = {
+        "pull": "`pull` must be a list of steps.",
+        "deployments": "`deployments` must be a list with at least one deployment.",
+    }
+
+    @classmethod
+    def known(cls, top: str, where: str) -> set[str]:
+        return {"pull", "deployments"}
+
+
+def parse_spec(data: Any, *, project_dir: Path, source: str = DEFAULT_SPEC_FILE) -> DeploySpec:
+    """A spec file's content (parsed YAML or the mapping a .py spec builds) as DeploymentDefinitions.
+    Raises ValidationError naming the file, the deployment and the field at fault."""
     if not isinstance(data, dict):
-        raise fail("expected a mapping with `deployments:` (and optionally `pull:`).")
-    unknown = sorted(set(data) - {"pull", "deployments", "name", "prefect-version", "build", "push"})
-    if unknown:
-        raise fail(f"unknown top-level key {unknown[0]!r} (known: pull, deployments).")
-    pull = data.get("pull") or []
-    if not isinstance(pull, list):
-        raise fail("`pull` must be a list of steps.")
-    items = data.get("deployments")
-    if not isinstance(items, list) or not items:
-        raise fail("`deployments` must be a list with at least one deployment.")
-    definitions = []
-    for position, item in enumerate(items, start=1):
-        definitions.append(_parse_deployment(item, position, pull, fail))
+        raise ValidationError(f"{source}: expected a mapping with `deployments:` (and optionally `pull:`).")
+    try:
+        spec = _SpecFile.parse(data)
+    except ValidationError as error:
+        field_name = next(iter(error.errors))
+        text = f"unknown top-level key {field_name!r} (known: pull, deployments)." if str(error).startswith("unknown field") else str(error)
+        raise ValidationError(f"{source}: {text}") from None
+    definitions = [
+        _parse_deployment(item, position, spec.pull or [], source) for position, item in enumerate(spec.deployments, start=1)
+    ]
     return DeploySpec(deployments=definitions, project_dir=project_dir, source=source)
 
 
-def _parse_deployment(item: Any, position: int, pull: list[Any], fail: Any) -> DeploymentDefinition:
+def _parse_deployment(item: Any, position: int, pull: list[Any], source: str) -> DeploymentDefinition:
     if not isinstance(item, dict):
-        raise fail(f"deployment {position} must be a mapping.")
+        raise ValidationError(f"{source}: deployment {position} must be a mapping.")
     label = f"deployment {item.get('name')!r}" if item.get("name") else f"deployment {position}"
 
     def bad(field_name: str, message: str) -> ValidationError:
-        return fail(f"{label}, field {field_name!r}: {message}")
+        return ValidationError(f"{source}: {label}, field {field_name!r}: {message}")
 
-    unknown = sorted(set(item) - DEPLOYMENT_KEYS)
-    if unknown:
-        raise bad(unknown[0], f"unknown field (known: {', '.join(sorted(DEPLOYMENT_KEYS))}).")
-    for key in ("name", "entrypoint"):
-        if not isinstance(item.get(key), str) or not item[key].strip():
-            raise bad(key, "required, a non-empty string.")
-    for key in ("description", "version"):
-        if item.get(key) is not None and not isinstance(item[key], str | int | float):
-            raise bad(key, "must be text.")
-    tags = item.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-        raise bad("tags", "must be a list of strings.")
-    parameters = item.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise bad("parameters", "must be a mapping of parameter names to values.")
-    pool = item.get("work_pool")
-    if isinstance(pool, str):
-        pool = {"name": pool}
-    if not isinstance(pool, dict) or not isinstance(pool.get("name"), str) or not pool["name"]:
-        raise bad("work_pool", "required: a mapping with `name` (and optionally work_queue_name, job_variables).")
-    if unknown := sorted(set(pool) - WORK_POOL_KEYS):
-        raise bad(f"work_pool.{unknown[0]}", f"unknown field (known: {', '.join(sorted(WORK_POOL_KEYS))}).")
-    job_variables = pool.get("job_variables") or {}
-    if not isinstance(job_variables, dict):
-        raise bad("work_pool.job_variables", "must be a mapping.")
-    raw_schedules = item.get("schedules")
-    if raw_schedules is None and item.get("schedule") is not None:
-        raw_schedules = [item["schedule"]]
+    try:
+        entry = _Deployment.parse(item)
+    except ValidationError as error:
+        raise bad(next(iter(error.errors)), str(error)) from None
+    raw_pool = {"name": entry.work_pool} if isinstance(entry.work_pool, str) else entry.work_pool
+    if not isinstance(raw_pool, dict) or not raw_pool.get("name"):
+        raise bad("work_pool", _Deployment.messages["work_pool"])
+    try:
+        pool = _WorkPool.parse(raw_pool)
+    except ValidationError as error:
+        field_name = next(iter(error.errors))
+        raise bad(f"work_pool.{field_name}", str(error) if field_name in raw_pool or "unknown" in str(error) else _Deployment.messages["work_pool"]) from None
+    raw_schedules = entry.schedules if entry.schedules is not None else ([entry.schedule] if entry.schedule is not None else [])
     raw_schedules = raw_schedules or []
     if not isinstance(raw_schedules, list):
-        raise bad("schedules", "must be a list.")
+        raise bad("schedules", _Deployment.messages["schedules"])
     schedules = []
     for number, raw in enumerate(raw_schedules, start=1):
         try:
             schedules.append(schedule_definition(raw))
         except ValidationError as error:
             raise bad(f"schedules[{number}]", str(error)) from None
-    limit = item.get("concurrency_limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise bad("concurrency_limit", "must be a whole number, 0 or more.")
-    enforce = item.get("enforce_parameter_schema", True)
-    if not isinstance(enforce, bool):
-        raise bad("enforce_parameter_schema", "must be true or false.")
-    steps = item.get("pull", pull)
-    if not isinstance(steps, list):
-        raise bad("pull", "must be a list of steps.")
     return DeploymentDefinition(
-        name=item["name"].strip(), entrypoint=item["entrypoint"].strip(), work_pool=pool["name"],
-        work_queue=pool.get("work_queue_name") or None, job_variables=job_variables,
-        description=str(item.get("description") or ""), version=str(item.get("version") or ""),
-        tags=list(tags), parameters=parameters, schedules=schedules, concurrency_limit=limit,
-        enforce_parameter_schema=enforce, pull_steps=steps,
+        name=entry.name, entrypoint=entry.entrypoint, work_pool=pool.name, work_queue=pool.work_queue_name or None,
+        job_variables=pool.job_variables or {}, description=str(entry.description or ""),
+        version=str(entry.version or ""), tags=list(entry.tags or []), parameters=entry.parameters or {},
+        schedules=schedules, concurrency_limit=entry.concurrency_limit,
+        enforce_parameter_schema=entry.enforce_parameter_schema, pull_steps=entry.pull if "pull" in item else pull,
     )
 
 
@@ -210,33 +309,28 @@ def schedule_definition(raw: Any) -> dict[str, Any]:
     timezone, active, parameters, anchor_date, slug, catchup) as sync_schedules takes it."""
     if not isinstance(raw, dict):
         raise ValidationError("a schedule is a mapping with one of cron, interval or rrule.")
-    if unknown := sorted(set(raw) - SCHEDULE_KEYS):
-        raise ValidationError(f"unknown field {unknown[0]!r} (known: {', '.join(sorted(SCHEDULE_KEYS))}).")
-    kinds = [kind for kind in ("cron", "interval", "rrule") if raw.get(kind) not in (None, "")]
-    if len(kinds) != 1:
-        raise ValidationError("give exactly one of cron, interval (seconds) or rrule.")
-    kind = kinds[0]
-    definition: dict[str, Any] = {"kind": kind, "timezone": raw.get("timezone") or "UTC"}
+    try:
+        entry = _Schedule.parse(raw)
+    except ValidationError as error:
+        field_name = next(iter(error.errors))
+        if str(error).startswith("unknown field"):
+            raise ValidationError(str(error).replace("unknown field", f"unknown field {field_name!r}", 1)) from None
+        raise
+    kind = next(kind for kind in ("cron", "interval", "rrule") if getattr(entry, kind) not in (None, ""))
+    definition: dict[str, Any] = {"kind": kind, "timezone": entry.timezone or "UTC"}
     if kind == "interval":
-        seconds = raw["interval"]
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 1 or seconds != int(seconds):
-            raise ValidationError("interval is a whole number of seconds, at least 1.")
-        definition["interval_seconds"] = int(seconds)
+        definition["interval_seconds"] = int(entry.interval or 0)
     else:
-        definition[kind] = str(raw[kind])
-    if "active" in raw:
-        if not isinstance(raw["active"], bool):
-            raise ValidationError("active must be true or false.")
-        definition["active"] = raw["active"]
-    if raw.get("parameters") is not None:
-        if not isinstance(raw["parameters"], dict):
-            raise ValidationError("parameters must be a mapping.")
-        definition["parameters"] = raw["parameters"]
-    if raw.get("anchor_date") is not None:
-        definition["anchor_at"] = str(raw["anchor_date"])
+        definition[kind] = str(getattr(entry, kind))
+    if entry.active is not None:
+        definition["active"] = entry.active
+    if entry.parameters is not None:
+        definition["parameters"] = entry.parameters
+    if entry.anchor_date is not None:
+        definition["anchor_at"] = str(entry.anchor_date)
     for key in ("slug", "catchup", "catchup_max_runs"):
-        if raw.get(key) is not None:
-            definition[key] = raw[key]
+        if getattr(entry, key) is not None:
+            definition[key] = getattr(entry, key)
     return definition
 
 

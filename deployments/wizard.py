@@ -194,10 +194,7 @@ class Wizard:
                 definition["interval_seconds"] = int(text) if text.isdigit() else -1
             else:
                 definition[kind] = text
-            spec = schedule_times.ScheduleSpec(
-                kind=kind, cron=definition.get("cron", ""), interval_seconds=definition.get("interval_seconds"),
-                rrule=definition.get("rrule", ""), timezone=zone,
-            )
+            spec = schedule_times.ScheduleSpec.of_definition(definition)
             try:
                 schedule_times.validate_schedule(spec)
             except ValidationError as error:

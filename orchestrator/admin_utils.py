@@ -38,7 +38,7 @@ class EstimatedCountPaginator(Paginator):
     EXACT_BELOW = 100_000
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         query = getattr(self.object_list, "query", None)
         if connection.vendor == "postgresql" and query is not None and not query.where:
             table = self.object_list.model._meta.db_table

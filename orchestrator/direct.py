@@ -174,16 +174,23 @@ class DirectClient(OrchestratorClient):
         result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
         result_uri: str = "",
     ) -> TaskRunInfo:
-        try:
-            task_run = TaskRun.objects.get(pk=task_run_id)
-        except TaskRun.DoesNotExist:
-            raise NotFound(f"No task run with id {task_run_id!r}.") from None
+        task_run = self._task_run(task_run_id)
         extra: dict[str, Any] = {"result": result} if store_result else {}
         set_task_run_state(
             task_run, state_type, expected=expected, name=name, message=message, cache_key=cache_key,
             cache_expires_at=cache_expires_at, result_uri=result_uri, **extra,
         )
         return task_run_info(task_run)
+
+    def read_task_run(self, task_run_id: str) -> TaskRunInfo:
+        return task_run_info(self._task_run(task_run_id))
+
+    @staticmethod
+    def _task_run(task_run_id: str) -> Any:
+        try:
+            return TaskRun.objects.get(pk=task_run_id)
+        except (TaskRun.DoesNotExist, NotAUUID, ValueError):
+            raise NotFound(f"No task run with id {task_run_id!r}.") from None
 
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         task_run = find_cached_task_run(cache_key)

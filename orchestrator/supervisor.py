@@ -82,17 +82,17 @@ class Supervisor:
         for program in alive:
             _signal_group(program, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while time.monotonic() < deadline and any(p.process.poll() is None for p in alive):  # type: ignore[union-attr]
+        while time.monotonic() < deadline and any(p.process.poll() is None for p in alive):
             time.sleep(0.1)
         for program in alive:
-            if program.process.poll() is None:  # type: ignore[union-attr]
+            if program.process.poll() is None:
                 self.say(program.name, "did not stop in time; killing it")
                 _signal_group(program, signal.SIGKILL)
-                program.process.wait()  # type: ignore[union-attr]
+                program.process.wait()
 
 
 def _signal_group(program: Program, sig: int) -> None:
     try:
-        os.killpg(program.process.pid, sig)  # type: ignore[union-attr]
+        os.killpg(program.process.pid, sig)
     except ProcessLookupError:
         pass

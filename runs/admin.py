@@ -14,10 +14,10 @@ class ReadOnlyInline(admin.TabularInline):
     can_delete = False
     show_change_link = False
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -40,10 +40,10 @@ class TaskRunInline(ReadOnlyInline):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -71,7 +71,7 @@ class FlowRunAdmin(admin.ModelAdmin):
     inlines = [FlowRunStateInline, TaskRunInline]
     actions = ["cancel"]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False  # runs are created by Quick Run on a deployment, the API, schedules, ...
 
     @admin.display(description="Logs")
@@ -80,7 +80,7 @@ class FlowRunAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">View the logs of this run</a>', url)
 
     @admin.action(description="Cancel selected flow runs")
-    def cancel(self, request, queryset):  # type: ignore[no-untyped-def]
+    def cancel(self, request, queryset):
         who = f"admin:{request.user.get_username()}"
         apply_each(self, request, queryset, lambda r: request_cancellation(r, by=who), "Cancelled")
 

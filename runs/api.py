@@ -12,8 +12,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from accounts.models import ApiKey, Scope
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
@@ -21,7 +23,7 @@ from orchestrator.api_policy import CursorPagination
 from orchestrator.core.results import read_result
 from orchestrator.core.states import StateType
 from runs import services
-from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, TaskRun
+from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
 from runs.records import flow_run_info
 from runs.serializers import (
     AliveSerializer,
@@ -48,7 +50,37 @@ ENGINE_ACTIONS = ("execution", "set_state", "heartbeat", "process", "retries", "
 
 
 class FlowRunPagination(CursorPagination):
+    """The runs list's keyset paging (FlowRunQuerySet.keyset_page, the dashboard's too) behind
+    DRF's cursor interface: `cursor` is `o.<token>` for older runs, `n.<token>` for newer."""
+
     ordering = ("-expected_start_at", "-id")  # indexes: flowrun_time and the per-filter ones
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[FlowRun]:
+        self.request = request
+        self.base_url = request.build_absolute_uri()
+        token = request.query_params.get(self.cursor_query_param, "")
+        direction, _, raw = token.partition(".")
+        cursors: dict[str, RunCursor] = {}
+        if token:
+            try:
+                cursors["after" if direction == "o" else "before"] = RunCursor.decode(raw)
+            except ValueError:
+                raise NotFound(self.invalid_cursor_message) from None
+            if direction not in ("o", "n"):
+                raise NotFound(self.invalid_cursor_message)
+        self.run_page = queryset.keyset_page(**cursors, size=self.get_page_size(request))
+        return self.run_page.runs
+
+    def _link(self, direction: str, cursor: RunCursor | None) -> str | None:
+        if cursor is None:
+            return None
+        return replace_query_param(self.base_url, self.cursor_query_param, f"{direction}.{cursor.encode()}")
+
+    def get_next_link(self) -> str | None:
+        return self._link("o", self.run_page.older)
+
+    def get_previous_link(self) -> str | None:
+        return self._link("n", self.run_page.newer)
 
 
 class FlowRunFilter(filters.FilterSet):
@@ -66,6 +98,15 @@ class FlowRunFilter(filters.FilterSet):
 
     def filter_tag(self, queryset: FlowRunQuerySet, name: str, value: str) -> FlowRunQuerySet:
         return queryset.with_tag(value) if value else queryset
+
+    def filter_queryset(self, queryset: FlowRunQuerySet) -> FlowRunQuerySet:
+        """The runs list's one query (FlowRunQuerySet.matching), as the dashboard and
+        `flowrun ls` use it; the declarations above only parse and document the parameters."""
+        data = self.form.cleaned_data
+        return queryset.matching(
+            states=data.get("state") or [], deployment=data.get("deployment"), pool=data.get("pool") or None,
+            queue=data.get("queue") or "", tag=data.get("tag") or "", since=data.get("since"), until=data.get("until"),
+        )
 
 
 class FlowRunViewSet(ReadApiViewSet):
@@ -159,7 +200,7 @@ class InRunMixin:
     def run(self) -> FlowRun:
         if not hasattr(self, "_run"):
             run = get_object_or_404(FlowRun.objects.select_related("work_pool"), pk=self.kwargs["run_pk"])
-            self.check_object_permissions(self.request, run)  # type: ignore[attr-defined]
+            self.check_object_permissions(self.request, run)
             self._run = run
         return self._run
 

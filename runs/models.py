@@ -47,6 +47,7 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         return self.filter(worker=worker, state_type__in=ACTIVE)
 
     def due(self, until: datetime) -> FlowRunQuerySet:
+        """SCHEDULED runs whose (next) start is at or before `until`: what a worker may claim."""
         return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=until)
 
     def recent(self, since: datetime) -> FlowRunQuerySet:
@@ -76,24 +77,34 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         self,
         *,
         states: Iterable[str] = (),
+        state_names: Iterable[str] = (),
         deployment: Any = None,
         pool: Any = None,
+        queue: str = "",
         tag: str = "",
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> FlowRunQuerySet:
-        """The runs list's filters (dashboard and API alike). Every filter has an index that
-        leads with it and continues with expected_start_at, so a page of the newest matches
-        reads only that page: flowrun_state_time, flowrun_deployment_time, flowrun_pool_time,
-        flowrun_time (tags are checked on the rows that index yields)."""
+        """The runs list's filters: the one query behind the dashboard's list, the API's
+        /api/flow-runs/ and `flowrun ls`. `deployment` is a Deployment or its id, `pool` a
+        WorkPool or its name, `queue` a queue name, `state_names` state names (Late, ...). Every filter has an index that leads with it and continues with
+        expected_start_at, so a page of the newest matches reads only that page:
+        flowrun_state_time, flowrun_deployment_time, flowrun_pool_time, flowrun_time (tags and
+        queues are checked on the rows that index yields)."""
         qs = self
-        states = list(states)
-        if states:
+        states, names = list(states), list(state_names)
+        if states and names:
+            qs = qs.filter(Q(state_type__in=states) | Q(state_name__in=names))
+        elif states:
             qs = qs.filter(state_type__in=states)
+        elif names:
+            qs = qs.filter(state_name__in=names)
         if deployment is not None:
-            qs = qs.filter(deployment=deployment)
+            qs = qs.filter(deployment_id=getattr(deployment, "pk", deployment))
         if pool is not None:
-            qs = qs.filter(work_pool=pool)
+            qs = qs.filter(work_pool=pool) if hasattr(pool, "pk") else qs.filter(work_pool__name=pool)
+        if queue:
+            qs = qs.filter(work_queue__name=queue)
         if tag:
             qs = qs.with_tag(tag)
         return qs.between(since, until)

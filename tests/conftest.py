@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: Any, call: Any):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: Any, call: Any):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"report_{report.when}", report)  # fixtures read it at teardown (screenshots)
@@ -126,7 +126,7 @@ def admin_client(client: Any, admin_user: Any) -> Any:
 
 
 @pytest.fixture
-def make_pool(db: None):  # type: ignore[no-untyped-def]
+def make_pool(db: None):
     def make(name: str = "my-process-pool", **kwargs: Any) -> WorkPool:
         return create_work_pool(name, **kwargs)
 
@@ -139,7 +139,7 @@ def pool(make_pool: Any) -> WorkPool:
 
 
 @pytest.fixture
-def make_deployment(db: None, pool: WorkPool):  # type: ignore[no-untyped-def]
+def make_deployment(db: None, pool: WorkPool):
     def make(
         name: str = "leonardo-deployment", *, flow: str = "leonardo_dicapriflow", work_pool: WorkPool | None = None,
         **kwargs: Any,
@@ -157,7 +157,7 @@ def deployment(make_deployment: Any) -> Deployment:
 
 
 @pytest.fixture
-def make_run(deployment: Deployment):  # type: ignore[no-untyped-def]
+def make_run(deployment: Deployment):
     def make(dep: Deployment | None = None, **kwargs: Any) -> FlowRun:
         run, _ = create_flow_run(dep or deployment, **kwargs)
         return run
@@ -212,7 +212,7 @@ class Api:
 
 
 @pytest.fixture
-def make_api_key(transactional_db: None):  # type: ignore[no-untyped-def]
+def make_api_key(transactional_db: None):
     """make_api_key(scope, pool=None) -> the key itself (as `apikey create` prints it)."""
     from accounts.services import create_api_key
 
@@ -227,7 +227,7 @@ def make_api_key(transactional_db: None):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def api_as(live_server: Any, make_api_key: Any):  # type: ignore[no-untyped-def]
+def api_as(live_server: Any, make_api_key: Any):
     """api_as("read") -> an Api holding a fresh key of that scope."""
 
     def make(scope: str = "write", pool: WorkPool | None = None) -> Api:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -16,6 +18,7 @@ def test_imports_point_one_way() -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
+@pytest.mark.subprocess
 def test_the_runtime_imports_without_the_servers_settings(tmp_path: Path) -> None:
     """A flow process on a remote worker has no DJANGO_SETTINGS_MODULE and no database: the SDK,
     the engine and the HTTP client must import (and a flow be defined) with none of it."""

@@ -71,16 +71,20 @@ def queue_health(queue: WorkQueue, *, now: datetime | None = None) -> Health:
     return Health(READY, f"polled {_ago(queue.last_polled_at, now)}")
 
 
+def online_worker_filter(now: datetime, prefix: str = "") -> Q:
+    """The one definition of an online worker (not stopped, heartbeat within the window), for
+    a Worker query (`prefix` "") or through a relation (`prefix` "workers__")."""
+    return Q(**{f"{prefix}stopped_at__isnull": True, f"{prefix}last_heartbeat_at__gte": now - worker_offline_after()})
+
+
 def online_workers(pool: WorkPool, *, now: datetime | None = None) -> QuerySet[Worker]:
-    now = now or timezone.now()
-    return pool.workers.filter(stopped_at__isnull=True, last_heartbeat_at__gte=now - worker_offline_after())
+    return pool.workers.filter(online_worker_filter(now or timezone.now()))
 
 
 def with_online_workers(pools: QuerySet[WorkPool], *, now: datetime | None = None) -> QuerySet[WorkPool]:
     """Pools annotated with `online_workers` (the count pool_health takes), in one query."""
     now = now or timezone.now()
-    online = Q(workers__stopped_at__isnull=True, workers__last_heartbeat_at__gte=now - worker_offline_after())
-    return pools.annotate(online_workers=Count("workers", filter=online))
+    return pools.annotate(online_workers=Count("workers", filter=online_worker_filter(now, "workers__")))
 
 
 def pool_health(pool: WorkPool, *, now: datetime | None = None, online: int | None = None) -> Health:

@@ -25,7 +25,7 @@ S = StateType
 UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
 
 
-class ProcessWorker:
+class WorkerLoop:
     """The loop of one worker. It reaches the orchestrator only through `client` (direct or
     HTTP), so the same loop runs beside the database or on a machine without one."""
 

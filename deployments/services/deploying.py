@@ -29,6 +29,7 @@ from orchestrator.core.parameters import parameters_from_strings, validate_param
 from orchestrator.engine import FlowLoadError, load_flow
 from orchestrator.engine.steps import STEPS, check_repository_url
 from workpools.services import get_work_pool, get_work_queue
+from workpools.services.pools import check_concurrency_limit
 
 # Fields whose change alters the runs a deployment's schedules already made.
 RUN_FIELDS = ("parameters", "tags", "work_pool_id", "work_queue_id", "job_variables", "enforce_parameter_schema")
@@ -119,19 +120,15 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         except ValidationError as error:
             raise fail(str(error)) from None
     for position, schedule in enumerate(definition.schedules, start=1):
-        spec = schedule_times.ScheduleSpec(
-            kind=schedule.get("kind", ""), cron=schedule.get("cron") or "",
-            interval_seconds=schedule.get("interval_seconds"), rrule=schedule.get("rrule") or "",
-            timezone=schedule.get("timezone") or "UTC",
-        )
+        spec = schedule_times.ScheduleSpec.of_definition(schedule)
         try:
             schedule_times.validate_schedule(spec)
         except ValidationError as error:
             raise fail(f"schedule {position}: {error}") from None
-    if definition.concurrency_limit is not None and (
-        not isinstance(definition.concurrency_limit, int) or definition.concurrency_limit < 0
-    ):
-        raise fail("concurrency_limit must be a whole number, 0 or more.")
+    try:
+        check_concurrency_limit(definition.concurrency_limit)
+    except ValidationError:
+        raise fail("concurrency_limit must be a whole number, 0 or more.") from None
     fetches_code = any(_step_name(step) == "git_clone" for step in pull_steps)
     return _Prepared(
         definition=definition, flow_name=flow.name, flow_description=flow.description,
@@ -201,7 +198,7 @@ def _load_flow(entrypoint: str, workdir: Path, fail: Any) -> Any:
 
 def _module_under(module: Any, directory: Path) -> bool:
     file = getattr(module, "__file__", None)
-    return bool(file) and str(Path(file).resolve()).startswith(str(directory))
+    return file is not None and str(Path(file).resolve()).startswith(str(directory))
 
 
 def _step_name(step: Any) -> str:

@@ -138,16 +138,16 @@ def sync_schedules(deployment: Deployment, definitions: Iterable[Mapping[str, An
                 current.delete()
                 result.deleted.append(slug)
         for slug, schedule in wanted.items():
-            current = existing.get(slug)
-            if current is None:
+            found = existing.get(slug)
+            if found is None:
                 schedule.save(force_insert=True)
                 result.created.append(slug)
-            elif _definition(current) != _definition(schedule):
+            elif _definition(found) != _definition(schedule):
                 delete_future_runs(deployment.pk, slugs=[slug])
                 for name in SCHEDULE_FIELDS:
-                    setattr(current, name, getattr(schedule, name))
-                current.scheduled_through_at = None
-                current.save()
+                    setattr(found, name, getattr(schedule, name))
+                found.scheduled_through_at = None
+                found.save()
                 result.updated.append(slug)
             else:
                 result.unchanged.append(slug)

@@ -226,6 +226,10 @@ class OrchestratorClient(ABC):
         where the persisted result is (a cache hit reads it from there)."""
 
     @abstractmethod
+    def read_task_run(self, task_run_id: str) -> TaskRunInfo:
+        """The task run as it stands (NotFound)."""
+
+    @abstractmethod
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         """The result of the latest completed task run stored under `cache_key`, while fresh."""
 

@@ -16,17 +16,16 @@ import logging
 import os
 import threading
 import time
-from dataclasses import fields
 from datetime import datetime
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+import pydantic
 import requests
 
 from orchestrator.client.base import (
     CachedResult,
     ClaimedRun,
-    DeploymentInfo,
     FlowRunInfo,
     HeldRun,
     LogEntry,
@@ -186,6 +185,9 @@ class HttpClient(OrchestratorClient):
             raise
         return _record(TaskRunInfo, data)
 
+    def read_task_run(self, task_run_id: str) -> TaskRunInfo:
+        return _record(TaskRunInfo, self._request("GET", f"/task-runs/{_q(task_run_id)}/"))
+
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         data = self._request("GET", "/task-runs/cached/", params={"cache_key": cache_key})
         return None if data is None else _record(CachedResult, data)
@@ -310,7 +312,7 @@ def _conflict(detail: str, conflict: dict[str, str], *, after_retry: bool) -> In
     error: InvalidTransition
     if conflict.get("kind") == "state_conflict":
         error = StateConflict(conflict["expected"], conflict["actual"], conflict["to_type"])
-        error.after_retry = after_retry  # type: ignore[attr-defined]
+        error.after_retry = after_retry  # type: ignore[attr-defined]  # the retry note rides on the exception for the caller's message
     else:
         error = InvalidTransition(conflict.get("from_type", ""), conflict.get("to_type", ""))
     error.args = (detail,)
@@ -345,17 +347,20 @@ def _chunks(records: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str
     return [chunk for chunk in chunks if chunk]
 
 
+_adapters: dict[type, pydantic.TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type[T]) -> pydantic.TypeAdapter[T]:
+    if cls not in _adapters:
+        _adapters[cls] = pydantic.TypeAdapter(cls)
+    return _adapters[cls]
+
+
 def _record(cls: type[T], data: dict[str, Any]) -> T:
-    """A client record from its JSON: nested records and ISO datetimes parsed back."""
-    hints = get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for field in fields(cls):  # type: ignore[arg-type]
-        if field.name not in data:
-            continue
-        value, hint = data[field.name], str(hints[field.name])
-        if value is not None and "DeploymentInfo" in hint:
-            value = _record(DeploymentInfo, value)
-        elif value is not None and "datetime" in hint:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        values[field.name] = value
-    return cls(**values)
+    """A client record from its JSON, through pydantic (nested records and ISO datetimes parsed;
+    fields this client does not know are ignored). A malformed answer is Unreachable-grade: the
+    server is not the orchestrator this client speaks to."""
+    try:
+        return _adapter(cls).validate_python(data)
+    except pydantic.ValidationError as error:
+        raise OrchestratorError(f"The orchestrator answered with a malformed {cls.__name__}: {error.errors()[0]['msg']}") from None

@@ -56,7 +56,7 @@ class _LenientSchema(GenerateJsonSchema):
 
 def _model_config(extra: str) -> pydantic.ConfigDict:
     return pydantic.ConfigDict(
-        extra=extra,  # type: ignore[typeddict-item]
+        extra=extra,  # type: ignore[typeddict-item]  # a str from our own two callers, not the Literal the TypedDict names
         arbitrary_types_allowed=True,
         populate_by_name=False,
         title="Parameters",
@@ -103,12 +103,12 @@ def _signature_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:
             continue
         annotation = _usable(param.annotation)
         if param.kind is param.VAR_POSITIONAL:
-            annotation = list[annotation]  # type: ignore[valid-type]
+            annotation = list[annotation]  # type: ignore[valid-type]  # a type built at run time from a signature
             default: Any = []
         else:
             default = ... if param.default is param.empty else param.default
         fields[f"p{index}"] = (annotation, pydantic.Field(default, alias=param.name, title=param.name))
-    return pydantic.create_model(  # type: ignore[call-overload,no-any-return]
+    return pydantic.create_model(
         f"{getattr(fn, '__name__', 'flow')}_parameters", __config__=_model_config(extra), **fields
     )
 
@@ -164,15 +164,15 @@ class _SchemaTranslator:
         # The parameters object itself refuses unknown names unless the schema says otherwise
         # (a flow takes only its own parameters); nested objects follow JSON schema's default.
         extra = "forbid" if schema.get("additionalProperties", not top) is False else "allow"
-        return pydantic.create_model(name, __config__=_model_config(extra), **fields)  # type: ignore[call-overload,no-any-return]
+        return pydantic.create_model(name, __config__=_model_config(extra), **fields)
 
     def type_of(self, prop: dict[str, Any]) -> Any:
         if "$ref" in prop:
             return self.ref(prop["$ref"])
         if "const" in prop:
-            return Literal[prop["const"]]  # type: ignore[misc]
+            return Literal[prop["const"]]
         if "enum" in prop and prop["enum"]:
-            return Literal[tuple(prop["enum"])]  # type: ignore[misc]
+            return Literal[tuple(prop["enum"])]
         for key in ("anyOf", "oneOf"):
             if prop.get(key):
                 return self.union([self.type_of(p) for p in prop[key] if isinstance(p, dict)])
@@ -190,12 +190,12 @@ class _SchemaTranslator:
             return _SIMPLE_TYPES[kind]
         if kind == "array":
             items = prop.get("items")
-            return list[self.type_of(items) if isinstance(items, dict) else Any]  # type: ignore[misc]
+            return list[self.type_of(items) if isinstance(items, dict) else Any]  # type: ignore[misc]  # a type built at run time from a JSON schema
         if kind == "object":
             if prop.get("properties"):
                 return self.model(prop, prop.get("title") or "Object")
             values = prop.get("additionalProperties")
-            return dict[str, self.type_of(values) if isinstance(values, dict) else Any]  # type: ignore[misc]
+            return dict[str, self.type_of(values) if isinstance(values, dict) else Any]  # type: ignore[misc]  # a type built at run time from a JSON schema
         return Any
 
     def constrained(self, base: Any, prop: dict[str, Any]) -> Any:
@@ -228,8 +228,8 @@ class _SchemaTranslator:
             return types[0]
         if type(None) in types:
             rest = [t for t in types if t is not type(None)]
-            return Optional[Union[tuple(rest)]] if rest else type(None)  # type: ignore[misc]  # noqa: UP007, UP045  (Optional[Union[...]] of a runtime tuple; no `|` spelling)
-        return Union[tuple(types)]  # type: ignore[misc]  # noqa: UP007  (a Union of a runtime tuple)
+            return Optional[Union[tuple(rest)]] if rest else type(None)  # noqa: UP007, UP045  (Optional[Union[...]] of a runtime tuple; no `|` spelling)
+        return Union[tuple(types)]  # noqa: UP007  (a Union of a runtime tuple)
 
 
 @lru_cache(maxsize=256)
@@ -314,7 +314,7 @@ def call_arguments(fn: Callable[..., Any], values: dict[str, Any]) -> tuple[list
 
 def jsonable_parameters(values: dict[str, Any]) -> dict[str, Any]:
     """`values` as JSON for storing on a run; a value with no JSON form is stored as its repr."""
-    return to_jsonable_python(values, fallback=repr)  # type: ignore[no-any-return]
+    return to_jsonable_python(values, fallback=repr)
 
 
 def _accepts_plain_strings(prop: Any) -> bool:

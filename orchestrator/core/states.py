@@ -104,3 +104,16 @@ TASK_ALLOWED: dict[StateType, frozenset[StateType]] = {
     S.CRASHED: frozenset(),
     S.CANCELLED: frozenset(),
 }
+
+
+def parse_state_filter(text: str) -> tuple[StateType | None, str | None]:
+    """What a person typed to pick runs by state: a state type in any case (`failed`) or a state
+    name (`Late`, `awaitingretry`). Returns (type, None) or (None, name); raises ValueError
+    naming what is accepted."""
+    if text.upper() in StateType.values:
+        return StateType(text.upper()), None
+    names = {name.lower(): name for names in STATE_NAMES.values() for name in names}
+    if text.lower() in names:
+        return None, names[text.lower()]
+    accepted = ", ".join([*StateType.values, *sorted({n for n in names.values() if n.upper() not in StateType.values})])
+    raise ValueError(f"Unknown state {text!r}: use one of {accepted}.")

@@ -14,7 +14,7 @@ from orchestrator.sdk.logs import RunLogger
 if TYPE_CHECKING:
     from orchestrator.sdk.flows import Flow
     from orchestrator.sdk.interrupts import Scope
-    from orchestrator.sdk.runner import TaskRunFuture, ThreadTaskRunner
+    from orchestrator.sdk.runner import TaskRunFuture, TaskRunner
     from orchestrator.sdk.tasks import Task
 
 
@@ -28,7 +28,7 @@ class FlowRunContext:
     run: FlowRunInfo
     client: OrchestratorClient
     logger: RunLogger
-    runner: ThreadTaskRunner
+    runner: TaskRunner
     log_prints: bool
     futures: list[TaskRunFuture] = field(default_factory=list)
     task_scopes: set[Scope] = field(default_factory=set)  # tasks running now, to stop with the flow

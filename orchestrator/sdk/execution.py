@@ -114,7 +114,7 @@ class RunSession:
 
     def __init__(self, client: OrchestratorClient, run: FlowRunInfo, *, finish_cancel: bool) -> None:
         self.raw_client = client
-        self.client: OrchestratorClient = _DeferringClient(client)  # type: ignore[assignment]
+        self.client: OrchestratorClient = _DeferringClient(client)  # type: ignore[assignment]  # a proxy with the client's methods, not a subclass
         self.run = run
         self.finish_cancel = finish_cancel  # no worker holds the run: finish a cancel here
         self.scope = Scope()
@@ -283,9 +283,7 @@ def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any])
     """Call the flow function once, in a flow run context with its own task runner and its
     timeout, and wait for the task runs it submitted. The outcome to record: COMPLETED,
     FAILED with the exception, or CRASHED on Ctrl-C."""
-    from django.conf import settings
-
-    runner = ThreadTaskRunner(max_workers=settings.TASK_RUNNER_MAX_WORKERS, on_thread_exit=session.raw_client.release_thread)
+    runner = (flow.task_runner or ThreadTaskRunner()).duplicate()
     context = FlowRunContext(
         flow=flow, run=session.run, client=session.client, logger=session.logger, runner=runner, log_prints=flow.log_prints
     )
@@ -293,6 +291,7 @@ def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any])
     token = flow_run_context.set(context)
     ended_cleanly = False
     try:
+        runner.start(context)
         with logs.prints_logged_to(session.logger if flow.log_prints else None), Scope(
             timeout=flow.timeout_seconds,
             timeout_message=f"Flow run exceeded its timeout of {seconds_text(flow.timeout_seconds or 0)}",
@@ -384,7 +383,7 @@ def _answer(session: RunSession, outcome: Outcome, *, return_state: bool) -> Any
 
 
 # Placeholder task runs end as their subflow run ended.
-_PLACEHOLDER_END = {COMPLETED: COMPLETED, FAILED: FAILED, CRASHED: CRASHED, CANCELLED: CANCELLED, CANCELLING: CANCELLED}
+_PLACEHOLDER_END: dict[str, str] = {COMPLETED: COMPLETED, FAILED: FAILED, CRASHED: CRASHED, CANCELLED: CANCELLED, CANCELLING: CANCELLED}
 
 
 def _run_subflow(flow: Flow[..., Any], values: dict[str, Any], parent: FlowRunContext, *, return_state: bool) -> Any:

@@ -10,6 +10,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from orchestrator.client import get_client
 from orchestrator.core.parameters import parameter_schema
+from orchestrator.sdk.runner import TaskRunner
 from orchestrator.sdk.tasks import check_non_negative, check_plain_function, decorate
 
 P = ParamSpec("P")
@@ -32,6 +33,7 @@ class Flow(Generic[P, R]):
         log_prints: bool = False,
         persist_result: bool | None = None,
         result_storage: str | None = None,
+        task_runner: TaskRunner | None = None,
     ) -> None:
         check_plain_function("flow", fn)
         self.fn = fn
@@ -46,7 +48,15 @@ class Flow(Generic[P, R]):
         self.log_prints = bool(log_prints)
         self.persist_result = persist_result  # None: PERSIST_RESULTS decides
         self.result_storage = result_storage  # None: RESULT_STORAGE (or the data directory)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        if isinstance(task_runner, type) and issubclass(task_runner, TaskRunner):
+            task_runner = task_runner()  # @flow(task_runner=DaskTaskRunner) means its defaults
+        if task_runner is not None and not isinstance(task_runner, TaskRunner):
+            raise ValueError(
+                f"flow {self.name!r}: task_runner must be a task runner such as ThreadTaskRunner(), "
+                f"DaskTaskRunner() or RayTaskRunner(), not {task_runner!r}."
+            )
+        self.task_runner = task_runner
+        functools.update_wrapper(self, fn)
 
     @property
     def parameter_schema(self) -> dict[str, Any]:
@@ -80,7 +90,7 @@ class Flow(Generic[P, R]):
         return_state = False
         if "return_state" in kwargs and "return_state" not in inspect.signature(self.fn).parameters:
             return_state = bool(kwargs.pop("return_state"))
-        return run_flow_from_call(self, args, kwargs, return_state=return_state)  # type: ignore[no-any-return]
+        return run_flow_from_call(self, args, kwargs, return_state=return_state)
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"
@@ -92,9 +102,11 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(
     *, name: str | None = None, description: str | None = None, retries: int | None = None,
     retry_delay_seconds: float = 0, timeout_seconds: float | None = None, log_prints: bool = False,
-    persist_result: bool | None = None, result_storage: str | None = None,
+    persist_result: bool | None = None, result_storage: str | None = None, task_runner: TaskRunner | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a flow: `@flow` or `@flow(name=..., description=..., retries=...,
-    retry_delay_seconds=..., timeout_seconds=..., log_prints=..., persist_result=..., result_storage=...)`."""
+    retry_delay_seconds=..., timeout_seconds=..., log_prints=..., persist_result=..., result_storage=...,
+    task_runner=...)`. `task_runner` says where submitted and mapped tasks run: ThreadTaskRunner()
+    (the default), DaskTaskRunner() or RayTaskRunner() (orchestrator.task_runners)."""
     return decorate(Flow, fn, options)

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 class Interrupted(BaseException):
@@ -69,7 +69,7 @@ def _raise_pending(state: _ThreadState) -> None:
     live = [p for p in state.pending if p.scope is not None and p.scope.active and p.scope in state.scopes]
     state.pending.clear()
     if live:
-        raise min(live, key=lambda p: state.scopes.index(p.scope))  # type: ignore[arg-type]
+        raise min(live, key=lambda p: state.scopes.index(p.scope))  # type: ignore[arg-type]  # the pending entries are Interrupted exceptions
 
 
 def _on_sigalrm(signum: int, frame: Any) -> None:
@@ -149,7 +149,7 @@ class Scope:
                 _set_async_exc(self.thread, exc_class)
         return True
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if self._timer is not None:
             self._timer.cancel()
         with deferred(), _lock:

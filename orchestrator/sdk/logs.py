@@ -32,7 +32,7 @@ BATCH_SIZE = 1000
 FLUSH_SECONDS = 1.0
 
 
-class RunLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class RunLogger(logging.LoggerAdapter):
     """A logger bound to one run: its records carry the run's ids and the label shown on the
     console ("Flow run 'certain-cormorant'")."""
 
@@ -124,7 +124,7 @@ class LogShipper:
         try:
             self.client.send_logs(batch)
         except Exception as error:  # a lost batch must not stop the flow; say so on the console
-            sys.__stderr__.write(f"Could not store {len(batch)} log line(s) of the run: {type(error).__name__}: {error}\n")
+            (sys.__stderr__ or sys.stderr).write(f"Could not store {len(batch)} log line(s) of the run: {type(error).__name__}: {error}\n")
         else:
             self.batches_sent += 1
             self.lines_sent += len(batch)
@@ -148,7 +148,7 @@ class ShippingHandler(logging.Handler):
         try:
             shipper.add(
                 LogEntry(
-                    flow_run_id=record.flow_run_id,  # type: ignore[attr-defined]
+                    flow_run_id=record.flow_run_id,  # type: ignore[attr-defined]  # set on the record by RunLogger.process
                     task_run_id=getattr(record, "task_run_id", None),
                     level=record.levelno,
                     logger=record.name,
@@ -175,6 +175,18 @@ def shipping(client: OrchestratorClient, flow_run_id: str) -> Iterator[LogShippe
             del _shippers[flow_run_id]
 
 
+def shipper_for(client: OrchestratorClient, flow_run_id: str) -> LogShipper:
+    """The shipper of `flow_run_id`'s records in this process, started on first use and kept
+    (a cluster worker runs many task runs of one flow run: it flushes after each, see
+    orchestrator.sdk.task_runners.remote)."""
+    configure()
+    with _configure_lock:
+        shipper = _shippers.get(flow_run_id)
+        if shipper is None:
+            shipper = _shippers[flow_run_id] = LogShipper(client)
+        return shipper
+
+
 _configured = False
 _configure_lock = threading.Lock()
 
@@ -183,6 +195,8 @@ def configure() -> None:
     """Attach the console and shipping handlers to the run loggers (once per process). They do
     not propagate: Django's root console handler would print every line twice."""
     global _configured
+    if _configured:
+        return
     with _configure_lock:
         if _configured:
             return

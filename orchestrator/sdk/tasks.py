@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from orchestrator.client.base import FlowRunInfo, OrchestratorClient, TaskRunInfo
 from orchestrator.core.errors import NotFound, StateConflict
 from orchestrator.core.parameters import jsonable_parameters
 from orchestrator.core.results import ResultError, persist_by_default, read_result, write_result
@@ -124,7 +125,7 @@ class Task(Generic[P, R]):
         self.result_storage = result_storage
         self.task_key = f"{fn.__module__}.{fn.__qualname__}"
         self.key_hash = hashlib.sha256(self.task_key.encode()).hexdigest()[:8]
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1-based); a list gives one delay per
@@ -137,23 +138,27 @@ class Task(Generic[P, R]):
             return self.fn(*args, **kwargs)
         return run_task(self, context, args, kwargs, context.next_dynamic_key(self.task_key))
 
-    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture:
-        """Run the task concurrently on the flow run's task runner."""
+    def submit(self, *args: Any, wait_for: Iterable[TaskRunFuture] | None = None, **kwargs: Any) -> TaskRunFuture:
+        """Run the task concurrently on the flow run's task runner, once the futures among its
+        arguments (whose results it gets) and those in `wait_for` (ordering only) finished."""
         context = self._flow_run_context("submit")
         key = context.next_dynamic_key(self.task_key)
-        future = context.runner.submit(functools.partial(run_task, self, context, args, kwargs, key))
-        wrapped = TaskRunFuture(future, self.task_run_name(key))
-        context.futures.append(wrapped)
-        return wrapped
+        upstream = _check_futures(self.name, wait_for)
+        future = context.runner.submit(self, args, kwargs, dynamic_key=key, wait_for=upstream)
+        context.futures.append(future)
+        return future
 
-    def map(self, *iterables: Iterable[Any], **kwargs: Any) -> list[TaskRunFuture]:
+    def map(
+        self, *iterables: Iterable[Any], wait_for: Iterable[TaskRunFuture] | None = None, **kwargs: Any
+    ) -> list[TaskRunFuture]:
         """Submit the task once per item: positional arguments are iterables zipped together
         (all of one length); keyword arguments are passed unchanged to every call."""
         self._flow_run_context("map")
         columns = [list(items) for items in iterables]
         if len({len(column) for column in columns}) > 1:
             raise ValueError(f"{self.name}.map() takes iterables of one length, not {[len(c) for c in columns]}.")
-        return [self.submit(*row, **kwargs) for row in zip(*columns)]  # type: ignore[arg-type]
+        upstream = _check_futures(self.name, wait_for)
+        return [self.submit(*row, wait_for=upstream, **kwargs) for row in zip(*columns)]
 
     def task_run_name(self, dynamic_key: int) -> str:
         return f"{self.name}-{self.key_hash}-{dynamic_key}"
@@ -208,19 +213,51 @@ def _storable(value: Any) -> tuple[bool, Any]:
     return len(text) <= MAX_STORED_RESULT_BYTES, value
 
 
-class _TaskRun:
-    """One task run's record and its moves, as the engine sees them."""
+def _check_futures(task_name: str, wait_for: Iterable[TaskRunFuture] | None) -> list[TaskRunFuture]:
+    futures = list(wait_for or [])
+    for future in futures:
+        if not isinstance(future, TaskRunFuture):
+            raise TypeError(f"{task_name}: wait_for takes futures of submitted tasks, not {future!r}.")
+    return futures
 
-    def __init__(self, task: Task[..., Any], flow: FlowRunContext, dynamic_key: int) -> None:
+
+class UpstreamFailed(RuntimeError):
+    """A task run this one waited for (an argument's or one in `wait_for`) did not complete."""
+
+
+class TaskRunTakenAway(Interrupted):
+    """Someone else moved the task run first (its flow run ended, or, on a cluster, an earlier
+    execution of it that the cluster lost). `actual`: the state it is in."""
+
+    actual: str = ""
+
+    def __init__(self, reason: str | None = None, actual: str = "") -> None:
+        super().__init__(reason)
+        self.actual = actual
+
+
+class _TaskRun:
+    """One task run's record and its moves, as its executor sees them (in the flow process, or
+    on a cluster worker)."""
+
+    def __init__(self, task: Task[..., Any], client: OrchestratorClient, flow_run: FlowRunInfo, info: TaskRunInfo) -> None:
         self.task = task
-        self.flow = flow
-        self.client = flow.client
-        self.name = task.task_run_name(dynamic_key)
-        flow.logger.info("Created task run '%s' for task '%s'", self.name, task.name)
-        self.info = self.client.create_task_run(
-            flow.run.id, name=self.name, task_key=task.task_key, dynamic_key=str(dynamic_key), tags=task.tags,
+        self.client = client
+        self.flow_run = flow_run
+        self.info = info
+        self.name = info.name
+        self.moves = 0  # moves made by this executor
+        self.logger = RunLogger(TASK_RUN_LOGGER, label=f"Task run '{self.name}'", flow_run_id=flow_run.id, task_run_id=info.id)
+
+    @classmethod
+    def create(cls, task: Task[..., Any], flow: FlowRunContext, dynamic_key: int) -> _TaskRun:
+        """Record a PENDING task run for the call number `dynamic_key` of `task`."""
+        name = task.task_run_name(dynamic_key)
+        flow.logger.info("Created task run '%s' for task '%s'", name, task.name)
+        info = flow.client.create_task_run(
+            flow.run.id, name=name, task_key=task.task_key, dynamic_key=str(dynamic_key), tags=task.tags,
         )
-        self.logger = RunLogger(TASK_RUN_LOGGER, label=f"Task run '{self.name}'", flow_run_id=flow.run.id, task_run_id=self.info.id)
+        return cls(task, flow.client, flow.run, info)
 
     def move(self, state_type: str, name: str | None = None, message: str = "", **extra: Any) -> None:
         # The flow run ending marks unfinished task runs CRASHED; a thread still finishing one
@@ -230,7 +267,10 @@ class _TaskRun:
                 self.info.id, state_type, expected=self.info.state_type, name=name, message=message, **extra
             )
         except StateConflict as conflict:
-            raise Interrupted(f"Task run '{self.name}' was ended by its flow run ({conflict.actual}).") from None
+            raise TaskRunTakenAway(
+                f"Task run '{self.name}' was ended by its flow run ({conflict.actual}).", actual=conflict.actual
+            ) from None
+        self.moves += 1
 
     def finished(self, message: str = "") -> None:
         self.logger.info("Finished in state %s", state_text(self.info.state_name, message))
@@ -242,17 +282,42 @@ class _TaskRun:
         self.finished(message)
 
 
-def run_task(task: Task[..., R], flow: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic_key: int) -> R:
-    """Run one call of `task` in flow run `flow` as a task run: cached result, or attempts with
-    retries and a timeout. Returns its result or raises its last exception."""
-    run = _TaskRun(task, flow, dynamic_key)
+def run_task(
+    task: Task[..., R], flow: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic_key: int,
+    *, wait_for: tuple[TaskRunFuture, ...] = (), on_created: Callable[[TaskRunInfo], None] | None = None,
+) -> R:
+    """Run one call of `task` in flow run `flow` as a task run, here: once the futures it waits
+    for finished, a cached result, or attempts with retries and a timeout. Returns its result
+    or raises its last exception."""
+    run = _TaskRun.create(task, flow, dynamic_key)
+    if on_created is not None:
+        on_created(run.info)
     try:
+        for future in wait_for:
+            future.wait()
+        failed = [f for f in wait_for if f.exception() is not None]
+        if failed:
+            raise UpstreamFailed(f"Task run '{failed[0].task_run_name}' did not complete")
         args, kwargs = _resolve_futures(args), _resolve_futures(kwargs)
     except Exception as upstream:
         run.fail(f"An upstream task run failed: {exception_text(upstream)}")
         raise
+    return execute_task_run(run, args, kwargs, log_prints=flow.log_prints, scopes=flow.task_scopes)
+
+
+def execute_task_run(
+    run: _TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any], *, log_prints: bool, scopes: set[Scope],
+    attempts_made: int = 0,
+) -> Any:
+    """Execute a recorded task run whose arguments are ready: the one code path of every task
+    runner, wherever it runs (a thread of the flow process, a cluster worker). A cached result,
+    or attempts with retries, retry delays and a timeout (`scopes` holds each attempt's scope
+    while it runs, for whoever must stop it). `attempts_made`: attempts an earlier execution
+    used up (a cluster re-running a task run whose worker died). Returns the result or raises
+    the last exception."""
+    task = run.task
     bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
-    context = TaskRunContext(task=task, task_run=run.info, flow_run=flow.run, parameters=dict(bound.arguments), logger=run.logger)
+    context = TaskRunContext(task=task, task_run=run.info, flow_run=run.flow_run, parameters=dict(bound.arguments), logger=run.logger)
 
     cache_key = ""
     if task.cache_key_fn is not None:
@@ -261,7 +326,7 @@ def run_task(task: Task[..., R], flow: FlowRunContext, args: tuple[Any, ...], kw
         except Exception as error:
             run.fail(f"Its cache_key_fn failed: {exception_text(error)}", error)
             raise
-        cached = flow.client.read_cached_result(cache_key) if cache_key else None
+        cached = run.client.read_cached_result(cache_key) if cache_key and not attempts_made else None
         value: Any = cached.value if cached is not None else None
         if cached is not None and cached.result_uri:
             # A persisted result is read back from result storage (gone: run the task again).
@@ -276,42 +341,41 @@ def run_task(task: Task[..., R], flow: FlowRunContext, args: tuple[Any, ...], kw
                 result=cached.value, store_result=not cached.result_uri, result_uri=cached.result_uri,
             )
             run.finished()
-            return value  # type: ignore[no-any-return]
+            return value
 
     token = task_run_context.set(context)
     try:
-        with prints_logged_to(run.logger if flow.log_prints else None):
-            return _attempts(run, context, args, kwargs, cache_key)
+        with prints_logged_to(run.logger if log_prints else None):
+            return _attempts(run, context, args, kwargs, cache_key, scopes, attempts_made)
     finally:
         task_run_context.reset(token)
 
 
-def _attempts(run: _TaskRun, context: TaskRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], cache_key: str) -> Any:
+def _attempts(
+    run: _TaskRun, context: TaskRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], cache_key: str,
+    scopes: set[Scope], attempts_made: int,
+) -> Any:
     task = run.task
-    attempt = 0
+    attempt = attempts_made
     while True:
         run.move(StateType.RUNNING, "Retrying" if attempt else "Running")
         scope = Scope(
             timeout=task.timeout_seconds,
             timeout_message=f"Task run exceeded its timeout of {seconds_text(task.timeout_seconds or 0)}",
         )
-        run.flow.task_scopes.add(scope)
+        scopes.add(scope)
         try:
             with scope:
                 value = task.fn(*args, **kwargs)
         except Exception as error:
             attempt += 1
             if attempt <= task.retries:
-                delay = task.retry_delay(attempt)
-                message = f"Retry {attempt} of {task.retries} in {seconds_text(delay)} after: {exception_text(error)}"
-                run.logger.warning("%s", message)
-                run.move(StateType.SCHEDULED, "AwaitingRetry", message)
-                time.sleep(delay)
+                retry_later(run, attempt, exception_text(error))
                 continue
             run.fail(exception_text(error), error)
             raise
         finally:
-            run.flow.task_scopes.discard(scope)
+            scopes.discard(scope)
         store, result = _storable(value)
         uri = ""
         if task.persist_result if task.persist_result is not None else persist_by_default():
@@ -328,3 +392,15 @@ def _attempts(run: _TaskRun, context: TaskRunContext, args: tuple[Any, ...], kwa
         )
         run.finished()
         return value
+
+
+def retry_later(run: _TaskRun, attempt: int, reason: str) -> None:
+    """Attempt number `attempt` failed for `reason` and the task has retries left: AwaitingRetry,
+    then wait for the retry delay."""
+    task = run.task
+    delay = task.retry_delay(attempt)
+    message = f"Retry {attempt} of {task.retries} in {seconds_text(delay)} after: {reason}"
+    run.logger.warning("%s", message)
+    if run.info.state_type != StateType.SCHEDULED:
+        run.move(StateType.SCHEDULED, "AwaitingRetry", message)
+    time.sleep(delay)

@@ -16,6 +16,8 @@ from orchestrator.core.states import StateType
 from tests.deployments.deploy_helpers import MANAGE, git, logged, make_project, start_worker, stop, wait_until_finished
 from workpools.services import create_work_pool
 
+pytestmark = [pytest.mark.subprocess]
+
 DOWN = "\x1b[B"
 
 

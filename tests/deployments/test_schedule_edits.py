@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("frozen")
 
 
 @pytest.fixture
-def frozen():  # type: ignore[no-untyped-def]
+def frozen():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
 

@@ -18,7 +18,7 @@ NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def make_schedule(deployment: Deployment):  # type: ignore[no-untyped-def]
+def make_schedule(deployment: Deployment):
     def make(slug: str = "every-ten-minutes", dep: Deployment | None = None, **kwargs: Any) -> DeploymentSchedule:
         kwargs.setdefault("kind", "interval")
         if kwargs["kind"] == "interval":

@@ -32,7 +32,7 @@ def leonardo_dicapriflow(name: str):
 
 
 @pytest.fixture
-def write_flow(tmp_path: Path):  # type: ignore[no-untyped-def]
+def write_flow(tmp_path: Path):
     """write_flow("flows/x.py", source) -> the file, in the test's directory."""
 
     def write(relative: str, source: str, *, header: bool = True) -> Path:
@@ -45,7 +45,7 @@ def write_flow(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def deploy(make_deployment: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
+def deploy(make_deployment: Any, tmp_path: Path):
     """deploy(entrypoint, **fields) -> a deployment whose path is the test's directory."""
     counter = iter(range(1000))
 

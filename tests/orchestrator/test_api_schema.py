@@ -68,8 +68,8 @@ def api_schema(live_server: Any, make_api_key: Any, deployment: Any, settings: A
     pool, dep = deployment.work_pool.name, str(deployment.pk)
     headers = {"Authorization": f"Bearer {token}"}
     loaded = schemathesis.openapi.from_url(live_server.url + "/api/schema/?format=json", headers=headers)
-    loaded.fuzz_headers = headers  # type: ignore[attr-defined]
-    loaded.fuzz_objects = {  # type: ignore[attr-defined]
+    loaded.fuzz_headers = headers
+    loaded.fuzz_objects = {
         "name": lambda path: "w1" if "/workers/" in path else "default" if "/queues/" in path else pool,
         "pool_name": pool, "deployment_pk": dep, "run_pk": str(run.pk),
         "flow_name": deployment.flow.name, "deployment_name": deployment.name,

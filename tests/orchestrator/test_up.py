@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -84,7 +86,7 @@ def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) 
         read_until(proc, r"Deployed the example 'leonardo_dicapriflow/every-minute'.*every minute", deadline, seen)
         quick_run = (
             "import django; django.setup(); from deployments.services import get_deployment; "
-            "from runs.services import create_flow_run; "
+            "from deployments.services import create_flow_run; "
             "create_flow_run(get_deployment('leonardo_dicapriflow/every-minute'), created_by='test')"
         )
         subprocess.run([sys.executable, "-c", quick_run], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "orchestrator.settings"}, check=True, timeout=60)

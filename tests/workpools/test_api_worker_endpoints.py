@@ -12,9 +12,10 @@ import pytest
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
-from tests.conftest import Api
+from tests.conftest import Api, wait_for
 from workpools.models import Worker, WorkPool
 from workpools.services import create_work_queue
+from workpools.services.claiming import claims_waiting
 
 S = StateType
 POOL = "/api/work-pools/my-process-pool"
@@ -122,7 +123,7 @@ def test_an_idle_claim_waits_and_answers_as_soon_as_a_run_is_due(
 
     poller = threading.Thread(target=long_poll)
     poller.start()
-    time.sleep(1)
+    wait_for(lambda: claims_waiting() == 1, 10, "the claim to wait in its long poll")
     created_at = time.monotonic()
     run = make_run()
     poller.join(timeout=20)

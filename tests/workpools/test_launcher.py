@@ -20,30 +20,30 @@ from tests.workpools.test_runworker import deployment, events
 from workpools.infrastructure import ProcessInfrastructure
 from workpools.models import WorkPool
 from workpools.services import create_work_pool
-from workpools.worker import ProcessWorker
+from workpools.worker import WorkerLoop
 
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def loop(subprocess_env: dict[str, str]) -> ProcessWorker:
+def loop(subprocess_env: dict[str, str]) -> WorkerLoop:
     pool = create_work_pool("warm")
     client = DirectClient()
     worker = client.register_worker(pool.name, name="warm-1")
     infrastructure = ProcessInfrastructure(prewarm=True, base_env=subprocess_env)
-    w = ProcessWorker(worker, client=client, infrastructure=infrastructure, out=io.StringIO(), kill_after=2, grace=0)
+    w = WorkerLoop(worker, client=client, infrastructure=infrastructure, out=io.StringIO(), kill_after=2, grace=0)
     yield w
     for child in w.children.values():
         child.kill()
     infrastructure.close()
 
 
-def pool_of(loop: ProcessWorker) -> WorkPool:
+def pool_of(loop: WorkerLoop) -> WorkPool:
     return WorkPool.objects.get(name=loop.worker.pool_name)
 
 
-def step_until(loop: ProcessWorker, condition: Any, timeout: float = 60) -> None:
+def step_until(loop: WorkerLoop, condition: Any, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         loop.reap_children()
@@ -55,7 +55,7 @@ def step_until(loop: ProcessWorker, condition: Any, timeout: float = 60) -> None
     raise AssertionError(f"timed out; worker output:\n{loop.out.getvalue()}")
 
 
-def test_a_forked_run_completes_and_its_output_reaches_the_worker(loop: ProcessWorker, tmp_path: Path) -> None:
+def test_a_forked_run_completes_and_its_output_reaches_the_worker(loop: WorkerLoop, tmp_path: Path) -> None:
     run, _ = create_flow_run(deployment(pool_of(loop), "count", "count_me", {"marker_dir": str(tmp_path)}))
     # The output is read by a thread, so it may trail the state by a moment: wait for both.
     step_until(loop, lambda: not loop.children and "Finished in state Completed" in loop.out.getvalue())
@@ -66,7 +66,7 @@ def test_a_forked_run_completes_and_its_output_reaches_the_worker(loop: ProcessW
     assert [e[0] for e in events(tmp_path)] == ["start", "end"]
 
 
-def test_a_forked_run_killed_with_sigkill_is_crashed(loop: ProcessWorker, tmp_path: Path) -> None:
+def test_a_forked_run_killed_with_sigkill_is_crashed(loop: WorkerLoop, tmp_path: Path) -> None:
     run, _ = create_flow_run(deployment(pool_of(loop), "slow", "sleepy", {"marker_dir": str(tmp_path)}))
     step_until(loop, lambda: events(tmp_path))
     os.killpg(loop.children[str(run.pk)].pid, signal.SIGKILL)
@@ -76,7 +76,7 @@ def test_a_forked_run_killed_with_sigkill_is_crashed(loop: ProcessWorker, tmp_pa
     assert "was killed by SIGKILL while the run was Running" in run.state_message
 
 
-def test_cancelling_a_forked_run_stops_it(loop: ProcessWorker, tmp_path: Path) -> None:
+def test_cancelling_a_forked_run_stops_it(loop: WorkerLoop, tmp_path: Path) -> None:
     run, _ = create_flow_run(deployment(pool_of(loop), "slow", "sleepy", {"marker_dir": str(tmp_path)}))
     step_until(loop, lambda: events(tmp_path))
     pid = loop.children[str(run.pk)].pid
@@ -88,7 +88,7 @@ def test_cancelling_a_forked_run_stops_it(loop: ProcessWorker, tmp_path: Path) -
         os.kill(pid, 0)
 
 
-def test_a_run_that_changes_the_settings_gets_a_fresh_interpreter(loop: ProcessWorker, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_a_run_that_changes_the_settings_gets_a_fresh_interpreter(loop: WorkerLoop, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     dep = deployment(pool_of(loop), "own-db", "count_me", {"marker_dir": str(tmp_path)},
                      job_variables={"env": {"DATABASE_URL": subprocess_env["DATABASE_URL"]}})
     run, _ = create_flow_run(dep)
@@ -98,7 +98,7 @@ def test_a_run_that_changes_the_settings_gets_a_fresh_interpreter(loop: ProcessW
     assert FlowRun.objects.get(pk=run.pk).state_type == S.COMPLETED
 
 
-def test_when_the_launcher_dies_runs_still_start(loop: ProcessWorker, tmp_path: Path) -> None:
+def test_when_the_launcher_dies_runs_still_start(loop: WorkerLoop, tmp_path: Path) -> None:
     dep = deployment(pool_of(loop), "count", "count_me", {"marker_dir": str(tmp_path)})
     first, _ = create_flow_run(dep)
     step_until(loop, lambda: FlowRun.objects.get(pk=first.pk).is_terminal)

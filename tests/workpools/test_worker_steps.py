@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import signal
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from runs.models import FlowRun
 from runs.services import request_cancellation, set_state
 from tests.conftest import wait_for
 from workpools.infrastructure import ProcessInfrastructure
-from workpools.worker import ProcessWorker
+from workpools.worker import WorkerLoop
 
 pytestmark = pytest.mark.django_db
 S = StateType
@@ -35,28 +34,28 @@ class SleepingProcess(ProcessInfrastructure):
 
 
 
-def worker_loop(pool: Any, name: str, **options: Any) -> ProcessWorker:
+def worker_loop(pool: Any, name: str, **options: Any) -> WorkerLoop:
     """A registered worker's loop on the direct transport."""
     client = DirectClient()
-    return ProcessWorker(client.register_worker(pool.name, name=name), client=client, out=io.StringIO(), **options)
+    return WorkerLoop(client.register_worker(pool.name, name=name), client=client, out=io.StringIO(), **options)
 
 
 @pytest.fixture
-def loop(pool: Any) -> ProcessWorker:
+def loop(pool: Any) -> WorkerLoop:
     w = worker_loop(pool, "w1", infrastructure=SleepingProcess(), kill_after=2, grace=0)
     yield w
     for child in w.children.values():
         child.kill()
 
 
-def started(loop: ProcessWorker, run: FlowRun) -> Any:
+def started(loop: WorkerLoop, run: FlowRun) -> Any:
     assert loop.claim_and_start()
     child = loop.children[str(run.pk)]
     wait_for(lambda: "child up" in loop.out.getvalue(), 10, "the worker step")
     return child
 
 
-def test_a_claimed_run_is_started_in_its_own_process_group(loop: ProcessWorker, run: FlowRun) -> None:
+def test_a_claimed_run_is_started_in_its_own_process_group(loop: WorkerLoop, run: FlowRun) -> None:
     child = started(loop, run)
     run.refresh_from_db()
     assert run.state_type == S.PENDING and run.pid == child.pid
@@ -66,7 +65,7 @@ def test_a_claimed_run_is_started_in_its_own_process_group(loop: ProcessWorker, 
     assert f"{run.name} | child up" in loop.out.getvalue()
 
 
-def test_a_process_killed_with_sigkill_leaves_its_run_crashed(loop: ProcessWorker, run: FlowRun) -> None:
+def test_a_process_killed_with_sigkill_leaves_its_run_crashed(loop: WorkerLoop, run: FlowRun) -> None:
     child = started(loop, run)
     set_state(FlowRun.objects.get(pk=run.pk), S.RUNNING)  # as the engine would
     child.popen.send_signal(signal.SIGKILL)
@@ -77,7 +76,7 @@ def test_a_process_killed_with_sigkill_leaves_its_run_crashed(loop: ProcessWorke
     assert "was killed by SIGKILL while the run was Running" in run.state_message
 
 
-def test_cancelling_a_run_stops_its_process_and_ends_it_cancelled(loop: ProcessWorker, run: FlowRun) -> None:
+def test_cancelling_a_run_stops_its_process_and_ends_it_cancelled(loop: WorkerLoop, run: FlowRun) -> None:
     child = started(loop, run)
     request_cancellation(FlowRun.objects.get(pk=run.pk), by="alice")
     assert loop.handle_cancellations()
@@ -99,8 +98,7 @@ def test_a_process_that_ignores_sigterm_is_killed(pool: Any, run: FlowRun) -> No
     child = started(loop, run)
     request_cancellation(FlowRun.objects.get(pk=run.pk), by="alice")
     loop.handle_cancellations()
-    time.sleep(0.6)
-    assert loop.handle_cancellations()  # escalates to SIGKILL
+    wait_for(loop.handle_cancellations, 10, "the escalation to SIGKILL after kill_after")
     wait_for(lambda: child.popen.poll() is not None, 10, "the worker step")
     loop.reap_children()
     run.refresh_from_db()
@@ -108,7 +106,7 @@ def test_a_process_that_ignores_sigterm_is_killed(pool: Any, run: FlowRun) -> No
     assert child.popen.returncode == -signal.SIGKILL
 
 
-def test_a_stop_signal_stops_claiming_and_stops_children_after_the_grace(loop: ProcessWorker, make_run: Any) -> None:
+def test_a_stop_signal_stops_claiming_and_stops_children_after_the_grace(loop: WorkerLoop, make_run: Any) -> None:
     first = make_run()
     child = started(loop, first)
     make_run()  # another due run that must not be claimed after the signal
@@ -124,7 +122,7 @@ def test_a_stop_signal_stops_claiming_and_stops_children_after_the_grace(loop: P
     assert FlowRun.objects.filter(state_type=S.SCHEDULED).count() == 1
 
 
-def test_a_restarted_worker_adopts_live_processes_and_crashes_lost_ones(pool: Any, make_run: Any, loop: ProcessWorker) -> None:
+def test_a_restarted_worker_adopts_live_processes_and_crashes_lost_ones(pool: Any, make_run: Any, loop: WorkerLoop) -> None:
     alive_run, lost_run = make_run(), make_run()
     started(loop, alive_run)
     loop.claim_and_start()  # starts the second one too

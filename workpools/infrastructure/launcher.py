@@ -234,7 +234,7 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
             os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        sys.stdout.reconfigure(line_buffering=True)
         from orchestrator import engine
 
         code = engine.main([request["run_id"]])

@@ -75,14 +75,14 @@ def claim_runs(
         for row in in_pool:
             per_queue[row["work_queue_id"]] = per_queue.get(row["work_queue_id"], 0) + 1
 
-        limits = dict(
-            pool.deployments.filter(concurrency_limit__isnull=False).values_list(
-                "id", "concurrency_limit"
-            )
-        )
+        limits: dict[Any, int] = {
+            dep: limit
+            for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list("id", "concurrency_limit")
+            if limit is not None
+        }
         in_use: dict[Any, int] = dict.fromkeys(limits, 0)
-        for row in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
-            in_use[row["deployment_id"]] = row["n"]
+        for counted in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
+            in_use[counted["deployment_id"]] = counted["n"]
         full = {dep for dep, limit in limits.items() if in_use[dep] >= limit}
 
         claimed: list[Any] = []
@@ -98,9 +98,8 @@ def claim_runs(
                 # window and starve the runs behind them.
                 filled_now = False
                 candidates = (
-                    FlowRun.objects.filter(
-                        work_queue=queue, state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-                    )
+                    FlowRun.objects.due(horizon)
+                    .filter(work_queue=queue)
                     .exclude(deployment_id__in=full)
                     .order_by("next_scheduled_start_at", "id")
                     .select_for_update(skip_locked=True, of=("self",))
@@ -133,9 +132,7 @@ def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) ->
     polled = WorkQueue.objects.filter(pool_id=worker.pool_id)
     if queue_ids is not None:
         polled = polled.filter(pk__in=queue_ids)
-    due = FlowRun.objects.filter(
-        work_queue__in=polled.filter(paused=False), state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=horizon
-    )
+    due = FlowRun.objects.due(horizon).filter(work_queue__in=polled.filter(paused=False))
     return polled, due
 
 
@@ -147,6 +144,11 @@ _waiting = 0
 
 
 _waiting_lock = threading.Lock()
+
+
+def claims_waiting() -> int:
+    """How many claims are waiting in this process's long poll right now."""
+    return _waiting
 
 
 def wait_for_due_runs(

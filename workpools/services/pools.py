@@ -31,8 +31,10 @@ def create_work_pool(
         errors["name"] = ["A work pool needs a name."]
     if type not in WorkPoolType.values:
         errors["type"] = [f"Unknown work pool type {type!r} (known: {', '.join(WorkPoolType.values)})."]
-    if concurrency_limit is not None and concurrency_limit < 0:
-        errors["concurrency_limit"] = ["A concurrency limit cannot be negative."]
+    try:
+        check_concurrency_limit(concurrency_limit)
+    except ValidationError as error:
+        errors.update(error.errors)
     if errors:
         raise ValidationError(next(iter(errors.values()))[0], errors)
     try:
@@ -94,15 +96,21 @@ def route_to_queue(deployment: Any, *, queues: Iterable[WorkQueue] | None = None
     return untagged[0] if untagged else None
 
 
-def _check_limit(limit: int | None, field: str = "concurrency_limit") -> None:
-    if limit is not None and limit < 0:
-        raise ValidationError(f"A concurrency limit cannot be negative (got {limit}).", {field: ["Must be 0 or more."]})
+def check_concurrency_limit(limit: object, field: str = "concurrency_limit") -> None:
+    """The one rule for every concurrency limit (worker, queue, pool, deployment): None for
+    none, else a whole number, 0 or more. Raises ValidationError naming `field`."""
+    if limit is None:
+        return
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise ValidationError(f"A concurrency limit must be a whole number (got {limit!r}).", {field: ["Must be a whole number, 0 or more."]})
+    if limit < 0:
+        raise ValidationError(f"A concurrency limit cannot be negative (got {limit}).", {field: ["A concurrency limit cannot be negative: 0 or more."]})
 
 
 def set_concurrency_limit(obj: WorkPool | WorkQueue, limit: int | None) -> WorkPool | WorkQueue:
     """Set (or with None clear) a pool's or queue's concurrency limit. Lowering it below the
     runs in flight stops new claims until enough of them finish; nothing is interrupted."""
-    _check_limit(limit)
+    check_concurrency_limit(limit)
     type(obj).objects.filter(pk=obj.pk).update(concurrency_limit=limit)
     obj.concurrency_limit = limit
     return obj
@@ -144,7 +152,7 @@ def create_work_queue(
     name = (name or "").strip()
     if not name:
         raise ValidationError("A work queue needs a name.", {"name": ["This field may not be blank."]})
-    _check_limit(concurrency_limit)
+    check_concurrency_limit(concurrency_limit)
     if priority is not None and priority < 1:
         raise ValidationError("A priority must be 1 or more (1 is served first).", {"priority": ["Must be 1 or more."]})
     if priority is None:

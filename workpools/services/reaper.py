@@ -12,7 +12,7 @@ from orchestrator.core.errors import StateConflict
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
-from workpools.health import worker_offline_after
+from workpools.health import online_worker_filter
 from workpools.models import Worker
 
 
@@ -53,5 +53,5 @@ def recover_lost_runs(*, now: datetime | None = None) -> dict[str, int]:
             cancelled += 1
         except StateConflict:
             pass
-    offline = Worker.objects.filter(stopped_at__isnull=True, last_heartbeat_at__lt=now - worker_offline_after()).count()
+    offline = Worker.objects.filter(stopped_at__isnull=True).exclude(online_worker_filter(now)).count()
     return {"crashed": crashed, "cancelled": cancelled, "offline_workers": offline}

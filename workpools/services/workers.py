@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from orchestrator.core.errors import NotFound, ValidationError
 from workpools.models import Worker, WorkPool
-from workpools.services.pools import _check_limit, create_work_pool, get_work_pool
+from workpools.services.pools import check_concurrency_limit, create_work_pool, get_work_pool
 
 
 def register_worker(
@@ -25,7 +25,7 @@ def register_worker(
     pool_created). Creates a process pool when none exists unless create_pool is False,
     in which case NotFound names the pool. Raises ValidationError for a negative limit or a
     name with a slash (names go in URLs: /api/work-pools/POOL/workers/NAME/)."""
-    _check_limit(limit, "limit")
+    check_concurrency_limit(limit, "limit")
     if name is not None and (not name.strip() or "/" in name):
         raise ValidationError(f"A worker name must not be blank or hold a '/' (got {name!r}).", {"name": ["No '/' allowed."]})
     hostname = hostname or socket.gethostname()

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 
 from deployments.services import get_deployment
 from orchestrator.cli import ServiceCommand, follow_run, format_log
-from orchestrator.core.states import StateType
+from orchestrator.core.states import parse_state_filter
 from runs.models import FlowRun
 from runs.services import find_flow_run, request_cancellation
 
@@ -37,18 +37,20 @@ class Command(ServiceCommand):
     def do_ls(self, state: str | None, deployment: str | None, limit: int, **_: Any) -> None:
         if limit < 1:
             raise CommandError("--limit must be 1 or more.")
-        runs = FlowRun.objects.with_related().order_by("-expected_start_at")
+        state_type, state_name = None, None
         if state:
-            if state.upper() in StateType.values:
-                runs = runs.filter(state_type=state.upper())
-            else:
-                runs = runs.filter(state_name__iexact=state)
-        if deployment:
-            runs = runs.filter(deployment=get_deployment(deployment))
+            try:
+                state_type, state_name = parse_state_filter(state)
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+        runs = FlowRun.objects.with_related().matching(
+            states=[state_type] if state_type else [], state_names=[state_name] if state_name else [],
+            deployment=get_deployment(deployment) if deployment else None,
+        )
         rows = [
             (r.pk, r.name, r.deployment.full_name if r.deployment else r.flow.name, f"{r.state_name} ({r.state_type})",
              _when(r.expected_start_at), r.work_queue.name if r.work_queue else "-")
-            for r in runs[:limit]
+            for r in runs.keyset_page(size=limit).runs
         ]
         self.table("Flow Runs", ["ID", "Name", "Flow/Deployment", "State", "Start", "Queue"], rows)
 

@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 
 from orchestrator.cli import ServiceCommand
 from orchestrator.client import OrchestratorClient, direct_client
-from workpools.worker import ProcessWorker
+from workpools.worker import WorkerLoop
 
 # A remote worker's claim waits this long on the server while the worker is idle.
 LONG_POLL_SECONDS = 10.0
@@ -58,7 +58,7 @@ class Command(ServiceCommand):
         )
         if worker.pool_created:
             self.stdout.write(f"Created work pool {pool!r} (type process).")
-        loop = ProcessWorker(
+        loop = WorkerLoop(
             worker, client=client, poll_interval=poll_interval, prefetch_seconds=prefetch_seconds,
             long_poll=LONG_POLL_SECONDS if api_url else 0.0, grace=grace, run_once=run_once,
             prewarm=not cold_start, out=self.stdout,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from orchestrator.cli import ServiceCommand, limit_text
 from workpools import services
-from workpools.health import pool_health, queue_health, worker_health, worker_offline_after
+from workpools.health import pool_health, queue_health, with_online_workers, worker_health
 from workpools.models import WorkPool, WorkPoolType
 
 
@@ -40,14 +39,9 @@ class Command(ServiceCommand):
 
     def do_ls(self, **_: Any) -> None:
         now = timezone.now()
-        pools = WorkPool.objects.annotate(
-            online=Count(
-                "workers",
-                filter=Q(workers__stopped_at__isnull=True, workers__last_heartbeat_at__gte=now - worker_offline_after()),
-            )
-        )
+        pools = with_online_workers(WorkPool.objects.all(), now=now)
         rows = [
-            (p.name, p.type, p.pk, limit_text(p.concurrency_limit), pool_health(p, now=now, online=p.online).status)
+            (p.name, p.type, p.pk, limit_text(p.concurrency_limit), pool_health(p, now=now, online=p.online_workers).status)
             for p in pools
         ]
         self.table("Work Pools", ["Name", "Type", "ID", "Concurrency Limit", "Status"], rows)
