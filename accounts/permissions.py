@@ -30,7 +30,7 @@ def pool_of(obj: Any) -> Any:
         return obj
     if hasattr(obj, "pool_id"):
         return obj.pool
-    if label == "runs.TaskRun":
+    if label in ("runs.TaskRun", "runs.Artifact"):
         return pool_of(obj.flow_run)
     if label == "runs.FlowRun" and obj.work_pool_id is None and obj.parent_flow_run_id is not None:
         return pool_of(obj.parent_flow_run)  # a subflow run acts in its parent's pool

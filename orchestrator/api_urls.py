@@ -15,7 +15,14 @@ from deployments.api import (
     SubflowRunViewSet,
     WebhookViewSet,
 )
-from runs.api import FlowRunStateViewSet, FlowRunViewSet, LogViewSet, TaskRunDetailViewSet, TaskRunViewSet
+from runs.api import (
+    ArtifactViewSet,
+    FlowRunStateViewSet,
+    FlowRunViewSet,
+    LogViewSet,
+    TaskRunDetailViewSet,
+    TaskRunViewSet,
+)
 from workpools.api import WorkerViewSet, WorkPoolViewSet, WorkQueueViewSet
 
 
@@ -39,6 +46,7 @@ router.register(r"flow-runs/(?P<run_pk>[^/.]+)/task-runs", TaskRunViewSet, basen
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/logs", LogViewSet, basename="logs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/subflow-runs", SubflowRunViewSet, basename="subflow-runs")
 router.register("task-runs", TaskRunDetailViewSet, basename="task-run")
+router.register("artifacts", ArtifactViewSet, basename="artifacts")
 router.register("webhooks", WebhookViewSet, basename="webhooks")
 router.register("automations", AutomationViewSet, basename="automations")
 router.register("variables", VariableViewSet, basename="variables")

@@ -32,10 +32,11 @@ from orchestrator.client.base import (
     WorkerInfo,
 )
 from orchestrator.core.errors import NotFound, OrchestratorError
-from runs.models import FlowRun, TaskRun
+from runs.models import Artifact, FlowRun, TaskRun
 from runs.records import flow_run_info, task_run_info
 from runs.services import (
     create_adhoc_flow_run,
+    create_artifact,
     create_task_run,
     find_cached_task_run,
     record_flow_run_result,
@@ -44,6 +45,7 @@ from runs.services import (
     set_flow_run_retries,
     set_state,
     set_task_run_state,
+    update_artifact,
     write_logs,
 )
 from workpools import services
@@ -200,6 +202,22 @@ class DirectClient(OrchestratorClient):
             task_run_id=str(task_run.pk), task_run_name=task_run.name, value=task_run.result,
             result_uri=task_run.result_uri,
         )
+
+    # --- artifacts ---
+    def create_artifact(
+        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        task_run_id: str | None = None,
+    ) -> str:
+        run = self._flow_run(flow_run_id)
+        artifact = create_artifact(run, type=type, data=data, key=key, description=description, task_run_id=task_run_id)
+        return str(artifact.pk)
+
+    def update_artifact(self, artifact_id: str, *, data: Any) -> None:
+        try:
+            artifact = Artifact.objects.get(pk=artifact_id)
+        except (Artifact.DoesNotExist, NotAUUID, ValueError):
+            raise NotFound(f"No artifact with id {artifact_id!r}.") from None
+        update_artifact(artifact, data=data)
 
     # --- variables and secrets ---
     def read_variable(self, name: str) -> tuple[bool, Any]:

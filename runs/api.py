@@ -20,13 +20,17 @@ from rest_framework.utils.urls import replace_query_param
 from accounts.models import ApiKey, Scope
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
+from orchestrator.core.errors import ValidationError
 from orchestrator.core.results import read_result
 from orchestrator.core.states import StateType
 from runs import services
-from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
+from runs.models import Artifact, ArtifactType, FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
 from runs.records import flow_run_info
 from runs.serializers import (
     AliveSerializer,
+    ArtifactCreateSerializer,
+    ArtifactSerializer,
+    ArtifactUpdateSerializer,
     CachedResultSerializer,
     FlowRunInfoSerializer,
     FlowRunResultSerializer,
@@ -321,3 +325,55 @@ class LogViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
             for line in batch.validated_data
         ]
         return Response({"stored": services.write_logs(records)}, status=201)
+
+
+class ArtifactFilter(filters.FilterSet):
+    key = filters.CharFilter(field_name="key")
+    flow_run = filters.UUIDFilter(field_name="flow_run_id")
+    type = filters.ChoiceFilter(field_name="type", choices=ArtifactType.choices)
+
+    class Meta:
+        model = Artifact
+        fields = ["key", "flow_run", "type"]
+
+
+class ArtifactPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+
+
+class ArtifactViewSet(ReadApiViewSet):
+    """/api/artifacts/: what runs published, newest first (filter by key, flow_run, type);
+    /api/artifacts/latest/?key=K the latest version of a key. Engines create artifacts and
+    update progress ones (a worker key: for runs of its pool)."""
+
+    queryset = Artifact.objects.select_related("flow_run__work_pool")
+    serializer_class = ArtifactSerializer
+    input_serializers = {"create": ArtifactCreateSerializer, "partial_update": ArtifactUpdateSerializer}
+    filterset_class = ArtifactFilter
+    pagination_class = ArtifactPagination
+    worker_actions = ("create", "partial_update")
+
+    @extend_schema(request=ArtifactCreateSerializer, responses={201: ArtifactSerializer})
+    def create(self, request: Any) -> Response:
+        data = self.parse(request)
+        run = get_object_or_404(FlowRun.objects.select_related("work_pool"), pk=data["flow_run"])
+        self.check_object_permissions(request, run)
+        artifact = services.create_artifact(
+            run, type=data["type"], data=data["data"], key=data["key"], description=data["description"],
+            task_run_id=data["task_run"],
+        )
+        return self.respond(artifact, status=201)
+
+    @extend_schema(request=ArtifactUpdateSerializer, responses=ArtifactSerializer)
+    def partial_update(self, request: Any, pk: str) -> Response:
+        """New data for a progress artifact."""
+        artifact, data = self.get_object(), self.parse(request)
+        return self.respond(services.update_artifact(artifact, data=data["data"]))
+
+    @extend_schema(parameters=[OpenApiParameter("key", str, required=True)], responses=ArtifactSerializer)
+    @action(detail=False, methods=["get"])
+    def latest(self, request: Any) -> Response:
+        key = request.query_params.get("key", "")
+        if not key:
+            raise ValidationError("Give the artifact's key.", {"key": ["This field is required."]})
+        return self.respond(services.latest_artifact(key))

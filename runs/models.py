@@ -433,3 +433,36 @@ class Log(models.Model):
 
     def __str__(self) -> str:
         return self.message[:80]
+
+
+class ArtifactType(models.TextChoices):
+    MARKDOWN = "markdown", "Markdown"
+    TABLE = "table", "Table"
+    LINK = "link", "Link"
+    PROGRESS = "progress", "Progress"
+
+
+class Artifact(models.Model):
+    """Something a flow or task run published: a report (markdown), a table, a link, a progress
+    bar (updated in place). Artifacts sharing a `key` are versions of one; the newest is its
+    latest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="artifacts")
+    task_run = models.ForeignKey(TaskRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="artifacts")
+    key = models.CharField(max_length=100, blank=True, help_text="Versions of one artifact share a key.")
+    type = models.CharField(max_length=10, choices=ArtifactType.choices)
+    data = models.JSONField(help_text="markdown: text; table: rows; link: {url, text}; progress: 0-100.")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["flow_run", "created_at"]
+        indexes = [
+            models.Index(fields=["flow_run", "created_at"], name="artifact_run"),
+            models.Index(fields=["key", "-created_at"], name="artifact_key_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key or f"{self.type} artifact"

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from orchestrator.api import JSONField, JSONObjectField, TagsField
 from orchestrator.core.states import StateType
-from runs.models import FlowRun, FlowRunState, Log, TaskRun
+from runs.models import Artifact, ArtifactType, FlowRun, FlowRunState, Log, TaskRun
 
 
 class FlowRunSerializer(serializers.ModelSerializer):
@@ -162,3 +162,24 @@ class LogCreateSerializer(serializers.Serializer):
 
 class LogsStoredSerializer(serializers.Serializer):
     stored = serializers.IntegerField()
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    data = JSONField(allow_null=True)
+
+    class Meta:
+        model = Artifact
+        fields = ["id", "flow_run", "task_run", "key", "type", "data", "description", "created_at", "updated_at"]
+
+
+class ArtifactCreateSerializer(serializers.Serializer):
+    flow_run = serializers.UUIDField()
+    task_run = serializers.UUIDField(required=False, allow_null=True, default=None)
+    key = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    type = serializers.ChoiceField(choices=ArtifactType.choices)
+    data = JSONField(allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class ArtifactUpdateSerializer(serializers.Serializer):
+    data = JSONField(allow_null=True)

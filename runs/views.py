@@ -22,6 +22,7 @@ from runs.services import request_cancellation
 PAGE_SIZE = 50
 TASK_RUNS_SHOWN = 500
 LOG_LINES_SHOWN = 500
+ARTIFACTS_SHOWN = 100
 # Logs may arrive in a last batch just after the run ends: keep polling them a little longer.
 LOG_TAIL = timedelta(seconds=5)
 
@@ -51,6 +52,7 @@ def run_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
         **_task_runs(run),
         **_logs(run),
         **_relations(run),
+        **_artifacts(run),
     }
     return render(request, "runs/run_detail.html", context)
 
@@ -97,6 +99,11 @@ def _relations(run: FlowRun) -> dict[str, object]:
     return {"child_runs": children[:TASK_RUNS_SHOWN], "more_child_runs": len(children) > TASK_RUNS_SHOWN}
 
 
+def _artifacts(run: FlowRun) -> dict[str, object]:
+    shown = list(run.artifacts.select_related("task_run").order_by("created_at")[:ARTIFACTS_SHOWN])
+    return {"run": run, "artifacts": shown, "artifacts_live": not run.is_terminal}
+
+
 def _logs(run: FlowRun) -> dict[str, object]:
     newest = list(run.logs.select_related("task_run").order_by("-timestamp", "-id")[: LOG_LINES_SHOWN + 1])
     just_ended = run.ended_at is not None and timezone.now() - run.ended_at <= LOG_TAIL
@@ -125,3 +132,4 @@ header_fragment = _fragment("runs/_run_header.html", _header)
 timeline_fragment = _fragment("runs/_run_timeline.html", _timeline)
 task_runs_fragment = _fragment("runs/_run_task_runs.html", _task_runs)
 logs_fragment = _fragment("runs/_run_logs.html", _logs)
+artifacts_fragment = _fragment("runs/_run_artifacts.html", _artifacts)

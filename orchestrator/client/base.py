@@ -233,6 +233,19 @@ class OrchestratorClient(ABC):
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         """The result of the latest completed task run stored under `cache_key`, while fresh."""
 
+    # --- artifacts ---
+    @abstractmethod
+    def create_artifact(
+        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        task_run_id: str | None = None,
+    ) -> str:
+        """Publish an artifact of the run (ValidationError for data that does not fit its type);
+        returns its id."""
+
+    @abstractmethod
+    def update_artifact(self, artifact_id: str, *, data: Any) -> None:
+        """New data for a progress artifact."""
+
     # --- variables and secrets ---
     @abstractmethod
     def read_variable(self, name: str) -> tuple[bool, Any]:

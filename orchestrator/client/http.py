@@ -192,6 +192,20 @@ class HttpClient(OrchestratorClient):
         data = self._request("GET", "/task-runs/cached/", params={"cache_key": cache_key})
         return None if data is None else _record(CachedResult, data)
 
+    # --- artifacts ---
+    def create_artifact(
+        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        task_run_id: str | None = None,
+    ) -> str:
+        body = {
+            "flow_run": flow_run_id, "task_run": task_run_id, "type": type, "data": data, "key": key,
+            "description": _text(description),
+        }
+        return str(self._request("POST", "/artifacts/", json=body)["id"])
+
+    def update_artifact(self, artifact_id: str, *, data: Any) -> None:
+        self._request("PATCH", f"/artifacts/{_q(artifact_id)}/", json={"data": data})
+
     # --- variables and secrets ---
     def read_variable(self, name: str) -> tuple[bool, Any]:
         try:

@@ -20,6 +20,13 @@ engine, tests).
 
 from __future__ import annotations
 
+from orchestrator.sdk.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from orchestrator.sdk.blocks import Secret, Variable
 from orchestrator.sdk.context import MissingContextError, TaskRunContext, get_run_logger
 from orchestrator.sdk.flows import Flow, flow
@@ -30,5 +37,6 @@ from orchestrator.sdk.tasks import Task, task, task_input_hash
 
 __all__ = [
     "Flow", "FlowRunStopped", "MissingContextError", "Secret", "State", "Task", "TaskRunContext", "TaskRunFuture", "flow",
-    "Variable", "get_flow_run_result", "get_run_logger", "task", "task_input_hash",
+    "Variable", "create_link_artifact", "create_markdown_artifact", "create_progress_artifact",
+    "create_table_artifact", "get_flow_run_result", "get_run_logger", "task", "task_input_hash", "update_progress_artifact",
 ]

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.client import OrchestratorClient, get_client
+from orchestrator.client import OrchestratorClient
 from orchestrator.sdk import masking
-from orchestrator.sdk.context import flow_run_context
+from orchestrator.sdk.context import current_client
 
 
 def _client() -> OrchestratorClient:
-    context = flow_run_context.get()
-    return context.client if context is not None else get_client()
+    return current_client()
 
 
 class Variable:

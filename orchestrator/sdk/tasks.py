@@ -317,7 +317,10 @@ def execute_task_run(
     the last exception."""
     task = run.task
     bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
-    context = TaskRunContext(task=task, task_run=run.info, flow_run=run.flow_run, parameters=dict(bound.arguments), logger=run.logger)
+    context = TaskRunContext(
+        task=task, task_run=run.info, flow_run=run.flow_run, parameters=dict(bound.arguments), logger=run.logger,
+        client=run.client,
+    )
 
     cache_key = ""
     if task.cache_key_fn is not None:

@@ -5,10 +5,12 @@ worker, engine, Celery tasks) calls these functions; none of them writes run sta
 - creation.py      inserting runs with their first state (runs of a deployment: deployments.services.runs)
 - task_runs.py     task runs and their states, cached results
 - subflows.py      child flow runs of a flow run
+- artifacts.py     what runs publish: markdown, tables, links, progress
 - logs.py          log batches
 - housekeeping.py  late runs, retention
 """
 
+from runs.services.artifacts import create_artifact, latest_artifact, update_artifact
 from runs.services.creation import (
     create_adhoc_flow_run,
     generate_run_name,
@@ -35,6 +37,7 @@ from runs.services.task_runs import (
 )
 
 __all__ = [
+    "create_artifact", "latest_artifact", "update_artifact",
     "LOG_FIELDS", "create_adhoc_flow_run", "crash_unfinished_task_runs", "create_task_run", "delete_old_runs",
     "find_cached_task_run", "find_flow_run", "insert_subflow_run", "record_flow_run_result", "unfinished_children", "generate_run_name", "insert_flow_run", "insert_flow_runs",
     "mark_late_runs", "new_flow_run", "record_run_heartbeat", "record_run_process", "request_cancellation",

@@ -11,7 +11,10 @@ from deployments.models import Deployment, Flow
 from workpools.models import WorkPool
 
 RUNTIME_FLOWS = '''
-from orchestrator import Secret, Variable, flow, get_flow_run_result, get_run_logger, task
+from orchestrator import (
+    Secret, Variable, create_link_artifact, create_markdown_artifact, create_progress_artifact, create_table_artifact,
+    flow, get_flow_run_result, get_run_logger, task, update_progress_artifact,
+)
 
 
 @flow
@@ -50,6 +53,23 @@ def uses_blocks(secret: str = "api-token") -> None:
     logger.info(f"region={Variable.get('region', default='nowhere')} missing={Variable.get('nope', default=[1])}")
     reversed_token = use_token(secret)
     logger.info(f"reversed length {len(reversed_token)}; again: {reversed_token[::-1]}")
+
+
+@task
+def rain_table() -> None:
+    create_table_artifact([{"city": "Paris", "rain_mm": 3}, {"city": "Oslo", "rain_mm": 11}], key="rain")
+
+
+@flow
+def reports() -> None:
+    progress = create_progress_artifact(0, key="progress")
+    create_markdown_artifact(
+        "# Daily report\\n\\nAll **good**.\\n\\n<script>alert('x')</script>\\n\\n[bad](javascript:alert(1))",
+        key="daily-report", description="The day in one page",
+    )
+    rain_table()
+    create_link_artifact("https://example.com/dashboards/7", "The dashboard", key="dashboard")
+    update_progress_artifact(progress, 100)
 
 
 @flow

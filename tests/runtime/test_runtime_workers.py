@@ -119,3 +119,27 @@ def test_a_remote_run_reads_a_variable_and_a_secret_with_its_credential_and_the_
     assert "calling the API with token=********" in messages
     assert not any("tok-9f8e7d6c" in m for m in messages)
     assert "tok-9f8e7d6c" not in text and "token=********" in text
+
+
+def test_artifacts_published_on_a_worker_show_on_the_run_page_with_a_script_as_text(
+    subprocess_env: dict[str, str], tmp_path: Path, pool: Any, deploy_runtime: Any, admin_client: Any
+) -> None:
+    from tests.html import element
+
+    run, _ = create_flow_run(deploy_runtime(pool, "reports"))
+    worker, output = start_worker(subprocess_env, pool.name, cwd=tmp_path)
+    try:
+        wait_until_finished(run)
+    finally:
+        stop(worker)
+    assert run.state_type == S.COMPLETED, (run.state_message, "".join(output))
+    assert {a.key: a.type for a in run.artifacts.all()} == {
+        "progress": "progress", "daily-report": "markdown", "rain": "table", "dashboard": "link",
+    }
+    assert run.artifacts.get(key="rain").task_run.name.startswith("rain_table-")
+    card = element(admin_client.get(run.get_absolute_url()).content.decode(), "section", 'id="run-artifacts"')
+    assert "<h1>Daily report</h1>" in card and "<strong>good</strong>" in card
+    assert "<script>" not in card and "&lt;script&gt;alert('x')&lt;/script&gt;" in card
+    assert 'href="javascript' not in card  # an unsafe link scheme is not linked
+    assert "<td>Oslo</td>" in card and "<td>11</td>" in card
+    assert '<a href="https://example.com/dashboards/7"' in card and 'value="100"' in card
