@@ -28,17 +28,20 @@ from orchestrator.client.base import (
     HeldRun,
     LogEntry,
     OrchestratorClient,
+    RunInputInfo,
     TaskRunInfo,
     WorkerInfo,
 )
 from orchestrator.core.errors import NotFound, OrchestratorError
 from runs.models import Artifact, FlowRun, TaskRun
-from runs.records import flow_run_info, task_run_info
+from runs.records import flow_run_info, run_input_info, task_run_info
 from runs.services import (
     create_adhoc_flow_run,
     create_artifact,
     create_task_run,
     find_cached_task_run,
+    pause_flow_run,
+    read_flow_run_input,
     record_flow_run_result,
     record_run_heartbeat,
     record_run_process,
@@ -150,6 +153,20 @@ class DirectClient(OrchestratorClient):
 
     def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
         record_flow_run_result(self._flow_run(run_id), result_uri=result_uri)
+
+    def pause_flow_run(
+        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        description: str = "",
+    ) -> RunInputInfo:
+        run = self._flow_run(run_id)
+        request = pause_flow_run(
+            run, key=key, schema=schema, timeout_seconds=timeout_seconds, suspend=suspend, description=description
+        )
+        return run_input_info(request, run)
+
+    def read_flow_run_input(self, run_id: str, *, key: str) -> RunInputInfo:
+        run = self._flow_run(run_id)
+        return run_input_info(read_flow_run_input(run, key), run)
 
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         set_flow_run_retries(self._flow_run(run_id), retries=retries, retry_delay_seconds=retry_delay_seconds)

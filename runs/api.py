@@ -25,7 +25,7 @@ from orchestrator.core.results import read_result
 from orchestrator.core.states import StateType
 from runs import services
 from runs.models import Artifact, ArtifactType, FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
-from runs.records import flow_run_info
+from runs.records import flow_run_info, run_input_info
 from runs.serializers import (
     AliveSerializer,
     ArtifactCreateSerializer,
@@ -40,8 +40,12 @@ from runs.serializers import (
     LogCreateSerializer,
     LogSerializer,
     LogsStoredSerializer,
+    PauseSerializer,
     ResultLocationSerializer,
+    ResumeSerializer,
     RetriesSerializer,
+    RunInputQuery,
+    RunInputSerializer,
     RunProcessSerializer,
     TaskRunCreateSerializer,
     TaskRunSerializer,
@@ -50,7 +54,9 @@ from runs.serializers import (
 from runs.services import request_cancellation
 
 # What an engine and a worker do with a run (with a worker key: only runs of its pool).
-ENGINE_ACTIONS = ("execution", "set_state", "heartbeat", "process", "retries", "result_location", "result")
+ENGINE_ACTIONS = (
+    "execution", "set_state", "heartbeat", "process", "retries", "result_location", "result", "pause", "run_input",
+)
 
 
 class FlowRunPagination(CursorPagination):
@@ -118,11 +124,11 @@ class FlowRunViewSet(ReadApiViewSet):
     serializer_class = FlowRunSerializer
     input_serializers = {
         "set_state": FlowRunSetStateSerializer, "retries": RetriesSerializer, "process": RunProcessSerializer,
-        "result_location": ResultLocationSerializer,
+        "result_location": ResultLocationSerializer, "pause": PauseSerializer, "resume": ResumeSerializer,
     }
     filterset_class = FlowRunFilter
     pagination_class = FlowRunPagination
-    required_scopes = {"cancel": Scope.TRIGGER}
+    required_scopes = {"cancel": Scope.TRIGGER, "resume": Scope.TRIGGER}
     worker_actions = ENGINE_ACTIONS
 
     @extend_schema(request=None, responses=FlowRunSerializer)
@@ -162,6 +168,32 @@ class FlowRunViewSet(ReadApiViewSet):
         run, data = self.get_object(), self.parse(request)
         services.record_run_process(run, pid=data["pid"], hostname=data["hostname"])
         return Response(status=204)
+
+    @extend_schema(request=ResumeSerializer, responses=FlowRunSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Any, pk: str) -> Response:
+        """Resume a paused or suspended run with the input it waits for (checked against the
+        flow's model: 400 with the fields' errors); 409 for a run that is not paused."""
+        run, data = self.get_object(), self.parse(request)
+        return self.respond(services.resume_flow_run(run, value=data["input"], by=actor(request)))
+
+    @extend_schema(request=PauseSerializer, responses=RunInputSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Any, pk: str) -> Response:
+        """The engine pauses (or suspends) the run for input (pause_flow_run in a flow)."""
+        run, data = self.get_object(), self.parse(request)
+        pause = services.pause_flow_run(run, **data)
+        return Response(RunInputSerializer(run_input_info(pause, run)).data)
+
+    @extend_schema(parameters=[RunInputQuery], responses=RunInputSerializer)
+    @action(detail=True, methods=["get"], url_path="input")
+    def run_input(self, request: Any, pk: str) -> Response:
+        """A pause of the run (by key): whether its input was given, and the run's state."""
+        run = self.get_object()
+        query = RunInputQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        pause = services.read_flow_run_input(run, query.validated_data["key"])
+        return Response(RunInputSerializer(run_input_info(pause, run)).data)
 
     @extend_schema(request=ResultLocationSerializer, responses={204: None})
     @action(detail=True, methods=["post"], url_path="result-location")

@@ -466,3 +466,28 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.key or f"{self.type} artifact"
+
+
+class FlowRunInput(models.Model):
+    """What a paused or suspended run waits for: one per pause of the run (`key`), with the JSON
+    schema of the input it wants (a pydantic model's; none for a plain resume), until when it
+    waits, and the input once someone gave it."""
+
+    id = models.BigAutoField(primary_key=True)
+    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="inputs")
+    key = models.CharField(max_length=100)
+    schema = models.JSONField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    timeout_at = models.DateTimeField()
+    value = models.JSONField(null=True, blank=True)
+    provided_at = models.DateTimeField(null=True, blank=True)
+    provided_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["flow_run", "id"]
+        constraints = [models.UniqueConstraint(fields=["flow_run", "key"], name="flowruninput_unique_key")]
+        indexes = [models.Index(fields=["timeout_at"], condition=Q(provided_at__isnull=True), name="flowruninput_waiting")]
+
+    def __str__(self) -> str:
+        return f"{self.flow_run_id}:{self.key}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.client.base import DeploymentInfo, FlowRunInfo, TaskRunInfo
+from orchestrator.client.base import DeploymentInfo, FlowRunInfo, RunInputInfo, TaskRunInfo
 
 
 def deployment_info(dep: Any) -> DeploymentInfo | None:
@@ -46,4 +46,11 @@ def task_run_info(task_run: Any) -> TaskRunInfo:
     return TaskRunInfo(
         id=str(task_run.pk), name=task_run.name, state_type=str(task_run.state_type),
         state_name=task_run.state_name, run_count=task_run.run_count,
+    )
+
+
+def run_input_info(request: Any, run: Any) -> RunInputInfo:
+    return RunInputInfo(
+        key=request.key, provided=request.provided_at is not None, value=request.value,
+        state_type=str(run.state_type), state_name=run.state_name,
     )

@@ -183,3 +183,27 @@ class ArtifactCreateSerializer(serializers.Serializer):
 
 class ArtifactUpdateSerializer(serializers.Serializer):
     data = JSONField(allow_null=True)
+
+
+class PauseSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=100)
+    schema = JSONObjectField(required=False, allow_null=True, default=None)
+    timeout_seconds = serializers.FloatField(min_value=0.001, max_value=30 * 24 * 3600, default=3600)
+    suspend = serializers.BooleanField(default=False)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class RunInputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    provided = serializers.BooleanField()
+    value = JSONField(allow_null=True)
+    state_type = serializers.ChoiceField(choices=StateType.choices)
+    state_name = serializers.CharField()
+
+
+class RunInputQuery(serializers.Serializer):
+    key = serializers.CharField(max_length=100)
+
+
+class ResumeSerializer(serializers.Serializer):
+    input = JSONField(required=False, allow_null=True, default=None, help_text="The input the paused flow asks for.")

@@ -14,10 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from orchestrator.core.errors import OrchestratorError
-from runs.forms import RunFilterForm
+from orchestrator.core.errors import OrchestratorError, ValidationError
+from orchestrator.core.states import StateType
+from runs.forms import RunFilterForm, RunInputForm
 from runs.models import FlowRun, RunCursor
-from runs.services import request_cancellation
+from runs.services import request_cancellation, resume_flow_run, waiting_input
 
 PAGE_SIZE = 50
 TASK_RUNS_SHOWN = 500
@@ -53,8 +54,37 @@ def run_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
         **_logs(run),
         **_relations(run),
         **_artifacts(run),
+        **_input(run),
     }
     return render(request, "runs/run_detail.html", context)
+
+
+@login_required
+@require_POST
+def resume(request: HttpRequest, pk: UUID) -> HttpResponse:
+    """Resume a paused run with the input its form was filled with; the form comes back with
+    the service's errors next to its fields."""
+    run = _get_run(pk)
+    waiting = waiting_input(run)
+    if waiting is None:
+        messages.error(request, f"{run.name} is not paused.")
+        return redirect(run)
+    form = RunInputForm(waiting.schema, None, request.POST)
+    if form.is_valid():
+        try:
+            resume_flow_run(run, value=form.parameters() if waiting.schema else None, by=f"ui:{request.user.get_username()}")
+        except ValidationError as error:
+            form.add_service_errors(error)
+        except OrchestratorError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"{run.name} resumed.")
+            return redirect(run)
+    context = {
+        **_header(run), **_timeline(run), **_task_runs(run), **_logs(run), **_relations(run), **_artifacts(run),
+        "waiting": waiting, "input_form": form, "input_live": False,
+    }
+    return render(request, "runs/run_detail.html", context, status=400)
 
 
 @login_required
@@ -99,6 +129,14 @@ def _relations(run: FlowRun) -> dict[str, object]:
     return {"child_runs": children[:TASK_RUNS_SHOWN], "more_child_runs": len(children) > TASK_RUNS_SHOWN}
 
 
+def _input(run: FlowRun) -> dict[str, object]:
+    """The input form of a paused run; while the run may still pause, a part that polls for it."""
+    waiting = waiting_input(run)
+    form = RunInputForm(waiting.schema, None) if waiting is not None else None
+    may_pause = run.state_type in (StateType.PENDING, StateType.RUNNING)
+    return {"run": run, "waiting": waiting, "input_form": form, "input_live": waiting is None and may_pause}
+
+
 def _artifacts(run: FlowRun) -> dict[str, object]:
     shown = list(run.artifacts.select_related("task_run").order_by("created_at")[:ARTIFACTS_SHOWN])
     return {"run": run, "artifacts": shown, "artifacts_live": not run.is_terminal}
@@ -133,3 +171,4 @@ timeline_fragment = _fragment("runs/_run_timeline.html", _timeline)
 task_runs_fragment = _fragment("runs/_run_task_runs.html", _task_runs)
 logs_fragment = _fragment("runs/_run_logs.html", _logs)
 artifacts_fragment = _fragment("runs/_run_artifacts.html", _artifacts)
+input_fragment = _fragment("runs/_run_input.html", _input)

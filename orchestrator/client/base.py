@@ -75,6 +75,17 @@ class CachedResult:
 
 
 @dataclass(frozen=True)
+class RunInputInfo:
+    """A pause of a run: whether its input was given (and what), and where the run stands."""
+
+    key: str
+    provided: bool
+    value: Any
+    state_type: str
+    state_name: str
+
+
+@dataclass(frozen=True)
 class WorkerInfo:
     """A registered worker, as its loop needs it."""
 
@@ -199,6 +210,18 @@ class OrchestratorClient(ABC):
     @abstractmethod
     def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
         """Where the run's persisted result is (result storage)."""
+
+    @abstractmethod
+    def pause_flow_run(
+        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        description: str = "",
+    ) -> RunInputInfo:
+        """runs.services.pause_flow_run: PAUSED (Paused, or Suspended) waiting for input under
+        `key`; when that input was given already (a suspended flow starting over), no pause."""
+
+    @abstractmethod
+    def read_flow_run_input(self, run_id: str, *, key: str) -> RunInputInfo:
+        """The pause `key` of the run (NotFound), and the run's state."""
 
     @abstractmethod
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:

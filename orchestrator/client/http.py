@@ -31,6 +31,7 @@ from orchestrator.client.base import (
     LogEntry,
     OrchestratorClient,
     Refused,
+    RunInputInfo,
     TaskRunInfo,
     Unreachable,
     WorkerInfo,
@@ -149,6 +150,19 @@ class HttpClient(OrchestratorClient):
 
     def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
         self._request("POST", f"/flow-runs/{_q(run_id)}/result-location/", json={"result_uri": result_uri})
+
+    def pause_flow_run(
+        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        description: str = "",
+    ) -> RunInputInfo:
+        body = {
+            "key": key, "schema": schema, "timeout_seconds": timeout_seconds, "suspend": suspend,
+            "description": _text(description),
+        }
+        return _record(RunInputInfo, self._request("POST", f"/flow-runs/{_q(run_id)}/pause/", json=body))
+
+    def read_flow_run_input(self, run_id: str, *, key: str) -> RunInputInfo:
+        return _record(RunInputInfo, self._request("GET", f"/flow-runs/{_q(run_id)}/input/", params={"key": key}))
 
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         body = {"retries": retries, "retry_delay_seconds": retry_delay_seconds}

@@ -21,11 +21,12 @@ from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
 from orchestrator.core.errors import StateConflict, ValidationError
 from orchestrator.core.parameters import call_arguments, jsonable_parameters, validate_call_parameters
 from orchestrator.core.results import ResultError, persist_by_default, write_result
-from orchestrator.core.states import StateType
+from orchestrator.core.states import SUSPENDED_STATE_NAME, StateType
 from orchestrator.sdk import logs
 from orchestrator.sdk.context import FlowRunContext, flow_run_context
 from orchestrator.sdk.flows import Flow
 from orchestrator.sdk.interrupts import Interrupted, Scope, deferred
+from orchestrator.sdk.pausing import FlowRunSuspended
 from orchestrator.sdk.runner import ThreadTaskRunner
 from orchestrator.sdk.states import FlowRunStopped as FlowRunStopped  # re-exported: where it used to live
 from orchestrator.sdk.states import State
@@ -242,6 +243,8 @@ def run_attempts(session: RunSession, flow: Flow[..., Any], values: dict[str, An
     while True:
         session.set_state(RUNNING, expected=PENDING, name="Retrying" if session.run.run_count else "Running")
         outcome = _persisted(session, flow, _run_body(session, flow, values))
+        if outcome.stopped:  # suspended: the state is recorded, a worker runs it again once resumed
+            return outcome
         run = session.set_state(outcome.state_type, expected=RUNNING, message=outcome.message, retry=outcome.retry)
         session.logger.info("Finished in state %s", state_text(outcome.state_name, outcome.message))
         if not (run.state_type == SCHEDULED and outcome.retry):
@@ -306,6 +309,9 @@ def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any])
     except Exception as error:
         session.logger.error("Encountered exception during execution:\n%s", traceback_text(error))
         return Outcome(FAILED, "Failed", exception_text(error), error=error)
+    except FlowRunSuspended as suspended:
+        # The run is PAUSED/Suspended already; its process ends here, recording nothing more.
+        return Outcome(S.PAUSED, SUSPENDED_STATE_NAME, str(suspended), stopped=True)
     except (KeyboardInterrupt, SystemExit) as error:
         return Outcome(CRASHED, "Crashed", f"Interrupted: {exception_text(error)}", error=error, retry=False)
     finally:

@@ -5,6 +5,7 @@ worker, engine, Celery tasks) calls these functions; none of them writes run sta
 - creation.py      inserting runs with their first state (runs of a deployment: deployments.services.runs)
 - task_runs.py     task runs and their states, cached results
 - subflows.py      child flow runs of a flow run
+- pausing.py       pausing and suspending for input, resuming
 - artifacts.py     what runs publish: markdown, tables, links, progress
 - logs.py          log batches
 - housekeeping.py  late runs, retention
@@ -20,6 +21,13 @@ from runs.services.creation import (
 )
 from runs.services.housekeeping import delete_old_runs, mark_late_runs
 from runs.services.logs import LOG_FIELDS, write_logs
+from runs.services.pausing import (
+    fail_expired_pauses,
+    pause_flow_run,
+    read_flow_run_input,
+    resume_flow_run,
+    waiting_input,
+)
 from runs.services.state import (
     find_flow_run,
     record_run_heartbeat,
@@ -37,7 +45,8 @@ from runs.services.task_runs import (
 )
 
 __all__ = [
-    "create_artifact", "latest_artifact", "update_artifact",
+    "create_artifact", "latest_artifact", "update_artifact", "fail_expired_pauses", "pause_flow_run",
+    "read_flow_run_input", "resume_flow_run", "waiting_input",
     "LOG_FIELDS", "create_adhoc_flow_run", "crash_unfinished_task_runs", "create_task_run", "delete_old_runs",
     "find_cached_task_run", "find_flow_run", "insert_subflow_run", "record_flow_run_result", "unfinished_children", "generate_run_name", "insert_flow_run", "insert_flow_runs",
     "mark_late_runs", "new_flow_run", "record_run_heartbeat", "record_run_process", "request_cancellation",

@@ -16,6 +16,7 @@ from orchestrator.core.errors import InvalidTransition, NotFound, OrchestratorEr
 from orchestrator.core.states import (
     RETRY_STATE_NAME,
     STATE_NAMES,
+    SUSPENDED_STATE_NAME,
     TERMINAL,
     StateType,
     default_name,
@@ -141,7 +142,8 @@ def _compare_and_swap(
 def record_run_heartbeat(run_id: Any) -> bool:
     """The run's process is alive. Returns False when the run is no longer PENDING/RUNNING
     (cancelled, crashed by the reaper, ...), which tells the process to stop."""
-    alive = FlowRun.objects.filter(pk=run_id, state_type__in=(S.PENDING, S.RUNNING)).update(
+    # A Paused run's process waits for its resume: alive too.
+    alive = FlowRun.objects.filter(pk=run_id, state_type__in=(S.PENDING, S.RUNNING, S.PAUSED)).update(
         heartbeat_at=timezone.now()
     )
     return bool(alive)
@@ -177,8 +179,8 @@ def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
         return run
     if run.state_type in TERMINAL:
         raise InvalidTransition(run.state_type, S.CANCELLING, f"the run already ended as {run.state_name}")
-    if run.state_type == S.SCHEDULED:
-        set_state(run, S.CANCELLED, message=f"Cancelled by {by}")
+    if run.state_type == S.SCHEDULED or (run.state_type == S.PAUSED and run.state_name == SUSPENDED_STATE_NAME):
+        set_state(run, S.CANCELLED, message=f"Cancelled by {by}")  # no process to stop
     else:
         set_state(run, S.CANCELLING, message=f"Cancellation requested by {by}")
     _cancel_children(run, by=by)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 S = StateType
 FRAGMENTS = [
     "runs:header_fragment", "runs:timeline_fragment", "runs:task_runs_fragment", "runs:logs_fragment",
-    "runs:artifacts_fragment",
+    "runs:artifacts_fragment", "runs:input_fragment",
 ]
 
 
@@ -127,6 +127,6 @@ def test_the_page_costs_the_same_queries_for_many_logs_and_tasks(
     for i in range(20):
         task = TaskRun.objects.create(flow_run=running, name=f"t-{i}", task_key="t", state_at=now)
         Log.objects.create(flow_run=running, task_run=task, message=f"line {i}", timestamp=now)
-    # + subflow runs, their placeholder task runs, artifacts: one query each, whatever their number
-    with django_assert_max_num_queries(11):
+    # + subflow runs, their placeholder task runs, artifacts, a pause's input: one query each, whatever their number
+    with django_assert_max_num_queries(12):
         assert admin_client.get(reverse("runs:detail", args=[running.pk])).status_code == 200

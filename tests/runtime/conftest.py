@@ -11,10 +11,29 @@ from deployments.models import Deployment, Flow
 from workpools.models import WorkPool
 
 RUNTIME_FLOWS = '''
+import pydantic
+
 from orchestrator import (
     Secret, Variable, create_link_artifact, create_markdown_artifact, create_progress_artifact, create_table_artifact,
-    flow, get_flow_run_result, get_run_logger, task, update_progress_artifact,
+    flow, get_flow_run_result, get_run_logger, suspend_flow_run, task, update_progress_artifact,
 )
+
+
+class Approval(pydantic.BaseModel):
+    """Approve the shipment."""
+
+    approved: bool
+    reviewer: str
+    items: int = 1
+
+
+@flow
+def approval(order: str = "A-1") -> str:
+    logger = get_run_logger()
+    logger.info(f"checking order {order}")
+    answer = suspend_flow_run(wait_for_input=Approval, timeout=600)
+    logger.info(f"got {type(answer).__name__}: approved={answer.approved} by {answer.reviewer} for {answer.items + 1 - 1} items")
+    return answer.reviewer
 
 
 @flow
