@@ -24,9 +24,9 @@ S = StateType
 
 
 def test_a_suspended_run_is_resumed_from_the_form_with_typed_input(
-    signed_in: Any, pool: Any, deploy_runtime: Any, subprocess_env: dict[str, str], tmp_path: Path  # noqa: F811
+    signed_in: Any, pool: Any, deploy_runtime: Any, subprocess_env: dict[str, str], tmp_path: Path  # noqa: F811  (signed_in)
 ) -> None:
-    page = signed_in
+    tab = signed_in
     run, _ = create_flow_run(deploy_runtime(pool, "approval"))
     worker, output = start_worker(subprocess_env, pool.name, cwd=tmp_path)
     try:
@@ -35,19 +35,19 @@ def test_a_suspended_run_is_resumed_from_the_form_with_typed_input(
             processes=[worker],
         )
         wait_for(lambda: "final state Suspended" in "".join(output), 30, "the suspended process to exit")
-        page.goto(f"{page.base}/runs/{run.pk}/")
-        form = page.locator("#resume-form")
-        expect(page.locator("#run-input h2")).to_contain_text("Suspended: the flow asks for input")
-        expect(page.locator("#run-input")).to_contain_text("Approve the shipment.")
-        page.fill('[name="parameters.items"]', "3")
+        tab.goto(f"{tab.base}/runs/{run.pk}/")
+        form = tab.locator("#resume-form")
+        expect(tab.locator("#run-input h2")).to_contain_text("Suspended: the flow asks for input")
+        expect(tab.locator("#run-input")).to_contain_text("Approve the shipment.")
+        tab.fill('[name="parameters.items"]', "3")
         form.locator("button[type=submit]").click()  # no reviewer: the field says so, nothing resumes
-        expect(page.locator('[data-field="parameters.reviewer"] .errorlist')).to_contain_text("required")
+        expect(tab.locator('[data-field="parameters.reviewer"] .errorlist')).to_contain_text("required")
         assert FlowRun.objects.get(pk=run.pk).state_name == "Suspended"
-        page.fill('[name="parameters.reviewer"]', "Grace")
-        page.check('[name="parameters.approved"]')
-        page.fill('[name="parameters.items"]', "3")
-        page.locator("#resume-form button[type=submit]").click()
-        expect(page.locator(".flash").first).to_contain_text("resumed")
+        tab.fill('[name="parameters.reviewer"]', "Grace")
+        tab.check('[name="parameters.approved"]')
+        tab.fill('[name="parameters.items"]', "3")
+        tab.locator("#resume-form button[type=submit]").click()
+        expect(tab.locator(".flash").first).to_contain_text("resumed")
         wait_until_finished(run)
     finally:
         stop(worker)
@@ -57,5 +57,5 @@ def test_a_suspended_run_is_resumed_from_the_form_with_typed_input(
     names = list(run.states.values_list("name", flat=True))
     assert names.count("Running") + names.count("Retrying") == 2 and "Suspended" in names, names
     assert run.inputs.get().provided_by == "ui:alice"
-    page.goto(f"{page.base}/runs/{run.pk}/")
-    expect(page.locator("#run-input")).to_have_count(0)
+    tab.goto(f"{tab.base}/runs/{run.pk}/")
+    expect(tab.locator("#run-input")).to_have_count(0)
