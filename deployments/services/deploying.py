@@ -27,7 +27,7 @@ from deployments.specs import DeploymentDefinition, DeploySpec
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.core.parameters import parameters_from_strings, validate_parameters
 from orchestrator.engine import FlowLoadError, load_flow
-from orchestrator.engine.steps import STEPS, check_repository_url
+from orchestrator.engine.steps import STEPS, check_repository_url, check_storage_url
 from workpools.services import get_work_pool, get_work_queue
 from workpools.services.pools import check_concurrency_limit
 
@@ -129,7 +129,7 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         check_concurrency_limit(definition.concurrency_limit)
     except ValidationError:
         raise fail("concurrency_limit must be a whole number, 0 or more.") from None
-    fetches_code = any(_step_name(step) == "git_clone" for step in pull_steps)
+    fetches_code = any(_step_name(step) in ("git_clone", "pull_from_remote_storage") for step in pull_steps)
     return _Prepared(
         definition=definition, flow_name=flow.name, flow_description=flow.description,
         parameter_schema=schema, parameters=parameters, pool=pool, queue=queue,
@@ -227,6 +227,8 @@ def check_pull_steps(steps: Any) -> None:
             raise ValidationError(f"pull step {position} {name!r}: {error}.") from None
         if name == "git_clone":
             check_repository_url(options.get("repository"))
+        if name == "pull_from_remote_storage":
+            check_storage_url(options.get("url"))
 
 
 def local_workdir(steps: list[dict[str, Any]], project_dir: Path) -> Path:
@@ -235,7 +237,7 @@ def local_workdir(steps: list[dict[str, Any]], project_dir: Path) -> Path:
     workdir = project_dir
     for step in steps:
         name, options = _step_name(step), next(iter(step.values()))
-        if name == "git_clone":
+        if name in ("git_clone", "pull_from_remote_storage"):  # the project stands in for the code it fetches
             workdir = project_dir / options.get("directory", "") if options.get("directory") else project_dir
         elif name == "set_working_directory":
             workdir = workdir / options["directory"]
