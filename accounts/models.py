@@ -17,6 +17,7 @@ class Scope(models.TextChoices):
     TRIGGER = "trigger", "Trigger runs"
     WRITE = "write", "Write"
     WORKER = "worker", "Worker (one pool)"
+    RUN = "run", "One flow run (issued by its worker)"
     SECRETS = "secrets", "Read secrets"
 
 
@@ -40,6 +41,11 @@ class ApiKey(models.Model):
         "workpools.WorkPool", on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys",
         help_text="The one pool a worker key may act on.",
     )
+    flow_run = models.ForeignKey(
+        "runs.FlowRun", on_delete=models.CASCADE, null=True, blank=True, related_name="run_tokens",
+        help_text="The one flow run a run token may act on.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="After this the key no longer works.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -56,6 +62,11 @@ class ApiKey(models.Model):
                 name="apikey_pool_iff_worker",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="apikey_name_not_empty"),
+            # A run token is bound to exactly one flow run; other keys to none.
+            models.CheckConstraint(
+                condition=(Q(scope=Scope.RUN) & Q(flow_run__isnull=False)) | (~Q(scope=Scope.RUN) & Q(flow_run__isnull=True)),
+                name="apikey_flow_run_iff_run",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -68,7 +79,7 @@ class ApiKey(models.Model):
     def allows(self, scope: str) -> bool:
         """Whether this key holds `scope` (read, trigger or write). Worker keys hold none of
         them: what a worker may do is decided per pool (accounts.permissions)."""
-        if self.scope == Scope.WORKER:
+        if self.scope in (Scope.WORKER, Scope.RUN):
             return False
         if self.scope == Scope.SECRETS:
             return scope == Scope.READ

@@ -10,15 +10,22 @@
 - A worker key acts only on its own pool and the runs in it, and only through actions its view
   lists in `worker_actions`. `can_act_on_pool` is the check: on the pool named in the URL here,
   on each object a view reads (`has_object_permission`), and on the run of a nested URL.
+- A run token (scope `run`, issued by a worker for one run's job) acts only on its own run,
+  only through actions its view lists in `run_actions` (the engine's: the run's execution
+  view, set-state, heartbeat, retries, task runs, logs, cached results), and only while the
+  run is unfinished; log lines are still taken for RUN_TOKEN_LOG_GRACE_SECONDS after the end.
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from typing import Any
 
 from rest_framework import permissions
 
 from accounts.models import ApiKey, Scope
+from orchestrator.core.states import is_terminal
 
 
 def pool_of(obj: Any) -> Any:
@@ -49,6 +56,64 @@ def can_act_on_pool(key: ApiKey | None, pool: Any) -> bool:
     return key.pool_id == pool.pk
 
 
+def run_id_of(obj: Any) -> Any:
+    """The flow run an API object belongs to (a run, a task run, a log line), or None. (By the
+    model's name: accounts sits below runs and imports nothing of it.)"""
+    if getattr(getattr(obj, "_meta", None), "label", "") == "runs.FlowRun":
+        return obj.pk
+    return getattr(obj, "flow_run_id", None)
+
+
+def _url_run_id(view: Any) -> str | None:
+    run_pk = view.kwargs.get("run_pk")
+    if run_pk is None and getattr(view, "basename", None) == "flow-runs":
+        run_pk = view.kwargs.get("pk")
+    return None if run_pk is None else str(run_pk)
+
+
+MAX_SUBFLOW_DEPTH = 20
+
+
+def _same_run(key: ApiKey, run_id: Any) -> bool:
+    """Whether `run_id` is the token's run, or one of its subflow runs (a child, a grandchild,
+    ...: they run in the token's process)."""
+    try:
+        wanted, current = uuid.UUID(str(key.flow_run_id)), uuid.UUID(str(run_id))
+    except ValueError:
+        return False
+    runs = ApiKey._meta.get_field("flow_run").related_model._default_manager  # runs.FlowRun, by relation
+    for _ in range(MAX_SUBFLOW_DEPTH):
+        if current == wanted:
+            return True
+        parent = runs.filter(pk=current).values_list("parent_flow_run_id", flat=True).first()
+        if parent is None:
+            return False
+        current = parent
+    return False
+
+
+def run_token_refusal(key: ApiKey, view: Any) -> str:
+    """Why a run token may not do what `view` is asked to do ("" when it may)."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from orchestrator.core.states import is_terminal
+
+    run = key.flow_run
+    if getattr(view, "action", None) not in getattr(view, "run_actions", ()):
+        return "A run token may only act on its own flow run's execution."
+    url_run = _url_run_id(view)
+    if url_run is not None and not _same_run(key, url_run):
+        return f"This run token acts only on flow run {run.name!r}."
+    if is_terminal(run.state_type):
+        late_logs = getattr(view, "run_final_actions", ())
+        grace = timedelta(seconds=settings.RUN_TOKEN_LOG_GRACE_SECONDS)
+        if view.action in late_logs and timezone.now() - run.state_at <= grace:
+            return ""
+        return f"Flow run {run.name!r} is {run.state_type}: its run token no longer works."
+    return ""
+
+
 def required_scope(request: Any, view: Any) -> str:
     declared = getattr(view, "required_scopes", {}).get(getattr(view, "action", None))
     if declared:
@@ -66,6 +131,11 @@ class HasScope(permissions.BasePermission):
         if key is None:
             return bool(request.user and request.user.is_authenticated)
         needed = required_scope(request, view)
+        if key.scope == Scope.RUN:
+            refusal = run_token_refusal(key, view)
+            if refusal:
+                self.message = refusal
+            return not refusal
         if key.scope == Scope.WORKER:
             if getattr(view, "action", None) not in getattr(view, "worker_actions", ()):
                 self.message = "A worker key may only act on its own work pool."
@@ -83,14 +153,19 @@ class HasScope(permissions.BasePermission):
 
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
         key = request.auth if isinstance(request.auth, ApiKey) else None
+        if key is not None and key.scope == Scope.RUN:
+            if _same_run(key, run_id_of(obj)):
+                return True
+            self.message = f"This run token acts only on flow run {key.flow_run.name!r}."  # type: ignore[union-attr]
+            return False
         if can_act_on_pool(key, pool_of(obj)):
             return True
         self.message = f"This worker key acts only on work pool {key.pool.name!r}."
         return False
 
 
-# The credentials a flow run holds: a worker key today; a run token ("run") where workers issue them.
-RUN_CREDENTIAL_SCOPES = frozenset({Scope.WORKER, "run"})
+# The credentials a flow run holds: a worker key (a process beside a remote worker), a run token.
+RUN_CREDENTIAL_SCOPES = frozenset({Scope.WORKER, Scope.RUN})
 
 
 def may_read_secrets(request: Any) -> tuple[bool, str]:
@@ -103,6 +178,8 @@ def may_read_secrets(request: Any) -> tuple[bool, str]:
         if user is not None and user.is_authenticated and user.is_superuser:
             return True, ""
         return False, "Reading secrets needs a superuser, a flow run's credential or a key with the 'secrets' scope."
+    if key.scope == Scope.RUN and key.flow_run is not None and is_terminal(key.flow_run.state_type):
+        return False, f"Flow run {key.flow_run.name!r} is {key.flow_run.state_type}: its run token no longer works."
     if key.scope == Scope.SECRETS or key.scope in RUN_CREDENTIAL_SCOPES:
         return True, ""
     return False, (

@@ -8,6 +8,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -58,14 +59,40 @@ def create_api_key(name: str, *, scope: str = Scope.READ, pool: Any = None) -> t
     raise ValidationError("Could not generate a unique key; try again.")
 
 
+def issue_run_token(run: Any) -> tuple[ApiKey, str]:
+    """A key that acts on `run` alone (scope `run`; accounts.permissions says what it may do),
+    for the run's job instead of its worker's credentials. It expires after
+    RUN_TOKEN_TTL_SECONDS and stops working once the run is final. Returns (row, key).
+    Raises ValidationError for a run that is already final."""
+    from orchestrator.core.states import is_terminal
+
+    if is_terminal(run.state_type):
+        raise ValidationError(f"Flow run {run.name!r} is {run.state_type}: a finished run gets no token.")
+    expires_at = timezone.now() + timedelta(seconds=settings.RUN_TOKEN_TTL_SECONDS)
+    for _ in range(3):
+        token = KEY_PREFIX + secrets.token_urlsafe(32)
+        try:
+            with transaction.atomic():
+                key = ApiKey.objects.create(
+                    name=f"run:{run.pk}:{token[len(KEY_PREFIX):PREFIX_LENGTH]}", prefix=token[:PREFIX_LENGTH],
+                    hashed_key=hash_key(token), scope=Scope.RUN, flow_run=run, expires_at=expires_at,
+                )
+        except IntegrityError:
+            continue  # the random prefix collided: draw again
+        return key, token
+    raise ValidationError("Could not generate a unique token; try again.")
+
+
 def authenticate_api_key(token: str) -> ApiKey | None:
-    """The active key `token` is, or None. Compares hashes in constant time."""
+    """The active, unexpired key `token` is, or None. Compares hashes in constant time."""
     if not token.startswith(KEY_PREFIX) or len(token) <= PREFIX_LENGTH:
         return None
-    key = ApiKey.objects.active().select_related("pool").filter(prefix=token[:PREFIX_LENGTH]).first()
+    key = ApiKey.objects.active().select_related("pool", "flow_run__work_pool").filter(prefix=token[:PREFIX_LENGTH]).first()
     if key is None or not hmac.compare_digest(key.hashed_key, hash_key(token)):
         return None
     now = timezone.now()
+    if key.expires_at is not None and key.expires_at <= now:
+        return None
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now

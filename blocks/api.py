@@ -36,6 +36,7 @@ class VariableViewSet(ReadApiViewSet):
     lookup_field = "name"
     lookup_value_regex = NAME
     worker_actions = ("retrieve",)
+    run_actions = ("retrieve",)
 
     def retrieve(self, request: Any, name: str) -> Response:
         """One variable (also for a worker key: its flow runs read variables; they belong to no pool)."""
@@ -68,6 +69,7 @@ class SecretViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
     lookup_field = "name"
     lookup_value_regex = NAME
     worker_actions = ("value",)
+    run_actions = ("value",)
 
     @extend_schema(request=SecretWriteSerializer, responses={200: SecretSerializer, 201: SecretSerializer})
     def create(self, request: Any) -> Response:

@@ -11,7 +11,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, permissions
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -31,6 +30,7 @@ from deployments.services import create_flow_run
 from deployments.services.subflows import create_subflow_run
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.core.errors import ValidationError
+from orchestrator.input_policy import PolicyJSONParser
 from orchestrator.validation import update_validated
 from runs.api import IN_RUN, InRunMixin
 from runs.records import flow_run_info
@@ -115,6 +115,7 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
             scheduled_at=data.get("scheduled_time"),
             idempotency_key=key or header or None,
             created_by=actor(request),
+            job_variables=data["job_variables"],
         )
         return Response(FlowRunSerializer(run).data, status=201 if created else 200)
 
@@ -157,7 +158,7 @@ class WebhookReceiveView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [permissions.AllowAny]
-    parser_classes = [JSONParser]
+    parser_classes = [PolicyJSONParser]
 
     @extend_schema(exclude=True)
     def post(self, request: Any, slug: str) -> Response:
@@ -175,6 +176,7 @@ class SubflowRunViewSet(InRunMixin, ApiViewSet):
     serializer_class = FlowRunInfoSerializer
     input_serializers = {"create": SubflowRunCreateSerializer}
     worker_actions = ("create",)
+    run_actions = ("create",)  # a run token of the parent (or of an ancestor)
 
     @extend_schema(request=SubflowRunCreateSerializer, responses={201: FlowRunInfoSerializer})
     def create(self, request: Any, run_pk: str) -> Response:

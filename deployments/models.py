@@ -12,6 +12,8 @@ from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 
 from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fire_times
+from orchestrator.core.errors import ValidationError as ServiceValidationError
+from orchestrator.core.paths import check_entrypoint
 
 
 class Flow(models.Model):
@@ -91,6 +93,25 @@ class Deployment(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("deployments:detail", args=[self.pk])
+
+    def clean(self) -> None:
+        """What the admin and the API check through full_clean (deploy and the engine check the
+        same through the same functions): an entrypoint stays inside its directory (no absolute
+        path, no `..` out of it), and the job variables suit the work pool's base job template."""
+        from workpools.infrastructure.templates import check_for_pool, field_messages
+
+        errors: dict[str, list[str]] = {}
+        try:
+            check_entrypoint(self.entrypoint)
+        except ServiceValidationError as error:
+            errors.update(error.errors or {"entrypoint": [str(error)]})
+        if self.work_pool_id:
+            try:
+                check_for_pool(self.work_pool, self.job_variables)
+            except ServiceValidationError as error:
+                errors["job_variables"] = field_messages(error, "job_variables")
+        if errors:
+            raise DjangoValidationError(errors)
 
 
 class ScheduleKind(models.TextChoices):

@@ -2,11 +2,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from orchestrator.health import RETRY_AFTER_SECONDS, check_broker, check_database
 from runs.charts import build_history_chart, hourly_window
 from runs.models import FlowRun
 from workpools.overview import pool_overview
@@ -31,7 +31,13 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for process supervisors: the app answers and the database is reachable."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
+    """For process supervisors and load balancers: 200 when the database and the broker answer,
+    else 503 with Retry-After; each dependency is reported on its own, so the answer says which
+    one is down."""
+    checks = {"database": check_database(), "broker": check_broker()}
+    ok = all(check.ok for check in checks.values())
+    body = {"status": "ok" if ok else "unavailable", **{name: check.as_dict() for name, check in checks.items()}}
+    response = JsonResponse(body, status=200 if ok else 503)
+    if not ok:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

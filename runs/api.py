@@ -18,11 +18,13 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from accounts.models import ApiKey, Scope
+from accounts.services import issue_run_token
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
 from orchestrator.core.errors import ValidationError
 from orchestrator.core.results import read_result
 from orchestrator.core.states import StateType
+from orchestrator.input_policy import TimestampFilter
 from runs import services
 from runs.models import Artifact, ArtifactType, FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
 from runs.records import flow_run_info, run_input_info
@@ -47,6 +49,7 @@ from runs.serializers import (
     RunInputQuery,
     RunInputSerializer,
     RunProcessSerializer,
+    RunTokenSerializer,
     TaskRunCreateSerializer,
     TaskRunSerializer,
     TaskRunSetStateSerializer,
@@ -57,6 +60,8 @@ from runs.services import request_cancellation
 ENGINE_ACTIONS = (
     "execution", "set_state", "heartbeat", "process", "retries", "result_location", "result", "pause", "run_input",
 )
+# What a run token (a run's own job) may do with its run, and with its subflow runs (accounts.permissions).
+RUN_TOKEN_ACTIONS = ("execution", "set_state", "heartbeat", "retries", "result_location", "result", "pause", "run_input")
 
 
 class FlowRunPagination(CursorPagination):
@@ -99,8 +104,8 @@ class FlowRunFilter(filters.FilterSet):
     pool = filters.CharFilter(field_name="work_pool__name", help_text="Work pool name.")
     queue = filters.CharFilter(field_name="work_queue__name", help_text="Work queue name.")
     tag = filters.CharFilter(method="filter_tag", help_text="Runs carrying this tag.")
-    since = filters.IsoDateTimeFilter(field_name="expected_start_at", lookup_expr="gte", help_text="Expected start from.")
-    until = filters.IsoDateTimeFilter(field_name="expected_start_at", lookup_expr="lt", help_text="Expected start before.")
+    since = TimestampFilter(field_name="expected_start_at", lookup_expr="gte", help_text="Expected start from.")
+    until = TimestampFilter(field_name="expected_start_at", lookup_expr="lt", help_text="Expected start before.")
 
     class Meta:
         model = FlowRun
@@ -129,7 +134,8 @@ class FlowRunViewSet(ReadApiViewSet):
     filterset_class = FlowRunFilter
     pagination_class = FlowRunPagination
     required_scopes = {"cancel": Scope.TRIGGER, "resume": Scope.TRIGGER}
-    worker_actions = ENGINE_ACTIONS
+    worker_actions = (*ENGINE_ACTIONS, "token")
+    run_actions = RUN_TOKEN_ACTIONS
 
     @extend_schema(request=None, responses=FlowRunSerializer)
     @action(detail=True, methods=["post"])
@@ -168,6 +174,15 @@ class FlowRunViewSet(ReadApiViewSet):
         run, data = self.get_object(), self.parse(request)
         services.record_run_process(run, pid=data["pid"], hostname=data["hostname"])
         return Response(status=204)
+
+    @extend_schema(request=None, responses=RunTokenSerializer)
+    @action(detail=True, methods=["post"])
+    def token(self, request: Any, pk: str) -> Response:
+        """A token for the run's job that acts on this run only (what a worker passes to a
+        container or a remote process instead of its own key); it stops working once the run is
+        final. Only for an unfinished run (400 otherwise)."""
+        key, token = issue_run_token(self.get_object())
+        return Response(RunTokenSerializer({"token": token, "expires_at": key.expires_at}).data, status=201)
 
     @extend_schema(request=ResumeSerializer, responses=FlowRunSerializer)
     @action(detail=True, methods=["post"])
@@ -264,6 +279,7 @@ class TaskRunViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
     input_serializers = {"create": TaskRunCreateSerializer}
     pagination_class = TaskRunPagination
     worker_actions = ("create",)
+    run_actions = ("create",)
 
     def get_queryset(self) -> Any:
         return TaskRun.objects.filter(flow_run=self.run)
@@ -286,6 +302,7 @@ class TaskRunDetailViewSet(mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = TaskRunSerializer
     input_serializers = {"set_state": TaskRunSetStateSerializer}
     worker_actions = ("retrieve", "set_state", "cached")
+    run_actions = ("retrieve", "set_state", "cached")
 
     @extend_schema(request=TaskRunSetStateSerializer, responses=TaskRunSerializer)
     @action(detail=True, methods=["post"], url_path="set-state")
@@ -307,8 +324,11 @@ class TaskRunDetailViewSet(mixins.RetrieveModelMixin, ApiViewSet):
         204 when there is none. A worker key sees only results of its own pool's runs."""
         query = CachedResultQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        key = request.auth if isinstance(request.auth, ApiKey) and request.auth.scope == Scope.WORKER else None
-        task_run = services.find_cached_task_run(query.validated_data["cache_key"], pool=key.pool if key else None)
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        pool = key.pool if key and key.scope == Scope.WORKER else None
+        if key and key.scope == Scope.RUN:
+            pool = key.flow_run.work_pool  # type: ignore[union-attr]
+        task_run = services.find_cached_task_run(query.validated_data["cache_key"], pool=pool)
         if task_run is None:
             return Response(status=204)
         body = {"task_run_id": str(task_run.pk), "task_run_name": task_run.name, "value": task_run.result}
@@ -329,7 +349,7 @@ class LogFilter(filters.FilterSet):
         field_name="level", lookup_expr="gte",
         help_text="At least this level: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL.",
     )
-    since = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", help_text="Logged at or after.")
+    since = TimestampFilter(field_name="timestamp", lookup_expr="gte", help_text="Logged at or after.")
 
     class Meta:
         model = Log
@@ -343,6 +363,8 @@ class LogViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
     pagination_class = LogPagination
     filterset_class = LogFilter
     worker_actions = ("create",)
+    run_actions = ("create",)
+    run_final_actions = ("create",)  # the engine's last lines arrive just after the final state
 
     def get_queryset(self) -> Any:
         return Log.objects.filter(flow_run=self.run)
@@ -384,6 +406,7 @@ class ArtifactViewSet(ReadApiViewSet):
     filterset_class = ArtifactFilter
     pagination_class = ArtifactPagination
     worker_actions = ("create", "partial_update")
+    run_actions = ("create", "partial_update")
 
     @extend_schema(request=ArtifactCreateSerializer, responses={201: ArtifactSerializer})
     def create(self, request: Any) -> Response:

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from orchestrator.api import JSONField, JSONObjectField, TagsField
 from orchestrator.core.states import StateType
+from orchestrator.input_policy import TimestampField
 from runs.models import Artifact, ArtifactType, FlowRun, FlowRunState, Log, TaskRun
 
 
@@ -123,7 +124,7 @@ class TaskRunCreateSerializer(serializers.Serializer):
 class TaskRunSetStateSerializer(SetStateSerializer):
     result = JSONField(required=False, allow_null=True, help_text="Stored with the task run when present.")
     cache_key = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    cache_expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    cache_expires_at = TimestampField(required=False, allow_null=True, default=None)
     result_uri = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
@@ -157,11 +158,16 @@ class LogCreateSerializer(serializers.Serializer):
     level = serializers.IntegerField(min_value=0, max_value=100, default=20)
     logger = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     message = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    timestamp = serializers.DateTimeField()
+    timestamp = TimestampField()
 
 
 class LogsStoredSerializer(serializers.Serializer):
     stored = serializers.IntegerField()
+
+
+class RunTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as 'Authorization: Bearer <token>'; shown only here.")
+    expires_at = serializers.DateTimeField()
 
 
 class ArtifactSerializer(serializers.ModelSerializer):

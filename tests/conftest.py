@@ -82,6 +82,42 @@ def _requires_postgres(request: Any) -> None:
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
 
 
+# --- Docker: the daemon and the project's image ------------------------------------------------
+
+
+def docker_client_or_skip() -> Any:
+    """A client of the local Docker daemon, or a skip (a failure under CI=true) naming why."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as error:  # noqa: BLE001 (any reason the daemon is unusable is a skip)
+        pytest.skip(f"needs the Docker daemon (start it as .ci/run does): {type(error).__name__}: {error}")
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _requires_docker(request: Any) -> None:
+    if request.node.get_closest_marker("docker") is not None:
+        docker_client_or_skip()
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    return docker_client_or_skip()
+
+
+@pytest.fixture(scope="session")
+def project_image(docker_client: Any) -> str:
+    """The project's own image (Dockerfile on the locally built Debian base, dependencies from
+    the host's wheelhouse), built once per session and only when its build context changed
+    since the last build on this machine (orchestrator/images.py)."""
+    from orchestrator.images import ensure_project_image
+
+    return ensure_project_image(log=lambda message: print(message, flush=True))
+
+
 @pytest.fixture
 def subprocess_env(db: None, tmp_path: Any) -> dict[str, str]:
     """Environment for a real subprocess (engine, worker, Celery) that must reach the test
@@ -258,3 +294,4 @@ def pool_worker(api_as: Any, pool: WorkPool) -> Api:
 def anonymous(live_server: Any) -> Api:
     """A visitor with no key and no session."""
     return Api(live_server.url)
+

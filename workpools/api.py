@@ -51,7 +51,10 @@ class WorkPoolViewSet(mixins.DestroyModelMixin, ReadApiViewSet):  # delete: 409 
 
     @extend_schema(request=WorkPoolUpdateSerializer, responses=WorkPoolSerializer)
     def partial_update(self, request: Any, name: str) -> Response:
-        self.parse(request, self.get_object()).save()
+        pool = self.get_object()
+        data = self.get_serializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.update_work_pool(pool, **data.validated_data)
         return self.respond(self.get_object())
 
 
@@ -174,7 +177,7 @@ class WorkerViewSet(InPoolMixin, mixins.ListModelMixin, ApiViewSet):
         data = self.parse(request)
         runs = services.runs_to_start(
             worker, queue_ids=data["queue_ids"], prefetch_seconds=data["prefetch_seconds"],
-            wait_seconds=data["wait_seconds"],
+            wait_seconds=data["wait_seconds"], max_runs=data["max_runs"],
         )
         return Response(ClaimedRunsSerializer({"runs": [claimed_run(run) for run in runs]}).data)
 

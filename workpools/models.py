@@ -9,7 +9,16 @@ from django.db.models import Q
 
 
 class WorkPoolType(models.TextChoices):
+    """The built-in types; workpools.infrastructure.registry is the full list."""
+
     PROCESS = "process", "Process"
+    DOCKER = "docker", "Docker"
+
+
+def pool_type_choices() -> list[tuple[str, str]]:
+    from workpools.infrastructure.registry import pool_type_choices as choices
+
+    return choices()
 
 
 class WorkPool(models.Model):
@@ -17,14 +26,16 @@ class WorkPool(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100, unique=True)
-    type = models.CharField(max_length=30, choices=WorkPoolType.choices, default=WorkPoolType.PROCESS)
+    type = models.CharField(max_length=30, choices=pool_type_choices, default=WorkPoolType.PROCESS)
     description = models.TextField(blank=True)
     concurrency_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="At most this many runs at once in the whole pool; empty means no limit."
     )
     paused = models.BooleanField(default=False)
     base_job_template = models.JSONField(
-        default=dict, blank=True, help_text="The infrastructure template workers fill for each run."
+        default=dict, blank=True,
+        help_text="JSON-schema `variables` and a `job_configuration` with {{ name }} placeholders; "
+        "empty: the type's default (manage.py workpool get-default-base-job-template --type T).",
     )
     job_variables = models.JSONField(
         default=dict, blank=True, help_text="Defaults for every run in the pool (e.g. {\"env\": {...}})."
@@ -40,6 +51,29 @@ class WorkPool(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """A usable base job template (empty: the type's default), and job variables it accepts."""
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from orchestrator.core.errors import ValidationError
+        from workpools.infrastructure.templates import (
+            check_base_job_template,
+            check_job_variables,
+            default_base_job_template,
+            field_messages,
+        )
+
+        try:
+            template = check_base_job_template(self.base_job_template) if self.base_job_template else (
+                default_base_job_template(self.type)
+            )
+        except ValidationError as error:
+            raise DjangoValidationError({"base_job_template": field_messages(error, "base_job_template")}) from None
+        try:
+            check_job_variables(template, self.job_variables)
+        except ValidationError as error:
+            raise DjangoValidationError({"job_variables": field_messages(error, "job_variables")}) from None
 
 
 class WorkQueue(models.Model):

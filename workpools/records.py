@@ -9,7 +9,6 @@ from django.conf import settings
 
 from orchestrator.client.base import ClaimedRun, HeldRun, WorkerInfo
 from runs.records import deployment_info
-from workpools.infrastructure.base import job_variables_for
 
 
 def worker_info(worker: Any, *, queue_ids: list[Any] | None = None, pool_created: bool = False) -> WorkerInfo:
@@ -28,9 +27,16 @@ def worker_info(worker: Any, *, queue_ids: list[Any] | None = None, pool_created
 
 def claimed_run(run: Any) -> ClaimedRun:
     """`run` with its work pool and deployment loaded (FlowRun.objects.with_related())."""
+    from orchestrator.core.errors import ValidationError
+    from workpools.infrastructure.templates import job_configuration_for, job_variables_for
+
+    try:
+        configuration, error = job_configuration_for(run), ""
+    except ValidationError as invalid:  # a template edited since: the run cannot start as it is
+        configuration, error = {}, f"Its job configuration cannot be rendered: {invalid}"
     return ClaimedRun(
         id=str(run.pk), name=run.name, deployment=deployment_info(run.deployment) if run.deployment_id else None,
-        job_variables=job_variables_for(run),
+        job_variables=job_variables_for(run), job_configuration=configuration, configuration_error=error,
     )
 
 

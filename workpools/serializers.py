@@ -11,7 +11,7 @@ from orchestrator.api import JSONObjectField, TagsField
 from orchestrator.core.states import StateType
 from runs.serializers import DeploymentInfoSerializer
 from workpools.health import pool_health, queue_health, worker_health
-from workpools.models import Worker, WorkPool, WorkPoolType, WorkQueue
+from workpools.models import Worker, WorkPool, WorkPoolType, WorkQueue, pool_type_choices
 
 
 class HealthSerializer(serializers.Serializer):
@@ -49,18 +49,20 @@ class WorkPoolSerializer(serializers.ModelSerializer):
 
 class WorkPoolCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    type = serializers.ChoiceField(choices=WorkPoolType.choices, default=WorkPoolType.PROCESS)
+    type = serializers.ChoiceField(choices=pool_type_choices(), default=WorkPoolType.PROCESS)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1)
+    base_job_template = JSONObjectField(required=False, default=None, allow_null=True)
+    job_variables = JSONObjectField(required=False, default=None, allow_null=True)
 
 
-class WorkPoolUpdateSerializer(serializers.ModelSerializer):
-    base_job_template = JSONObjectField(required=False)
+class WorkPoolUpdateSerializer(serializers.Serializer):
+    """Only what is sent changes (workpools.services.update_work_pool checks it)."""
+
+    description = serializers.CharField(required=False, allow_blank=True)
+    concurrency_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1)
+    base_job_template = JSONObjectField(required=False, allow_null=True)
     job_variables = JSONObjectField(required=False)
-
-    class Meta:
-        model = WorkPool
-        fields = ["description", "concurrency_limit", "base_job_template", "job_variables"]
 
 
 class WorkQueueSerializer(serializers.ModelSerializer):
@@ -136,6 +138,10 @@ class ClaimSerializer(serializers.Serializer):
         required=False, min_value=0, max_value=60, default=0,
         help_text="When nothing is due, wait up to this long (at most CLAIM_MAX_WAIT_SECONDS) for a run to be.",
     )
+    max_runs = serializers.IntegerField(
+        required=False, min_value=1, allow_null=True, default=None,
+        help_text="Hand out at most this many runs (what the worker can start before their lease runs out).",
+    )
 
 
 class ClaimedRunSerializer(serializers.Serializer):
@@ -143,6 +149,8 @@ class ClaimedRunSerializer(serializers.Serializer):
     name = serializers.CharField()
     deployment = DeploymentInfoSerializer(allow_null=True)
     job_variables = serializers.DictField()
+    job_configuration = serializers.DictField(help_text="The pool's base job template rendered for this run.")
+    configuration_error = serializers.CharField(allow_blank=True)
 
 
 class ClaimedRunsSerializer(serializers.Serializer):

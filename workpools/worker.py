@@ -7,8 +7,6 @@ flag) only when nothing happened. Tests drive the steps one at a time.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import socket
 import sys
 import threading
@@ -16,9 +14,11 @@ import time
 from typing import IO, Any
 
 from orchestrator.client import ClaimedRun, FlowRunInfo, OrchestratorClient, WorkerInfo
+from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
 from orchestrator.core.errors import NotFound, OrchestratorError, StateConflict
 from orchestrator.core.states import StateType
-from workpools.infrastructure import Infrastructure, RunProcess, for_pool_type
+from workpools.infrastructure import Infrastructure, RunHandle, for_pool_type
+from workpools.liveness import ClaimBudget, HeartbeatThread, OutputRelay
 
 log = logging.getLogger(__name__)
 S = StateType
@@ -43,6 +43,7 @@ class WorkerLoop:
         prewarm: bool = False,
         infrastructure: Infrastructure | None = None,
         out: IO[str] = sys.stdout,
+        output_max_bytes: int | None = None,
     ) -> None:
         self.worker = worker
         self.client = client
@@ -53,12 +54,13 @@ class WorkerLoop:
         self.kill_after = kill_after
         self.run_once = run_once
         self.infrastructure = infrastructure or for_pool_type(worker.pool_type, prewarm=prewarm)
+        self.infrastructure.set_worker(worker)
         # What the flow processes need to reach the orchestrator as this worker does.
         self.infrastructure.set_transport_env(
             {**client.environment(), "RUN_HEARTBEAT_SECONDS": f"{worker.run_heartbeat_seconds:g}"}
         )
         self.out = out
-        self.children: dict[str, RunProcess] = {}
+        self.children: dict[str, RunHandle] = {}
         self.stopping = False
         self.force = False
         self.stop_requested_at: float | None = None
@@ -66,6 +68,13 @@ class WorkerLoop:
         self.claimed_any = False
         self._out_lock = threading.Lock()
         self.hostname = socket.gethostname()
+        # Claim no more than can be started before the runs' lease (their heartbeat) runs out.
+        self.budget = ClaimBudget(worker.run_heartbeat_seconds)
+        if output_max_bytes is None:
+            from django.conf import settings
+
+            output_max_bytes = settings.WORKER_OUTPUT_MAX_BYTES
+        self.output_max_bytes = output_max_bytes
 
     # --- output -------------------------------------------------------------------------------
 
@@ -80,7 +89,7 @@ class WorkerLoop:
                 self.out.write(f"{name} | {line}\n")
                 self.out.flush()
 
-        return write
+        return OutputRelay(name, write, max_bytes=self.output_max_bytes)
 
     # --- signals ------------------------------------------------------------------------------
 
@@ -104,6 +113,9 @@ class WorkerLoop:
             # The runs it cannot settle now are the reaper's: their heartbeats stop.
             self._log_error("Could not settle the runs held before a restart", error)
         self.infrastructure.prepare()
+        # Liveness from a thread of its own: a loop busy starting runs never looks dead.
+        heartbeat = HeartbeatThread(self.client, self.worker)
+        heartbeat.start()
         backoff = 0.0
         while True:
             self.client.idle()
@@ -113,7 +125,6 @@ class WorkerLoop:
                 did |= self.record_processes()
                 did |= self.handle_cancellations()
                 did |= self.claim_and_start()
-                self.heartbeat_if_due()
                 did |= self.handle_stop()
                 backoff = 0.0
             except Exception as error:
@@ -129,6 +140,7 @@ class WorkerLoop:
                 # Poll at most every poll_interval; a long poll already waited on the server.
                 self.sleep(self.poll_interval - (time.monotonic() - began))
         self.infrastructure.close()
+        heartbeat.stop()
         try:
             self.client.mark_worker_stopped(self.worker)
         except Exception as error:
@@ -153,18 +165,26 @@ class WorkerLoop:
         if self.stopping or (self.run_once and self.claimed_any):
             return False
         wait = self.long_poll if not self.children else 0.0
-        runs = self.client.claim_runs(self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait)
+        runs = self.client.claim_runs(
+            self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait, max_runs=self.budget.runs()
+        )
         if self.run_once:
             self.claimed_any = True
         started = [run for run in runs if run.id not in self.children]  # handed out again: already ours
+        began = time.monotonic()
         for run in started:
             self.start(run)
+        self.budget.measured(len(started), time.monotonic() - began)
         return bool(started)
 
     def start(self, run: ClaimedRun) -> None:
         self.say(f"submitting flow run {run.name!r} ({run.id})")
         try:
-            child = self.infrastructure.start(run, on_output=self._child_output(run.name))
+            if run.configuration_error:
+                raise ValueError(run.configuration_error)
+            child = self.infrastructure.start(
+                run, on_output=self._child_output(run.name), credentials=self.run_credentials(run)
+            )
         except Exception as error:
             # Nothing stays PENDING forever: a run that cannot start fails with the reason.
             log.exception("Could not start flow run %s", run.id)
@@ -173,13 +193,26 @@ class WorkerLoop:
         self.children[run.id] = child
         self.record_processes()
 
+    def run_credentials(self, run: ClaimedRun) -> dict[str, str] | None:
+        """What the run's job uses to reach the orchestrator instead of the worker's own
+        credentials: a token that acts on this run only (None: it shares the worker's database
+        connection settings, a process beside a direct worker)."""
+        transport = self.client.environment()
+        if not (self.infrastructure.runs_remotely or URL_VARIABLE in transport):
+            return None
+        credentials = {KEY_VARIABLE: self.client.issue_run_token(run.id)}
+        if URL_VARIABLE in transport:
+            credentials[URL_VARIABLE] = transport[URL_VARIABLE]
+        return credentials
+
     def record_processes(self) -> bool:
         """Record where each new child runs (retried on the next round if the orchestrator
         could not be told). True if any was recorded."""
         did = False
         for run_id, child in self.children.items():
             if not child.recorded:
-                self.client.record_run_process(run_id, pid=child.pid, hostname=self.hostname)
+                if child.pid:
+                    self.client.record_run_process(run_id, pid=child.pid, hostname=self.hostname)
                 child.recorded = did = True
         return did
 
@@ -195,16 +228,20 @@ class WorkerLoop:
                 del self.children[run_id]
                 continue
             if run.state_type == S.CANCELLING:
-                message = "Cancelled: the worker stopped the flow run's process."
+                message = f"Cancelled: the worker stopped the flow run's {child.what}."
                 run = self._set(run_id, S.CANCELLING, S.CANCELLED, message) or self.client.read_flow_run(run_id)
             elif run.state_type in (S.PENDING, S.RUNNING):
                 if child.stopped_by == "shutdown":
-                    why = "The worker shut down and stopped the flow run's process"
+                    why = f"The worker shut down and stopped the flow run's {child.what}"
                 else:
-                    why = f"The flow run's process {_describe_exit(code)} while the run was {run.state_name}"
+                    why = f"The flow run's {child.what} {child.describe_exit(code)} while the run was {run.state_name}"
                 run = self._set(run_id, run.state_type, S.CRASHED, f"{why}.") or self.client.read_flow_run(run_id)
             del self.children[run_id]
-            self.say(f"flow run {run.name!r} {_describe_exit(code)}; final state {run.state_name}")
+            self.say(f"flow run {run.name!r} {child.describe_exit(code)}; final state {run.state_name}")
+            try:
+                child.release()
+            except Exception as error:
+                self._log_error(f"Could not clean up after flow run {run.name!r}", error)
         return bool(ended)
 
     def handle_cancellations(self) -> bool:
@@ -259,15 +296,21 @@ class WorkerLoop:
     def reconcile(self) -> None:
         """On start, settle runs this worker (by name) held before a restart: adopt processes
         that are still alive on this host, crash runs whose process is gone."""
-        for run in self.client.read_held_runs(self.worker, states=UNFINISHED):
-            alive = run.pid and run.hostname == self.hostname and _pid_alive(run.pid)
-            if alive:
-                self.say(f"adopting flow run {run.name!r} (pid {run.pid}) from before the restart")
-                self.children[run.id] = RunProcess(run_id=run.id, run_name=run.name, pid=run.pid, recorded=True)
+        held = self.client.read_held_runs(self.worker, states=UNFINISHED)
+        found = self.infrastructure.adopt(
+            held, hostname=self.hostname, worker_name=self.worker.name, on_output_for=self._child_output
+        ) if held else {}
+        for run in held:
+            child = found.get(run.id)
+            what = self.infrastructure.what
+            if child is not None:
+                where = f"pid {child.pid}" if child.pid else child.what
+                self.say(f"adopting flow run {run.name!r} ({where}) from before the restart")
+                self.children[run.id] = child
             elif run.state_type == S.CANCELLING:
-                self._set(run.id, run.state_type, S.CANCELLED, "Cancelled: its process was gone when the worker restarted.")
+                self._set(run.id, run.state_type, S.CANCELLED, f"Cancelled: its {what} was gone when the worker restarted.")
             else:
-                self._set(run.id, run.state_type, S.CRASHED, "The worker restarted and the flow run's process was gone.")
+                self._set(run.id, run.state_type, S.CRASHED, f"The worker restarted and the flow run's {what} was gone.")
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -288,22 +331,4 @@ class WorkerLoop:
             log.exception("%s", what)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
-
-def _describe_exit(code: int) -> str:
-    if code == -1:
-        return "ended (exit code unknown)"
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"

@@ -26,6 +26,7 @@ from deployments.services.schedules import SyncResult, reschedule_deployment, sy
 from deployments.specs import DeploymentDefinition, DeploySpec
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.core.parameters import parameters_from_strings, validate_parameters
+from orchestrator.core.paths import confined, relative_path_problem
 from orchestrator.engine import FlowLoadError, load_flow
 from orchestrator.engine.steps import STEPS, check_repository_url, check_storage_url
 from workpools.services import get_work_pool, get_work_queue
@@ -99,7 +100,9 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         raise fail(str(error)) from None
     if not definition.entrypoint:
         raise fail("it needs an entrypoint (path/to/file.py:function).")
-    definition.entrypoint = _relative_entrypoint(definition.entrypoint, project_dir, fail)
+    definition.entrypoint = _relative_entrypoint(
+        definition.entrypoint, project_dir, fail, workdir=local_workdir(pull_steps, project_dir)
+    )
     flow = _load_flow(definition.entrypoint, local_workdir(pull_steps, project_dir), fail)
 
 
@@ -109,6 +112,12 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         pool = get_work_pool(definition.work_pool)
         queue = get_work_queue(pool, definition.work_queue) if definition.work_queue else None
     except NotFound as error:
+        raise fail(str(error)) from None
+    from workpools.infrastructure.templates import check_for_pool
+
+    try:
+        check_for_pool(pool, definition.job_variables, field="work_pool.job_variables")
+    except ValidationError as error:
         raise fail(str(error)) from None
 
     schema = flow.parameter_schema
@@ -168,16 +177,23 @@ def _write(item: _Prepared) -> DeployResult:
     return DeployResult(deployment=deployment, created=created, schedules=result)
 
 
-def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any) -> str:
-    """An entrypoint whose file is an absolute path (a flow's own file, from to_deployment)
-    relative to the project directory; others unchanged."""
+def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any, *, workdir: Path | None = None) -> str:
+    """The entrypoint, its file checked to be inside the project directory once resolved
+    (symlinks and `..` included; relative paths are relative to `workdir`, default the project
+    directory); an absolute path (a flow's own file, from to_deployment) is made relative to
+    the project directory. A file outside it is refused, however it is written."""
     path, sep, function = entrypoint.rpartition(":")
-    if not sep or not Path(path).is_absolute():
-        return entrypoint
+    if not sep or not path:
+        return entrypoint  # loading it says what is wrong with it
     try:
-        return f"{Path(path).resolve().relative_to(project_dir).as_posix()}:{function}"
-    except ValueError:
-        raise fail(f"{path} is not inside the project directory {project_dir}; deploy from the project's root.") from None
+        file = confined(path, workdir or project_dir, what="The entrypoint's file", inside=project_dir)
+    except ValidationError:
+        raise fail(
+            f"{path} is not inside the project directory {project_dir}; deploy from the project's root."
+        ) from None
+    if not Path(path).is_absolute():
+        return entrypoint
+    return f"{file.relative_to(project_dir.resolve()).as_posix()}:{function}"
 
 
 def _load_flow(entrypoint: str, workdir: Path, fail: Any) -> Any:
@@ -227,6 +243,9 @@ def check_pull_steps(steps: Any) -> None:
             raise ValidationError(f"pull step {position} {name!r}: {error}.") from None
         if name == "git_clone":
             check_repository_url(options.get("repository"))
+        directory = options.get("directory")
+        if isinstance(directory, str) and (problem := relative_path_problem(directory)):
+            raise ValidationError(f"pull step {position} {name!r}: the directory {directory!r} {problem}.")
         if name == "pull_from_remote_storage":
             check_storage_url(options.get("url"))
 

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from deployments.models import Deployment
 from orchestrator.core.errors import ValidationError
 from orchestrator.core.parameters import validate_parameters
+from orchestrator.input_policy import check_json
 from runs.models import FlowRun
 from runs.services.creation import insert_flow_run, new_flow_run
 from runs.services.state import S, set_state
@@ -28,6 +29,7 @@ def create_flow_run(
     scheduled_at: datetime | None = None,
     idempotency_key: str | None = None,
     created_by: str = "",
+    job_variables: dict[str, Any] | None = None,
 ) -> tuple[FlowRun, bool]:
     """Create a SCHEDULED run of `deployment`. Returns (run, created).
 
@@ -42,6 +44,11 @@ def create_flow_run(
         if existing is not None:
             return existing, False
     fields = _deployment_run_fields(deployment, parameters=parameters, tags=tags)
+    if job_variables:
+        from workpools.infrastructure.templates import check_for_pool
+
+        # Checked against the pool's template: a run's job variables override the deployment's.
+        fields["job_variables"] = check_for_pool(deployment.work_pool, job_variables)
     try:
         with transaction.atomic():
             run = insert_flow_run(
@@ -120,6 +127,8 @@ def resolve_parameters(deployment: Deployment, overrides: dict[str, Any]) -> dic
     (ValidationError.errors)."""
     if not isinstance(overrides, dict):
         raise ValidationError("Parameters must be a JSON object.", {"parameters": ["Expected an object."]})
+    # Too deep, a NUL, a lone surrogate: refused before anything walks the values.
+    check_json(overrides, field="parameters")
     merged = {**(deployment.parameters or {}), **overrides}
     if deployment.enforce_parameter_schema:
         merged = validate_parameters(deployment.parameter_schema or {}, merged)

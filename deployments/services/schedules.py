@@ -212,8 +212,11 @@ def schedule_soon(deployment_id: Any) -> None:
         # __qualname__, which a partial lacks, so the request would fail after all.
         try:
             schedule_deployment.delay(str(deployment_id))
-        except Exception:
-            log.warning("Could not queue scheduling of deployment %s; the next pass will", deployment_id, exc_info=True)
+        except Exception as error:  # one line: a broker outage is an operator's fact, not a bug
+            log.warning(
+                "Could not queue the scheduling of deployment %s (the broker is unreachable: %s: %s); "
+                "the scheduler's next pass schedules it.", deployment_id, type(error).__name__, error,
+            )
 
     transaction.on_commit(send)
 

@@ -107,7 +107,10 @@ class ClaimedRun:
     id: str
     name: str
     deployment: DeploymentInfo | None
-    job_variables: dict[str, Any]  # pool < deployment < run, `env` merged key by key
+    job_variables: dict[str, Any]  # template defaults < pool < deployment < run, `env` merged key by key
+    # The pool's base job template rendered with job_variables: what the infrastructure reads.
+    job_configuration: dict[str, Any] = field(default_factory=dict)
+    configuration_error: str = ""  # why it could not be rendered (the worker fails the run with it)
 
 
 @dataclass(frozen=True)
@@ -167,11 +170,13 @@ class OrchestratorClient(ABC):
 
     @abstractmethod
     def claim_runs(
-        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0
+        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0,
+        max_runs: int | None = None,
     ) -> list[ClaimedRun]:
         """The runs the worker should start now: ones it claimed earlier whose process it never
-        recorded (an answer lost on the way), then newly claimed ones. With `wait_seconds`, waits
-        up to that long (bounded by the orchestrator) for a run to become due."""
+        recorded (an answer lost on the way), then newly claimed ones, at most `max_runs` in all.
+        With `wait_seconds`, waits up to that long (bounded by the orchestrator) for a run to
+        become due."""
 
     @abstractmethod
     def read_held_runs(self, worker: WorkerInfo, *, states: list[str]) -> list[HeldRun]:
@@ -181,6 +186,12 @@ class OrchestratorClient(ABC):
     @abstractmethod
     def record_run_process(self, run_id: str, *, pid: int, hostname: str) -> None:
         """Where the run's process lives, so a restarted worker can find it again."""
+
+    @abstractmethod
+    def issue_run_token(self, run_id: str) -> str:
+        """A short-lived API token that acts on this run only (its states, logs, task runs,
+        heartbeats), for the run's job instead of the worker's own credentials; it stops working
+        once the run is final (accounts.services.issue_run_token)."""
 
     # --- flow runs ---
     @abstractmethod

@@ -338,6 +338,6 @@ def parameters_from_strings(schema: dict[str, Any], pairs: dict[str, str]) -> di
             continue
         try:
             values[key] = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # too deep for the parser: the caller's policy says so
             values[key] = text
     return values

@@ -29,6 +29,7 @@ from typing import Any
 from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
 from orchestrator.core.errors import OrchestratorError, ValidationError
 from orchestrator.core.parameters import validate_call_parameters
+from orchestrator.core.paths import confined
 from orchestrator.engine.steps import PullStepError, run_pull_steps
 from orchestrator.sdk.execution import CANCELLING, PENDING, SCHEDULED, Outcome, RunSession, run_attempts
 from orchestrator.sdk.flows import Flow
@@ -68,7 +69,12 @@ def load_flow(entrypoint: str, workdir: Path) -> Flow[..., Any]:
 def load_module(path: str, workdir: Path) -> Any:
     """Import the Python file `path` (relative to `workdir`) as a module of its own; FlowLoadError
     when it is missing or its import raises. Its directory and `workdir` go on sys.path."""
-    file = (workdir / path).resolve()
+    try:
+        # Symlinks and `..` resolved: the file must be inside the working directory (the
+        # project or the pulled checkout), however the entrypoint was stored.
+        file = confined(path, workdir, what=f"The entrypoint's file {path}")
+    except ValidationError as outside:
+        raise FlowLoadError(f"Could not import {path}: {outside}") from None
     if not file.is_file():
         raise FlowLoadError(f"Could not import {path}: there is no such file in {workdir}.")
     # A name of its own, so a file called flows.py or test.py shadows nothing importable.

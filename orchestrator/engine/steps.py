@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from orchestrator.core.errors import OrchestratorError, ValidationError
+from orchestrator.core.paths import confined
 
 
 class PullStepError(OrchestratorError):
@@ -43,8 +44,12 @@ class PullStepError(OrchestratorError):
 
 
 def set_working_directory(cwd: Path, *, directory: str) -> Path:
-    """Run the flow from `directory` (relative to the working directory so far)."""
-    target = (cwd / directory).resolve()
+    """Run the flow from `directory` (relative to the working directory so far, and inside it
+    once symlinks and `..` are resolved: a step never leaves the project or the checkout)."""
+    try:
+        target = confined(directory, cwd, what="set_working_directory: the directory", field="pull_steps")
+    except ValidationError as outside:
+        raise PullStepError(str(outside)) from None
     if not target.is_dir():
         raise PullStepError(f"set_working_directory: {target} is not a directory.")
     return target

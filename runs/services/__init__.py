@@ -9,6 +9,7 @@ worker, engine, Celery tasks) calls these functions; none of them writes run sta
 - artifacts.py     what runs publish: markdown, tables, links, progress
 - logs.py          log batches
 - housekeeping.py  late runs, retention
+- replays.py      was a write stored before its connection died? (retries after a restart)
 """
 
 from runs.services.artifacts import create_artifact, latest_artifact, update_artifact
@@ -28,6 +29,12 @@ from runs.services.pausing import (
     resume_flow_run,
     waiting_input,
 )
+from runs.services.replays import (
+    applied_flow_run_state,
+    applied_task_run_state,
+    created_task_run,
+    stored_log_batch,
+)
 from runs.services.state import (
     find_flow_run,
     record_run_heartbeat,
@@ -46,9 +53,11 @@ from runs.services.task_runs import (
 
 __all__ = [
     "create_artifact", "latest_artifact", "update_artifact", "fail_expired_pauses", "pause_flow_run",
-    "read_flow_run_input", "resume_flow_run", "waiting_input",
-    "LOG_FIELDS", "create_adhoc_flow_run", "crash_unfinished_task_runs", "create_task_run", "delete_old_runs",
-    "find_cached_task_run", "find_flow_run", "insert_subflow_run", "record_flow_run_result", "unfinished_children", "generate_run_name", "insert_flow_run", "insert_flow_runs",
+    "read_flow_run_input", "resume_flow_run", "waiting_input", "insert_subflow_run", "record_flow_run_result",
+    "unfinished_children",
+    "LOG_FIELDS", "applied_flow_run_state", "applied_task_run_state", "created_task_run", "stored_log_batch",
+    "create_adhoc_flow_run", "crash_unfinished_task_runs", "create_task_run", "delete_old_runs",
+    "find_cached_task_run", "find_flow_run", "generate_run_name", "insert_flow_run", "insert_flow_runs",
     "mark_late_runs", "new_flow_run", "record_run_heartbeat", "record_run_process", "request_cancellation",
     "set_flow_run_retries", "set_state", "set_task_run_state", "write_logs",
 ]

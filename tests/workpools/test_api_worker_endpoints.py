@@ -81,7 +81,13 @@ def test_a_claim_hands_out_due_runs_with_what_the_worker_needs_to_start_them(
     response = pool_worker.post(f"{POOL}/workers/w1/claim/", json={})
     assert response.status_code == 200
     assert response.json() == {"runs": [{
-        "id": str(run.pk), "name": run.name, "job_variables": {"env": {"A": "pool", "B": "deployment"}},
+        "id": str(run.pk), "name": run.name,
+        "job_variables": {"env": {"A": "pool", "B": "deployment"}, "working_dir": None, "command": None, "stream_output": True},
+        # The pool's (default) base job template, rendered with those variables.
+        "job_configuration": {
+            "env": {"A": "pool", "B": "deployment"}, "working_dir": None, "command": None, "stream_output": True,
+        },
+        "configuration_error": "",
         "deployment": {
             "id": str(dep.pk), "full_name": "leonardo_dicapriflow/jv", "entrypoint": "flows/hello.py:leonardo_dicapriflow",
             "path": "/srv/flows", "pull_steps": [{"set_working_directory": {"directory": "hello"}}],

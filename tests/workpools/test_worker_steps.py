@@ -165,4 +165,7 @@ def test_job_variables_layer_pool_then_deployment_then_run(pool: Any, make_deplo
     run = make_run(dep)
     FlowRun.objects.filter(pk=run.pk).update(job_variables={"env": {"C": "run"}})
     run = FlowRun.objects.with_related().get(pk=run.pk)
-    assert job_variables_for(run) == {"env": {"A": "pool", "B": "deployment", "C": "run"}, "working_dir": "/srv"}
+    # Under them all, the defaults of the pool's base job template.
+    assert job_variables_for(run) == {
+        "env": {"A": "pool", "B": "deployment", "C": "run"}, "working_dir": "/srv", "command": None, "stream_output": True,
+    }

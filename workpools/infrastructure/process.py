@@ -11,16 +11,57 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.client.base import ClaimedRun
-from workpools.infrastructure.base import Infrastructure, RunProcess
+from workpools.infrastructure.base import Infrastructure, RunProcess, job_configuration
 from workpools.infrastructure.launcher import SETTINGS_VARIABLES, Launcher, LauncherUnavailable, pump
 
 log = logging.getLogger(__name__)
 
 
+ENV_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"type": ["string", "number", "boolean"]},
+    "default": {},
+    "title": "Environment variables",
+    "description": "Set in the flow run's environment (merged key by key: pool < deployment < run).",
+}
+
+DEFAULT_TEMPLATE: dict[str, Any] = {
+    "job_configuration": {
+        "env": "{{ env }}",
+        "working_dir": "{{ working_dir }}",
+        "command": "{{ command }}",
+        "stream_output": "{{ stream_output }}",
+    },
+    "variables": {
+        "type": "object",
+        "properties": {
+            "env": ENV_SCHEMA,
+            "working_dir": {
+                "type": ["string", "null"], "default": None, "title": "Working directory",
+                "description": "Where the flow process starts (default: the deployment's path when it exists here, "
+                "else the worker's own directory).",
+            },
+            "command": {
+                "type": ["array", "null"], "items": {"type": "string"}, "default": None, "title": "Command",
+                "description": "The command that runs the flow (default: python -m orchestrator.engine, with the run "
+                "id in ORCHESTRATOR_RUN_ID).",
+            },
+            "stream_output": {
+                "type": "boolean", "default": True, "title": "Stream output",
+                "description": "Print the flow process's output on the worker's console, prefixed with the run name.",
+            },
+        },
+    },
+}
+
+
 class ProcessInfrastructure(Infrastructure):
     """With `prewarm`, runs start as forks of a launcher that has Django and the engine loaded
-    (milliseconds); otherwise, and whenever the launcher cannot serve a run, as a fresh
-    `python -m orchestrator.engine RUN_ID` (an interpreter start)."""
+    (milliseconds); otherwise, and whenever the launcher cannot serve a run (or its job sets a
+    `command`), as a fresh `python -m orchestrator.engine RUN_ID` (an interpreter start)."""
+
+    type = "process"
+    default_base_job_template = DEFAULT_TEMPLATE
 
     def __init__(self, *, prewarm: bool = False, base_env: dict[str, str] | None = None) -> None:
         # The environment runs start from (default: the worker's own).
@@ -47,11 +88,12 @@ class ProcessInfrastructure(Infrastructure):
         return self.launcher
 
     def command(self, run: ClaimedRun) -> list[str]:
-        return [sys.executable, "-m", "orchestrator.engine", run.id]
+        return list(job_configuration(run).get("command") or [sys.executable, "-m", "orchestrator.engine", run.id])
 
-    def environment(self, run: ClaimedRun) -> dict[str, str]:
+    def environment(self, run: ClaimedRun, credentials: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(self.base_env)
-        env.update(run.job_variables.get("env", {}))
+        env.update(credentials or {})
+        env.update({str(k): str(v) for k, v in (job_configuration(run).get("env") or {}).items()})
         env["ORCHESTRATOR_RUN_ID"] = run.id
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
@@ -61,15 +103,18 @@ class ProcessInfrastructure(Infrastructure):
         """The job variable `working_dir`, else the deployment's path when it exists here (code
         that is pulled from git by the engine needs no local path), else the worker's own."""
         deployment_path = run.deployment.path if run.deployment is not None else None
-        for candidate in (run.job_variables.get("working_dir"), deployment_path):
+        for candidate in (job_configuration(run).get("working_dir"), deployment_path):
             if candidate and Path(candidate).is_dir():
                 return str(candidate)
         return None
 
-    def start(self, run: ClaimedRun, *, on_output: Any) -> RunProcess:
-        cwd, env = self.working_dir(run), self.environment(run)
-        overrides_settings = SETTINGS_VARIABLES & set(run.job_variables.get("env", {}))
-        if self.prewarm and not overrides_settings:
+    def start(self, run: ClaimedRun, *, on_output: Any, credentials: dict[str, str] | None = None) -> RunProcess:
+        config = job_configuration(run)
+        cwd, env = self.working_dir(run), self.environment(run, credentials)
+        overrides_settings = SETTINGS_VARIABLES & set(config.get("env") or {})
+        if config.get("stream_output") is False:
+            on_output = _discard
+        if self.prewarm and not overrides_settings and not config.get("command"):
             launcher = self._launcher()
             try:
                 pid, output = launcher.spawn(run.id, cwd=cwd, env=env)
@@ -98,6 +143,11 @@ class ProcessInfrastructure(Infrastructure):
     def close(self) -> None:
         if self.launcher is not None:
             self.launcher.close()
+
+
+def _discard(line: str) -> None:
+    """stream_output false: the output is read (so the process never blocks on a full pipe)
+    and dropped."""
 
 
 def _pump(popen: subprocess.Popen, on_output: Any) -> None:

@@ -4,6 +4,7 @@
 - workers.py   registering workers and their heartbeats
 - claiming.py  a worker claiming due runs within every limit; the long poll behind the HTTP claim
 - reaper.py    recovering runs whose process or worker died without saying so
+- configuring.py  a pool's base job template and default job variables
 """
 
 from workpools.services.claiming import (
@@ -12,6 +13,7 @@ from workpools.services.claiming import (
     unstarted_runs,
     wait_for_due_runs,
 )
+from workpools.services.configuring import update_work_pool
 from workpools.services.pools import (
     create_work_pool,
     create_work_queue,
@@ -32,5 +34,5 @@ __all__ = [
     "claim_runs", "create_work_pool", "create_work_queue", "delete_work_pool", "delete_work_queue", "get_work_pool",
     "get_work_queue", "get_work_queues", "mark_worker_stopped", "recover_lost_runs", "record_worker_heartbeat",
     "register_worker", "route_to_queue", "runs_to_start", "set_concurrency_limit", "set_work_pool_paused",
-    "set_work_queue_paused", "unstarted_runs", "wait_for_due_runs",
+    "set_work_queue_paused", "unstarted_runs", "update_work_pool", "wait_for_due_runs",
 ]

@@ -196,16 +196,22 @@ def unstarted_runs(worker: Worker) -> list[Any]:
 
 
 def runs_to_start(
-    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0
+    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0,
+    max_runs: int | None = None,
 ) -> list[Any]:
     """What `worker` should start now, with pool and deployment loaded: its unstarted runs,
-    then the runs claim_runs claims for it. When it has neither, it first waits up to
+    then the runs claim_runs claims for it, at most `max_runs` in all (a worker asks for what
+    it can start before the runs' lease runs out). When it has neither, it first waits up to
     `wait_seconds` for a run to become due (wait_for_due_runs), so an idle remote worker picks
     up a new run at once with one request instead of many."""
     runs = unstarted_runs(worker)
+    if max_runs is not None:
+        runs = runs[:max_runs]
     if not runs and wait_seconds > 0:
         wait_for_due_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, timeout=wait_seconds)
-    runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds)
+    room = None if max_runs is None else max_runs - len(runs)
+    if room is None or room > 0:
+        runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, max_runs=room)
     loaded = FlowRun.objects.with_related().in_bulk([run.pk for run in runs])
     return [loaded[run.pk] for run in runs if run.pk in loaded]
 

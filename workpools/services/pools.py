@@ -22,25 +22,35 @@ def create_work_pool(
     concurrency_limit: int | None = None,
     paused: bool = False,
     description: str = "",
+    base_job_template: dict[str, Any] | None = None,
+    job_variables: dict[str, Any] | None = None,
 ) -> WorkPool:
     """Create a pool and its `default` queue together. Raises ValidationError for a taken or
-    blank name, an unknown type or a negative limit."""
+    blank name, an unknown type, a negative limit, a broken base job template (default: the
+    type's) or job variables that template refuses."""
+    from workpools.infrastructure.registry import pool_types
+    from workpools.infrastructure.templates import check_job_variables
+    from workpools.services.configuring import initial_template
+
     name = (name or "").strip()
     errors: dict[str, list[str]] = {}
     if not name:
         errors["name"] = ["A work pool needs a name."]
-    if type not in WorkPoolType.values:
-        errors["type"] = [f"Unknown work pool type {type!r} (known: {', '.join(WorkPoolType.values)})."]
+    if type not in pool_types():
+        errors["type"] = [f"Unknown work pool type {type!r} (known: {', '.join(pool_types())})."]
     try:
         check_concurrency_limit(concurrency_limit)
     except ValidationError as error:
         errors.update(error.errors)
     if errors:
         raise ValidationError(next(iter(errors.values()))[0], errors)
+    template = initial_template(type, base_job_template)
+    check_job_variables(template, job_variables or {}, field="job_variables")
     try:
         with transaction.atomic():
             pool = WorkPool.objects.create(
-                name=name, type=type, concurrency_limit=concurrency_limit, paused=paused, description=description
+                name=name, type=type, concurrency_limit=concurrency_limit, paused=paused, description=description,
+                base_job_template=template, job_variables=job_variables or {},
             )
             WorkQueue.objects.create(pool=pool, name=WorkPool.DEFAULT_QUEUE_NAME, priority=1)
     except IntegrityError:

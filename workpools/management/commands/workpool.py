@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from orchestrator.cli import ServiceCommand, limit_text
 from workpools import services
 from workpools.health import pool_health, queue_health, with_online_workers, worker_health
+from workpools.infrastructure.templates import default_base_job_template
 from workpools.models import WorkPool, WorkPoolType
 
 
@@ -23,6 +27,14 @@ class Command(ServiceCommand):
         create.add_argument("--concurrency-limit", type=int, default=None)
         create.add_argument("--paused", action="store_true")
         create.add_argument("--description", default="")
+        create.add_argument("--base-job-template", metavar="FILE", help="A JSON file (default: the type's template).")
+        update = sub.add_parser("update", help="Change a pool's base job template, job variables or description.")
+        update.add_argument("name")
+        update.add_argument("--base-job-template", metavar="FILE", help="A JSON file ('{}' restores the type's default).")
+        update.add_argument("--job-variables", metavar="JSON", help="The pool's default job variables, a JSON object.")
+        update.add_argument("--description", default=None)
+        default = sub.add_parser("get-default-base-job-template", help="Print a pool type's default template (JSON).")
+        default.add_argument("--type", default=WorkPoolType.PROCESS, help="Work pool type (default: process).")
         sub.add_parser("ls", help="List work pools.")
         for action in ("inspect", "pause", "resume", "delete", "clear-concurrency-limit"):
             sub.add_parser(action).add_argument("name")
@@ -30,12 +42,35 @@ class Command(ServiceCommand):
         limit.add_argument("name")
         limit.add_argument("limit", type=int)
 
-    def do_create(self, name: str, type: str, concurrency_limit: int | None, paused: bool, description: str, **_: Any) -> None:
+    def do_create(
+        self, name: str, type: str, concurrency_limit: int | None, paused: bool, description: str,
+        base_job_template: str | None, **_: Any,
+    ) -> None:
         pool = services.create_work_pool(
-            name, type=type, concurrency_limit=concurrency_limit, paused=paused, description=description
+            name, type=type, concurrency_limit=concurrency_limit, paused=paused, description=description,
+            base_job_template=_json_file(base_job_template, "--base-job-template") if base_job_template else None,
         )
         self.stdout.write(f"Created work pool {pool.name!r} (type {pool.type}, id {pool.pk}).")
         self.stdout.write(f"Start a worker for it with: manage.py runworker --pool {pool.name}")
+
+    def do_update(
+        self, name: str, base_job_template: str | None, job_variables: str | None, description: str | None, **_: Any
+    ) -> None:
+        pool = services.get_work_pool(name)
+        changes: dict[str, Any] = {}
+        if base_job_template is not None:
+            changes["base_job_template"] = _json_file(base_job_template, "--base-job-template")
+        if job_variables is not None:
+            changes["job_variables"] = _json_text(job_variables, "--job-variables")
+        if description is not None:
+            changes["description"] = description
+        if not changes:
+            raise CommandError("Nothing to update: give --base-job-template, --job-variables or --description.")
+        services.update_work_pool(pool, **changes)
+        self.stdout.write(f"Updated work pool {pool.name!r}.")
+
+    def do_get_default_base_job_template(self, type: str, **_: Any) -> None:
+        self.stdout.write(json.dumps(default_base_job_template(type), indent=2))
 
     def do_ls(self, **_: Any) -> None:
         now = timezone.now()
@@ -89,3 +124,18 @@ class Command(ServiceCommand):
     def do_clear_concurrency_limit(self, name: str, **_: Any) -> None:
         services.set_concurrency_limit(services.get_work_pool(name), None)
         self.stdout.write(f"Cleared the concurrency limit of work pool {name!r}.")
+
+
+def _json_text(text: str, option: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CommandError(f"{option}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno}).") from None
+
+
+def _json_file(path: str, option: str) -> Any:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise CommandError(f"{option}: cannot read {path}: {error.strerror}.") from None
+    return _json_text(text, f"{option} {path}")
