@@ -11,6 +11,7 @@ import pytest
 from deployments.models import Deployment
 from deployments.services import create_flow_run
 from orchestrator.core.states import StateType
+from orchestrator.engine.steps import storage_cache_dir
 from tests.deployments.deploy_helpers import HELLO, logged, manage, start_worker, stop, wait_until_finished
 
 S = StateType
@@ -60,8 +61,8 @@ def test_code_pulled_from_a_storage_folder_runs_and_a_change_is_a_new_cached_cop
         stop(worker)
     assert second.state_type == third.state_type == S.COMPLETED, "".join(output)
     assert logged(third, "Howdy Leo!")
-    home = Path(subprocess_env["ORCHESTRATOR_HOME"])
-    copies = [p for p in (home / "storage-cache").glob("*/*") if p.is_dir() and not p.name.startswith(".")]
+    cache = storage_cache_dir(storage.as_uri())  # this URL's copies (the data directory outlives the test)
+    copies = [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(copies) == 2  # the first two runs shared one copy; the change made the second
 
 
