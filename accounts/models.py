@@ -19,9 +19,11 @@ class Scope(models.TextChoices):
     WORKER = "worker", "Worker (one pool)"
     RUN = "run", "One flow run (issued by its worker)"
     METRICS = "metrics", "Metrics (scrape /metrics only)"
+    SECRETS = "secrets", "Read secrets"
 
 
-# read < trigger < write; worker is beside them, bound to one pool.
+# read < trigger < write; worker is beside them, bound to one pool; secrets reads, and reads
+# secret values too (accounts.permissions.may_read_secrets).
 SCOPE_RANK = {Scope.READ: 1, Scope.TRIGGER: 2, Scope.WRITE: 3}
 
 
@@ -80,6 +82,8 @@ class ApiKey(models.Model):
         them: what a worker may do is decided per pool (accounts.permissions)."""
         if self.scope not in SCOPE_RANK:  # worker, run and metrics keys hold none of them
             return False
+        if self.scope == Scope.SECRETS:
+            return scope == Scope.READ
         return SCOPE_RANK[Scope(self.scope)] >= SCOPE_RANK[Scope(scope)]
 
 

@@ -6,6 +6,8 @@
 - A key needs the scope its view asks for: read < trigger < write. A view names what each
   action needs in `required_scopes` ({"action": "trigger"}); by default reading needs
   `read` and anything else `write`.
+- Secret values are read only with a flow run's credential (a worker key; a run token) or a
+  key of scope `secrets` (or a logged-in superuser): `may_read_secrets`, the one place that decides.
 - A worker key acts only on its own pool and the runs in it, and only through actions its view
   lists in `worker_actions`. `can_act_on_pool` is the check: on the pool named in the URL here,
   on each object a view reads (`has_object_permission`), and on the run of a nested URL.
@@ -25,6 +27,7 @@ from rest_framework import permissions
 
 from accounts.models import ApiKey, Scope
 from accounts.roles import Action, may, role_of
+from orchestrator.core.states import is_terminal
 
 
 def pool_of(obj: Any) -> Any:
@@ -36,8 +39,10 @@ def pool_of(obj: Any) -> Any:
         return obj
     if hasattr(obj, "pool_id"):
         return obj.pool
-    if label == "runs.TaskRun":
-        return obj.flow_run.work_pool
+    if label in ("runs.TaskRun", "runs.Artifact"):
+        return pool_of(obj.flow_run)
+    if label == "runs.FlowRun" and obj.work_pool_id is None and obj.parent_flow_run_id is not None:
+        return pool_of(obj.parent_flow_run)  # a subflow run acts in its parent's pool
     return getattr(obj, "work_pool", None)
 
 
@@ -80,11 +85,25 @@ def _url_run_id(view: Any) -> str | None:
     return None if run_pk is None else str(run_pk)
 
 
+MAX_SUBFLOW_DEPTH = 20
+
+
 def _same_run(key: ApiKey, run_id: Any) -> bool:
+    """Whether `run_id` is the token's run, or one of its subflow runs (a child, a grandchild,
+    ...: they run in the token's process)."""
     try:
-        return uuid.UUID(str(run_id)) == uuid.UUID(str(key.flow_run_id))
+        wanted, current = uuid.UUID(str(key.flow_run_id)), uuid.UUID(str(run_id))
     except ValueError:
         return False
+    runs = ApiKey._meta.get_field("flow_run").related_model._default_manager  # runs.FlowRun, by relation
+    for _ in range(MAX_SUBFLOW_DEPTH):
+        if current == wanted:
+            return True
+        parent = runs.filter(pk=current).values_list("parent_flow_run_id", flat=True).first()
+        if parent is None:
+            return False
+        current = parent
+    return False
 
 
 def run_token_refusal(key: ApiKey, view: Any) -> str:
@@ -166,3 +185,40 @@ class HasScope(permissions.BasePermission):
             return True
         self.message = f"This worker key acts only on work pool {key.pool.name!r}."
         return False
+
+
+# The credentials a flow run holds: a worker key (a process beside a remote worker), a run token.
+RUN_CREDENTIAL_SCOPES = frozenset({Scope.WORKER, Scope.RUN})
+
+
+def may_read_secrets(request: Any) -> tuple[bool, str]:
+    """Whether `request` may read secret values, and why not. The one place this is decided:
+    a key of scope `secrets`, a flow run's credential, or a logged-in superuser may; every
+    other key (read, trigger, write) may not."""
+    key = request.auth if isinstance(request.auth, ApiKey) else None
+    if key is None:
+        user = request.user
+        if user is not None and user.is_authenticated and user.is_superuser:
+            return True, ""
+        return False, "Reading secrets needs a superuser, a flow run's credential or a key with the 'secrets' scope."
+    if key.scope == Scope.RUN and key.flow_run is not None and is_terminal(key.flow_run.state_type):
+        return False, f"Flow run {key.flow_run.name!r} is {key.flow_run.state_type}: its run token no longer works."
+    if key.scope == Scope.SECRETS or key.scope in RUN_CREDENTIAL_SCOPES:
+        return True, ""
+    return False, (
+        f"This API key has scope {str(key.scope)!r}; reading secrets needs the 'secrets' scope or a flow run's credential."
+    )
+
+
+class CanReadSecrets(permissions.BasePermission):
+    """For the one action that returns a secret's value (it replaces HasScope there)."""
+
+    message = "This API key may not read secrets."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if request.auth is None and not (request.user and request.user.is_authenticated):
+            return False  # 401 rather than 403: nobody is asking
+        allowed, why = may_read_secrets(request)
+        if not allowed:
+            self.message = why
+        return allowed

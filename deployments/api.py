@@ -29,11 +29,14 @@ from deployments.serializers import (
     WebhookSerializer,
 )
 from deployments.services import create_flow_run
+from deployments.services.subflows import create_subflow_run
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.core.errors import ValidationError
 from orchestrator.input_policy import PolicyJSONParser
 from orchestrator.validation import update_validated
-from runs.serializers import FlowRunSerializer
+from runs.api import IN_RUN, InRunMixin
+from runs.records import flow_run_info
+from runs.serializers import FlowRunInfoSerializer, FlowRunSerializer, SubflowRunCreateSerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Headers a webhook sender may identify a delivery by; a repeat of one makes no second run.
@@ -180,3 +183,21 @@ class WebhookReceiveView(APIView):
         delivery = next((request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), None)
         run, created = webhooks.receive_webhook(slug, request.data, delivery_id=delivery)
         return Response(FlowRunSerializer(run).data, status=201 if created else 200)
+
+
+@IN_RUN
+class SubflowRunViewSet(InRunMixin, ApiViewSet):
+    """/api/flow-runs/<run_pk>/subflow-runs/: a flow called inside the run starts a child run
+    (what the engine does for a subflow call, through the HTTP client)."""
+
+    queryset = Flow.objects.none()  # for the schema; the run comes from the URL
+    serializer_class = FlowRunInfoSerializer
+    input_serializers = {"create": SubflowRunCreateSerializer}
+    worker_actions = ("create",)
+    run_actions = ("create",)  # a run token of the parent (or of an ancestor)
+
+    @extend_schema(request=SubflowRunCreateSerializer, responses={201: FlowRunInfoSerializer})
+    def create(self, request: Any, run_pk: str) -> Response:
+        data = self.parse(request)
+        child = create_subflow_run(self.run, data.pop("flow_name"), **data)
+        return Response(FlowRunInfoSerializer(flow_run_info(child)).data, status=201)

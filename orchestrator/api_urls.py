@@ -8,8 +8,22 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import AuditEntryViewSet
 from automations.api import AutomationViewSet
-from deployments.api import DeploymentScheduleViewSet, DeploymentViewSet, FlowViewSet, WebhookViewSet
-from runs.api import FlowRunStateViewSet, FlowRunViewSet, LogViewSet, TaskRunDetailViewSet, TaskRunViewSet
+from blocks.api import SecretViewSet, VariableViewSet
+from deployments.api import (
+    DeploymentScheduleViewSet,
+    DeploymentViewSet,
+    FlowViewSet,
+    SubflowRunViewSet,
+    WebhookViewSet,
+)
+from runs.api import (
+    ArtifactViewSet,
+    FlowRunStateViewSet,
+    FlowRunViewSet,
+    LogViewSet,
+    TaskRunDetailViewSet,
+    TaskRunViewSet,
+)
 from workpools.api import WorkerViewSet, WorkPoolViewSet, WorkQueueViewSet
 
 
@@ -31,10 +45,14 @@ router.register("flow-runs", FlowRunViewSet, basename="flow-runs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/states", FlowRunStateViewSet, basename="flow-run-states")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/task-runs", TaskRunViewSet, basename="task-runs")
 router.register(r"flow-runs/(?P<run_pk>[^/.]+)/logs", LogViewSet, basename="logs")
+router.register(r"flow-runs/(?P<run_pk>[^/.]+)/subflow-runs", SubflowRunViewSet, basename="subflow-runs")
 router.register("task-runs", TaskRunDetailViewSet, basename="task-run")
+router.register("artifacts", ArtifactViewSet, basename="artifacts")
 router.register("webhooks", WebhookViewSet, basename="webhooks")
 router.register("automations", AutomationViewSet, basename="automations")
 router.register("audit-log", AuditEntryViewSet, basename="audit-log")
+router.register("variables", VariableViewSet, basename="variables")
+router.register("secrets", SecretViewSet, basename="secrets")
 
 app_name = "api"
 urlpatterns = [

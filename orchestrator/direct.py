@@ -17,8 +17,10 @@ from django.core.exceptions import ValidationError as NotAUUID
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from blocks.services import get_variable, read_secret_value
 from deployments.services import get_or_create_flow
 from deployments.services.deploying import deploy_definitions
+from deployments.services.subflows import create_subflow_run
 from deployments.specs import flow_deployment
 from orchestrator.client.base import (
     CachedResult,
@@ -27,26 +29,32 @@ from orchestrator.client.base import (
     HeldRun,
     LogEntry,
     OrchestratorClient,
+    RunInputInfo,
     TaskRunInfo,
     WorkerInfo,
 )
 from orchestrator.core.errors import NotFound, OrchestratorError
 from orchestrator.db_retry import NOT_APPLIED, call_with_retry
-from runs.models import FlowRun, TaskRun
-from runs.records import flow_run_info, task_run_info
+from runs.models import Artifact, FlowRun, TaskRun
+from runs.records import flow_run_info, run_input_info, task_run_info
 from runs.services import (
     applied_flow_run_state,
     applied_task_run_state,
     create_adhoc_flow_run,
+    create_artifact,
     create_task_run,
     created_task_run,
     find_cached_task_run,
+    pause_flow_run,
+    read_flow_run_input,
+    record_flow_run_result,
     record_run_heartbeat,
     record_run_process,
     set_flow_run_retries,
     set_state,
     set_task_run_state,
     stored_log_batch,
+    update_artifact,
     write_logs,
 )
 from workpools import services
@@ -206,6 +214,33 @@ class DirectClient(OrchestratorClient):
 
         return call_with_retry(move, what=f"moving flow run {run_id} to {state_type}", applied=applied)
 
+    def create_subflow_run(
+        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        dynamic_key: str,
+    ) -> FlowRunInfo:
+        run = create_subflow_run(
+            self._flow_run(parent_run_id), flow_name, description=description, parameters=parameters,
+            task_key=task_key, dynamic_key=dynamic_key,
+        )
+        return flow_run_info(run)
+
+    def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
+        record_flow_run_result(self._flow_run(run_id), result_uri=result_uri)
+
+    def pause_flow_run(
+        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        description: str = "",
+    ) -> RunInputInfo:
+        run = self._flow_run(run_id)
+        request = pause_flow_run(
+            run, key=key, schema=schema, timeout_seconds=timeout_seconds, suspend=suspend, description=description
+        )
+        return run_input_info(request, run)
+
+    def read_flow_run_input(self, run_id: str, *, key: str) -> RunInputInfo:
+        run = self._flow_run(run_id)
+        return run_input_info(read_flow_run_input(run, key), run)
+
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         call_with_retry(
             lambda: set_flow_run_retries(self._flow_run(run_id), retries=retries, retry_delay_seconds=retry_delay_seconds),
@@ -240,6 +275,7 @@ class DirectClient(OrchestratorClient):
     def set_task_run_state(
         self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
         result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        result_uri: str = "",
     ) -> TaskRunInfo:
         since = timezone.now()
 
@@ -248,7 +284,7 @@ class DirectClient(OrchestratorClient):
             extra: dict[str, Any] = {"result": result} if store_result else {}
             set_task_run_state(
                 task_run, state_type, expected=expected, name=name, message=message, cache_key=cache_key,
-                cache_expires_at=cache_expires_at, **extra,
+                cache_expires_at=cache_expires_at, result_uri=result_uri, **extra,
             )
             return task_run_info(task_run)
 
@@ -274,7 +310,36 @@ class DirectClient(OrchestratorClient):
         task_run = call_with_retry(lambda: find_cached_task_run(cache_key), what="reading a cached result")
         if task_run is None:
             return None
-        return CachedResult(task_run_id=str(task_run.pk), task_run_name=task_run.name, value=task_run.result)
+        return CachedResult(
+            task_run_id=str(task_run.pk), task_run_name=task_run.name, value=task_run.result,
+            result_uri=task_run.result_uri,
+        )
+
+    # --- artifacts ---
+    def create_artifact(
+        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        task_run_id: str | None = None,
+    ) -> str:
+        run = self._flow_run(flow_run_id)
+        artifact = create_artifact(run, type=type, data=data, key=key, description=description, task_run_id=task_run_id)
+        return str(artifact.pk)
+
+    def update_artifact(self, artifact_id: str, *, data: Any) -> None:
+        try:
+            artifact = Artifact.objects.get(pk=artifact_id)
+        except (Artifact.DoesNotExist, NotAUUID, ValueError):
+            raise NotFound(f"No artifact with id {artifact_id!r}.") from None
+        update_artifact(artifact, data=data)
+
+    # --- variables and secrets ---
+    def read_variable(self, name: str) -> tuple[bool, Any]:
+        try:
+            return True, get_variable(name).value
+        except NotFound:
+            return False, None
+
+    def read_secret(self, name: str) -> str:
+        return read_secret_value(name)
 
     # --- logs ---
     def send_logs(self, entries: list[LogEntry]) -> None:

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "runs",
     "workpools",
     "deployments",
+    "blocks",
 ]
 
 MIDDLEWARE = [
@@ -193,6 +194,7 @@ def _every(seconds: float, task: str) -> dict:
 CELERY_BEAT_SCHEDULE = {
     "schedule-deployments": _every(SCHEDULER_INTERVAL_SECONDS, "deployments.tasks.schedule_deployments"),
     "mark-late-runs": _every(LATE_RUNS_INTERVAL_SECONDS, "runs.tasks.mark_late_runs"),
+    "fail-expired-pauses": _every(LATE_RUNS_INTERVAL_SECONDS, "runs.tasks.fail_expired_pauses"),
     "reap-crashed-runs-and-offline-workers": _every(
         REAPER_INTERVAL_SECONDS, "workpools.tasks.recover_lost_runs"
     ),
@@ -203,6 +205,7 @@ CELERY_BEAT_SCHEDULE = {
 CRONJOBS = [
     ("* * * * *", "deployments.tasks.schedule_deployments"),
     ("* * * * *", "runs.tasks.mark_late_runs"),
+    ("* * * * *", "runs.tasks.fail_expired_pauses"),
     ("* * * * *", "workpools.tasks.recover_lost_runs"),
     ("17 * * * *", "runs.tasks.delete_old_runs"),
 ]

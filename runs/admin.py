@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from orchestrator.admin_utils import EstimatedCountPaginator, RolePermissions, apply_each
-from runs.models import FlowRun, FlowRunState, Log, TaskRun, TaskRunState
+from runs.models import Artifact, FlowRun, FlowRunInput, FlowRunState, Log, TaskRun, TaskRunState
 from runs.services import request_cancellation
 
 
@@ -121,3 +121,19 @@ class LogAdmin(ReadOnlyAdmin):
     list_select_related = ["flow_run", "task_run"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(ReadOnlyAdmin):
+    list_display = ["key", "type", "flow_run", "task_run", "created_at"]
+    list_filter = ["type"]
+    search_fields = ["key", "flow_run__name"]
+    list_select_related = ["flow_run", "task_run"]
+
+
+@admin.register(FlowRunInput)
+class FlowRunInputAdmin(ReadOnlyAdmin):
+    """What paused runs wait for; resume them from the run page or the API (checked input)."""
+
+    list_display = ["flow_run", "key", "timeout_at", "provided_at", "provided_by"]
+    list_select_related = ["flow_run"]

@@ -21,22 +21,33 @@ from accounts.models import ApiKey, Scope
 from accounts.services import issue_run_token
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
+from orchestrator.core.errors import ValidationError
+from orchestrator.core.results import read_result
 from orchestrator.core.states import StateType
 from orchestrator.input_policy import TimestampFilter
 from runs import services
-from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
-from runs.records import flow_run_info
+from runs.models import Artifact, ArtifactType, FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
+from runs.records import flow_run_info, run_input_info
 from runs.serializers import (
     AliveSerializer,
+    ArtifactCreateSerializer,
+    ArtifactSerializer,
+    ArtifactUpdateSerializer,
     CachedResultSerializer,
     FlowRunInfoSerializer,
+    FlowRunResultSerializer,
     FlowRunSerializer,
     FlowRunSetStateSerializer,
     FlowRunStateSerializer,
     LogCreateSerializer,
     LogSerializer,
     LogsStoredSerializer,
+    PauseSerializer,
+    ResultLocationSerializer,
+    ResumeSerializer,
     RetriesSerializer,
+    RunInputQuery,
+    RunInputSerializer,
     RunProcessSerializer,
     RunTokenSerializer,
     TaskRunCreateSerializer,
@@ -46,9 +57,11 @@ from runs.serializers import (
 from runs.services import request_cancellation
 
 # What an engine and a worker do with a run (with a worker key: only runs of its pool).
-ENGINE_ACTIONS = ("execution", "set_state", "heartbeat", "process", "retries")
-# What a run token (a run's own job) may do with its run (accounts.permissions).
-RUN_TOKEN_ACTIONS = ("execution", "set_state", "heartbeat", "retries")
+ENGINE_ACTIONS = (
+    "execution", "set_state", "heartbeat", "process", "retries", "result_location", "result", "pause", "run_input",
+)
+# What a run token (a run's own job) may do with its run, and with its subflow runs (accounts.permissions).
+RUN_TOKEN_ACTIONS = ("execution", "set_state", "heartbeat", "retries", "result_location", "result", "pause", "run_input")
 
 
 class FlowRunPagination(CursorPagination):
@@ -120,11 +133,12 @@ class FlowRunViewSet(ReadApiViewSet):
     queryset = FlowRun.objects.with_related()
     serializer_class = FlowRunSerializer
     input_serializers = {
-        "set_state": FlowRunSetStateSerializer, "retries": RetriesSerializer, "process": RunProcessSerializer
+        "set_state": FlowRunSetStateSerializer, "retries": RetriesSerializer, "process": RunProcessSerializer,
+        "result_location": ResultLocationSerializer, "pause": PauseSerializer, "resume": ResumeSerializer,
     }
     filterset_class = FlowRunFilter
     pagination_class = FlowRunPagination
-    required_scopes = {"cancel": Scope.TRIGGER}
+    required_scopes = {"cancel": Scope.TRIGGER, "resume": Scope.TRIGGER}
     worker_actions = (*ENGINE_ACTIONS, "token")
     run_actions = RUN_TOKEN_ACTIONS
 
@@ -174,6 +188,50 @@ class FlowRunViewSet(ReadApiViewSet):
         final. Only for an unfinished run (400 otherwise)."""
         key, token = issue_run_token(self.get_object())
         return Response(RunTokenSerializer({"token": token, "expires_at": key.expires_at}).data, status=201)
+
+    @extend_schema(request=ResumeSerializer, responses=FlowRunSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Any, pk: str) -> Response:
+        """Resume a paused or suspended run with the input it waits for (checked against the
+        flow's model: 400 with the fields' errors); 409 for a run that is not paused."""
+        run, data = self.get_object(), self.parse(request)
+        return self.respond(services.resume_flow_run(run, value=data["input"], by=actor(request)))
+
+    @extend_schema(request=PauseSerializer, responses=RunInputSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Any, pk: str) -> Response:
+        """The engine pauses (or suspends) the run for input (pause_flow_run in a flow)."""
+        run, data = self.get_object(), self.parse(request)
+        pause = services.pause_flow_run(run, **data)
+        return Response(RunInputSerializer(run_input_info(pause, run)).data)
+
+    @extend_schema(parameters=[RunInputQuery], responses=RunInputSerializer)
+    @action(detail=True, methods=["get"], url_path="input")
+    def run_input(self, request: Any, pk: str) -> Response:
+        """A pause of the run (by key): whether its input was given, and the run's state."""
+        run = self.get_object()
+        query = RunInputQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        pause = services.read_flow_run_input(run, query.validated_data["key"])
+        return Response(RunInputSerializer(run_input_info(pause, run)).data)
+
+    @extend_schema(request=ResultLocationSerializer, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="result-location")
+    def result_location(self, request: Any, pk: str) -> Response:
+        """Where the run's persisted result is (the engine records it before COMPLETED)."""
+        run, data = self.get_object(), self.parse(request)
+        services.record_flow_run_result(run, result_uri=data["result_uri"])
+        return Response(status=204)
+
+    @extend_schema(responses=FlowRunResultSerializer)
+    @action(detail=True, methods=["get"])
+    def result(self, request: Any, pk: str) -> Response:
+        """The run's persisted result, read from result storage: its JSON value, or (a value
+        stored with cloudpickle) only where it is: the server never unpickles. 404 when the run
+        has none."""
+        run = self.get_object()
+        serializer, value = read_result(run.result_uri, allow_pickle=False)
+        return Response(FlowRunResultSerializer({"result_uri": run.result_uri, "serializer": serializer, "value": value}).data)
 
     @extend_schema(request=RetriesSerializer, responses={204: None})
     @action(detail=True, methods=["post"])
@@ -326,3 +384,56 @@ class LogViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
             for line in batch.validated_data
         ]
         return Response({"stored": services.write_logs(records)}, status=201)
+
+
+class ArtifactFilter(filters.FilterSet):
+    key = filters.CharFilter(field_name="key")
+    flow_run = filters.UUIDFilter(field_name="flow_run_id")
+    type = filters.ChoiceFilter(field_name="type", choices=ArtifactType.choices)
+
+    class Meta:
+        model = Artifact
+        fields = ["key", "flow_run", "type"]
+
+
+class ArtifactPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+
+
+class ArtifactViewSet(ReadApiViewSet):
+    """/api/artifacts/: what runs published, newest first (filter by key, flow_run, type);
+    /api/artifacts/latest/?key=K the latest version of a key. Engines create artifacts and
+    update progress ones (a worker key: for runs of its pool)."""
+
+    queryset = Artifact.objects.select_related("flow_run__work_pool")
+    serializer_class = ArtifactSerializer
+    input_serializers = {"create": ArtifactCreateSerializer, "partial_update": ArtifactUpdateSerializer}
+    filterset_class = ArtifactFilter
+    pagination_class = ArtifactPagination
+    worker_actions = ("create", "partial_update")
+    run_actions = ("create", "partial_update")
+
+    @extend_schema(request=ArtifactCreateSerializer, responses={201: ArtifactSerializer})
+    def create(self, request: Any) -> Response:
+        data = self.parse(request)
+        run = get_object_or_404(FlowRun.objects.select_related("work_pool"), pk=data["flow_run"])
+        self.check_object_permissions(request, run)
+        artifact = services.create_artifact(
+            run, type=data["type"], data=data["data"], key=data["key"], description=data["description"],
+            task_run_id=data["task_run"],
+        )
+        return self.respond(artifact, status=201)
+
+    @extend_schema(request=ArtifactUpdateSerializer, responses=ArtifactSerializer)
+    def partial_update(self, request: Any, pk: str) -> Response:
+        """New data for a progress artifact."""
+        artifact, data = self.get_object(), self.parse(request)
+        return self.respond(services.update_artifact(artifact, data=data["data"]))
+
+    @extend_schema(parameters=[OpenApiParameter("key", str, required=True)], responses=ArtifactSerializer)
+    @action(detail=False, methods=["get"])
+    def latest(self, request: Any) -> Response:
+        key = request.query_params.get("key", "")
+        if not key:
+            raise ValidationError("Give the artifact's key.", {"key": ["This field is required."]})
+        return self.respond(services.latest_artifact(key))

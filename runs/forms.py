@@ -10,6 +10,7 @@ from django import forms
 from deployments.models import Deployment
 from orchestrator.core.states import StateType
 from orchestrator.input_policy import TimestampFormField
+from orchestrator.schema_forms import SchemaForm
 from workpools.models import WorkPool
 
 WINDOWS: dict[str, tuple[str, timedelta | None]] = {
@@ -63,3 +64,7 @@ class RunFilterForm(forms.Form):
             "since": since,
             "until": until,
         }
+
+
+class RunInputForm(SchemaForm):
+    """The input a paused run waits for: one field per field of the flow's model."""

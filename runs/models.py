@@ -26,7 +26,7 @@ from orchestrator.core.states import ACTIVE, TERMINAL, StateType
 
 class FlowRunQuerySet(models.QuerySet["FlowRun"]):
     def with_related(self) -> FlowRunQuerySet:
-        return self.select_related("flow", "deployment", "work_pool", "work_queue", "worker")
+        return self.select_related("flow", "deployment", "work_pool", "work_queue", "worker", "parent_flow_run")
 
     def for_list(self) -> FlowRunQuerySet:
         """What a row in a list of runs shows (one join fewer than with_related)."""
@@ -260,6 +260,18 @@ class FlowRun(models.Model):
         max_length=100, blank=True, default="",
         help_text="The slug of the deployment schedule that made this run; empty for runs made otherwise.",
     )
+    # A subflow: the run whose flow called this one, and the task run standing for the call there.
+    parent_flow_run = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="child_runs",
+        help_text="The flow run that called this one as a subflow.",
+    )
+    parent_task_run = models.ForeignKey(
+        "runs.TaskRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="child_flow_runs",
+        help_text="The task run in the parent that stands for this subflow call.",
+    )
+    result_uri = models.CharField(
+        max_length=1000, blank=True, help_text="Where the flow's persisted return value is (result storage)."
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
     hostname = models.CharField(max_length=255, blank=True)
@@ -374,6 +386,9 @@ class TaskRun(models.Model):
     cache_key = models.CharField(max_length=500, blank=True)
     cache_expires_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
+    result_uri = models.CharField(
+        max_length=1000, blank=True, help_text="Where the task's persisted return value is (result storage)."
+    )
     tags = models.JSONField(default=list, blank=True)
     state_type = models.CharField(max_length=12, choices=StateType.choices, default=StateType.PENDING)
     state_name = models.CharField(max_length=40, default="Pending")
@@ -427,3 +442,61 @@ class Log(models.Model):
 
     def __str__(self) -> str:
         return self.message[:80]
+
+
+class ArtifactType(models.TextChoices):
+    MARKDOWN = "markdown", "Markdown"
+    TABLE = "table", "Table"
+    LINK = "link", "Link"
+    PROGRESS = "progress", "Progress"
+
+
+class Artifact(models.Model):
+    """Something a flow or task run published: a report (markdown), a table, a link, a progress
+    bar (updated in place). Artifacts sharing a `key` are versions of one; the newest is its
+    latest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="artifacts")
+    task_run = models.ForeignKey(TaskRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="artifacts")
+    key = models.CharField(max_length=100, blank=True, help_text="Versions of one artifact share a key.")
+    type = models.CharField(max_length=10, choices=ArtifactType.choices)
+    data = models.JSONField(help_text="markdown: text; table: rows; link: {url, text}; progress: 0-100.")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["flow_run", "created_at"]
+        indexes = [
+            models.Index(fields=["flow_run", "created_at"], name="artifact_run"),
+            models.Index(fields=["key", "-created_at"], name="artifact_key_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key or f"{self.type} artifact"
+
+
+class FlowRunInput(models.Model):
+    """What a paused or suspended run waits for: one per pause of the run (`key`), with the JSON
+    schema of the input it wants (a pydantic model's; none for a plain resume), until when it
+    waits, and the input once someone gave it."""
+
+    id = models.BigAutoField(primary_key=True)
+    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="inputs")
+    key = models.CharField(max_length=100)
+    schema = models.JSONField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    timeout_at = models.DateTimeField()
+    value = models.JSONField(null=True, blank=True)
+    provided_at = models.DateTimeField(null=True, blank=True)
+    provided_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["flow_run", "id"]
+        constraints = [models.UniqueConstraint(fields=["flow_run", "key"], name="flowruninput_unique_key")]
+        indexes = [models.Index(fields=["timeout_at"], condition=Q(provided_at__isnull=True), name="flowruninput_waiting")]
+
+    def __str__(self) -> str:
+        return f"{self.flow_run_id}:{self.key}"

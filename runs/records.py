@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.client.base import DeploymentInfo, FlowRunInfo, TaskRunInfo
+from orchestrator.client.base import DeploymentInfo, FlowRunInfo, RunInputInfo, TaskRunInfo
 
 
 def deployment_info(dep: Any) -> DeploymentInfo | None:
@@ -36,6 +36,9 @@ def flow_run_info(run: Any) -> FlowRunInfo:
         next_scheduled_start_at=run.next_scheduled_start_at,
         worker_id=str(run.worker_id) if run.worker_id else None,
         deployment=deployment_info(run.deployment) if run.deployment_id else None,
+        parent_flow_run_id=str(run.parent_flow_run_id) if run.parent_flow_run_id else None,
+        parent_task_run_id=str(run.parent_task_run_id) if run.parent_task_run_id else None,
+        result_uri=run.result_uri,
     )
 
 
@@ -43,4 +46,11 @@ def task_run_info(task_run: Any) -> TaskRunInfo:
     return TaskRunInfo(
         id=str(task_run.pk), name=task_run.name, state_type=str(task_run.state_type),
         state_name=task_run.state_name, run_count=task_run.run_count,
+    )
+
+
+def run_input_info(request: Any, run: Any) -> RunInputInfo:
+    return RunInputInfo(
+        key=request.key, provided=request.provided_at is not None, value=request.value,
+        state_type=str(run.state_type), state_name=run.state_name,
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from orchestrator.api import JSONField, TagsField
+from orchestrator.api import JSONField, JSONObjectField, TagsField
 from orchestrator.core.states import StateType
 from orchestrator.input_policy import TimestampField
-from runs.models import FlowRun, FlowRunState, Log, TaskRun
+from runs.models import Artifact, ArtifactType, FlowRun, FlowRunState, Log, TaskRun
 
 
 class FlowRunSerializer(serializers.ModelSerializer):
@@ -23,6 +23,7 @@ class FlowRunSerializer(serializers.ModelSerializer):
             "parameters", "tags", "state_type", "state_name", "state_at", "state_message",
             "expected_start_at", "next_scheduled_start_at", "started_at", "ended_at", "run_count",
             "retries", "retry_delay_seconds", "idempotency_key", "created_by", "created_at", "updated_at",
+            "parent_flow_run", "parent_task_run", "result_uri",
         ]
 
 
@@ -78,6 +79,9 @@ class FlowRunInfoSerializer(serializers.Serializer):
     next_scheduled_start_at = serializers.DateTimeField(allow_null=True)
     worker_id = serializers.CharField(allow_null=True)
     deployment = DeploymentInfoSerializer(allow_null=True)
+    parent_flow_run_id = serializers.CharField(allow_null=True)
+    parent_task_run_id = serializers.CharField(allow_null=True)
+    result_uri = serializers.CharField(allow_blank=True)
 
 
 class SetStateSerializer(serializers.Serializer):
@@ -121,11 +125,31 @@ class TaskRunSetStateSerializer(SetStateSerializer):
     result = JSONField(required=False, allow_null=True, help_text="Stored with the task run when present.")
     cache_key = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     cache_expires_at = TimestampField(required=False, allow_null=True, default=None)
+    result_uri = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
 class CachedResultSerializer(serializers.Serializer):
     task_run_id = serializers.CharField()
     task_run_name = serializers.CharField()
+    value = JSONField(allow_null=True)
+    result_uri = serializers.CharField(allow_blank=True)
+
+
+class SubflowRunCreateSerializer(serializers.Serializer):
+    flow_name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    parameters = JSONObjectField(required=False, default=dict)
+    task_key = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    dynamic_key = serializers.CharField(max_length=50, required=False, allow_blank=True, default="0")
+
+
+class ResultLocationSerializer(serializers.Serializer):
+    result_uri = serializers.CharField(max_length=1000)
+
+
+class FlowRunResultSerializer(serializers.Serializer):
+    result_uri = serializers.CharField()
+    serializer = serializers.CharField(help_text="json, or cloudpickle (then value is null: read it with the SDK).")
     value = JSONField(allow_null=True)
 
 
@@ -144,3 +168,48 @@ class LogsStoredSerializer(serializers.Serializer):
 class RunTokenSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send as 'Authorization: Bearer <token>'; shown only here.")
     expires_at = serializers.DateTimeField()
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    data = JSONField(allow_null=True)
+
+    class Meta:
+        model = Artifact
+        fields = ["id", "flow_run", "task_run", "key", "type", "data", "description", "created_at", "updated_at"]
+
+
+class ArtifactCreateSerializer(serializers.Serializer):
+    flow_run = serializers.UUIDField()
+    task_run = serializers.UUIDField(required=False, allow_null=True, default=None)
+    key = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    type = serializers.ChoiceField(choices=ArtifactType.choices)
+    data = JSONField(allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class ArtifactUpdateSerializer(serializers.Serializer):
+    data = JSONField(allow_null=True)
+
+
+class PauseSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=100)
+    schema = JSONObjectField(required=False, allow_null=True, default=None)
+    timeout_seconds = serializers.FloatField(min_value=0.001, max_value=30 * 24 * 3600, default=3600)
+    suspend = serializers.BooleanField(default=False)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class RunInputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    provided = serializers.BooleanField()
+    value = JSONField(allow_null=True)
+    state_type = serializers.ChoiceField(choices=StateType.choices)
+    state_name = serializers.CharField()
+
+
+class RunInputQuery(serializers.Serializer):
+    key = serializers.CharField(max_length=100)
+
+
+class ResumeSerializer(serializers.Serializer):
+    input = JSONField(required=False, allow_null=True, default=None, help_text="The input the paused flow asks for.")

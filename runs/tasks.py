@@ -15,6 +15,12 @@ def mark_late_runs() -> int:
 
 
 @shared_task
+def fail_expired_pauses() -> int:
+    """Paused and suspended runs whose pause timed out end FAILED."""
+    return services.fail_expired_pauses()
+
+
+@shared_task
 def delete_old_runs() -> int:
     """Retention (RUN_RETENTION_DAYS; off by default): old runs, and audit entries as old."""
     deleted = services.delete_old_runs()

@@ -15,15 +15,17 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.roles import Action, role_required
-from orchestrator.core.errors import OrchestratorError
-from runs.forms import RunFilterForm
+from orchestrator.core.errors import OrchestratorError, ValidationError
+from orchestrator.core.states import StateType
+from runs.forms import RunFilterForm, RunInputForm
 from runs.models import FlowRun, RunCursor
-from runs.services import request_cancellation
+from runs.services import request_cancellation, resume_flow_run, waiting_input
 from runs.timeline import build_gantt
 
 PAGE_SIZE = 50
 TASK_RUNS_SHOWN = 500
 LOG_LINES_SHOWN = 500
+ARTIFACTS_SHOWN = 100
 # Logs may arrive in a last batch just after the run ends: keep polling them a little longer.
 LOG_TAIL = timedelta(seconds=5)
 
@@ -47,13 +49,33 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def run_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     run = _get_run(pk)
-    context = {
-        **_header(run),
-        **_timeline(run),
-        **_task_runs(run),
-        **_logs(run),
-    }
-    return render(request, "runs/run_detail.html", context)
+    return render(request, "runs/run_detail.html", {**_detail(run), **_input(run)})
+
+
+@login_required
+@require_POST
+@role_required(Action.PAUSE)
+def resume(request: HttpRequest, pk: UUID) -> HttpResponse:
+    """Resume a paused run with the input its form was filled with; the form comes back with
+    the service's errors next to its fields."""
+    run = _get_run(pk)
+    waiting = waiting_input(run)
+    if waiting is None:
+        messages.error(request, f"{run.name} is not paused.")
+        return redirect(run)
+    form = RunInputForm(waiting.schema, None, request.POST)
+    if form.is_valid():
+        try:
+            resume_flow_run(run, value=form.parameters() if waiting.schema else None, by=f"ui:{request.user.get_username()}")
+        except ValidationError as error:
+            form.add_service_errors(error)
+        except OrchestratorError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"{run.name} resumed.")
+            return redirect(run)
+    context = {**_detail(run), "waiting": waiting, "input_form": form, "input_live": False}
+    return render(request, "runs/run_detail.html", context, status=400)
 
 
 @login_required
@@ -71,6 +93,13 @@ def cancel(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect(run)
 
 
+def _detail(run: FlowRun) -> dict[str, object]:
+    """Everything the run page shows but the input form."""
+    return {
+        **_header(run), **_timeline(run), **_task_runs(run), **_logs(run), **_relations(run), **_artifacts(run),
+    }
+
+
 def _get_run(pk: UUID) -> FlowRun:
     return get_object_or_404(FlowRun.objects.with_related(), pk=pk)
 
@@ -84,7 +113,7 @@ def _timeline(run: FlowRun) -> dict[str, object]:
 
 
 def _task_runs(run: FlowRun) -> dict[str, object]:
-    task_runs = list(run.task_runs.order_by("created_at")[: TASK_RUNS_SHOWN + 1])
+    task_runs = list(run.task_runs.prefetch_related("child_flow_runs").order_by("created_at")[: TASK_RUNS_SHOWN + 1])
     return {
         "run": run,
         "task_runs": task_runs[:TASK_RUNS_SHOWN],
@@ -92,6 +121,25 @@ def _task_runs(run: FlowRun) -> dict[str, object]:
         "more_task_runs": len(task_runs) > TASK_RUNS_SHOWN,
         "task_runs_live": not run.is_terminal,
     }
+
+
+def _relations(run: FlowRun) -> dict[str, object]:
+    """The run's parent (a subflow) and its own subflow runs, linked both ways."""
+    children = list(run.child_runs.select_related("flow").order_by("created_at")[: TASK_RUNS_SHOWN + 1])
+    return {"child_runs": children[:TASK_RUNS_SHOWN], "more_child_runs": len(children) > TASK_RUNS_SHOWN}
+
+
+def _input(run: FlowRun) -> dict[str, object]:
+    """The input form of a paused run; while the run may still pause, a part that polls for it."""
+    waiting = waiting_input(run)
+    form = RunInputForm(waiting.schema, None) if waiting is not None else None
+    may_pause = run.state_type in (StateType.PENDING, StateType.RUNNING)
+    return {"run": run, "waiting": waiting, "input_form": form, "input_live": waiting is None and may_pause}
+
+
+def _artifacts(run: FlowRun) -> dict[str, object]:
+    shown = list(run.artifacts.select_related("task_run").order_by("created_at")[:ARTIFACTS_SHOWN])
+    return {"run": run, "artifacts": shown, "artifacts_live": not run.is_terminal}
 
 
 def _logs(run: FlowRun) -> dict[str, object]:
@@ -122,3 +170,5 @@ header_fragment = _fragment("runs/_run_header.html", _header)
 timeline_fragment = _fragment("runs/_run_timeline.html", _timeline)
 task_runs_fragment = _fragment("runs/_run_task_runs.html", _task_runs)
 logs_fragment = _fragment("runs/_run_logs.html", _logs)
+artifacts_fragment = _fragment("runs/_run_artifacts.html", _artifacts)
+input_fragment = _fragment("runs/_run_input.html", _input)

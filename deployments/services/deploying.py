@@ -31,7 +31,7 @@ from orchestrator.core.names import check_name
 from orchestrator.core.parameters import parameters_from_strings
 from orchestrator.core.paths import confined, relative_path_problem
 from orchestrator.engine import FlowLoadError, load_flow
-from orchestrator.engine.steps import STEPS, check_repository_url
+from orchestrator.engine.steps import STEPS, check_repository_url, check_storage_url
 from workpools.services import get_work_pool, get_work_queue
 from workpools.services.pools import check_concurrency_limit
 
@@ -137,7 +137,7 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         raise fail("concurrency_limit must be a whole number, 0 or more.") from None
     if errors := policy_errors(definition.overlap_policy, definition.max_lateness_seconds):
         raise fail(next(iter(errors.values()))[0])
-    fetches_code = any(_step_name(step) == "git_clone" for step in pull_steps)
+    fetches_code = any(_step_name(step) in ("git_clone", "pull_from_remote_storage") for step in pull_steps)
     return _Prepared(
         definition=definition, flow_name=flow.name, flow_description=flow.description,
         parameter_schema=schema, parameters=parameters, pool=pool, queue=queue,
@@ -259,6 +259,8 @@ def check_pull_steps(steps: Any) -> None:
         directory = options.get("directory")
         if isinstance(directory, str) and (problem := relative_path_problem(directory)):
             raise ValidationError(f"pull step {position} {name!r}: the directory {directory!r} {problem}.")
+        if name == "pull_from_remote_storage":
+            check_storage_url(options.get("url"))
 
 
 def local_workdir(steps: list[dict[str, Any]], project_dir: Path) -> Path:
@@ -267,7 +269,7 @@ def local_workdir(steps: list[dict[str, Any]], project_dir: Path) -> Path:
     workdir = project_dir
     for step in steps:
         name, options = _step_name(step), next(iter(step.values()))
-        if name == "git_clone":
+        if name in ("git_clone", "pull_from_remote_storage"):  # the project stands in for the code it fetches
             workdir = project_dir / options.get("directory", "") if options.get("directory") else project_dir
         elif name == "set_working_directory":
             workdir = workdir / options["directory"]

@@ -15,6 +15,7 @@ from orchestrator.client.base import (
     LogEntry,
     OrchestratorClient,
     Refused,
+    RunInputInfo,
     TaskRunInfo,
     Unreachable,
     WorkerInfo,
@@ -22,7 +23,7 @@ from orchestrator.client.base import (
 
 __all__ = [
     "CachedResult", "ClaimedRun", "DeploymentInfo", "FlowRunInfo", "HeldRun", "LogEntry", "OrchestratorClient",
-    "Refused", "TaskRunInfo", "Unreachable", "WorkerInfo", "direct_client", "ensure_django", "get_client",
+    "Refused", "RunInputInfo", "TaskRunInfo", "Unreachable", "WorkerInfo", "direct_client", "ensure_django", "get_client",
 ]
 
 # The direct transport is the server answering in-process; it lives with the Django project

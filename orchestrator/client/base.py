@@ -53,6 +53,9 @@ class FlowRunInfo:
     next_scheduled_start_at: datetime | None
     worker_id: str | None  # who holds the run; None for scripts and `deployment execute`
     deployment: DeploymentInfo | None
+    parent_flow_run_id: str | None = None  # a subflow: the run that called it
+    parent_task_run_id: str | None = None  # ... and the task run standing for the call there
+    result_uri: str = ""  # where its persisted result is (result storage), once it has one
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,18 @@ class CachedResult:
     task_run_id: str
     task_run_name: str
     value: Any
+    result_uri: str = ""  # a persisted result: read it from result storage (value is then None)
+
+
+@dataclass(frozen=True)
+class RunInputInfo:
+    """A pause of a run: whether its input was given (and what), and where the run stands."""
+
+    key: str
+    provided: bool
+    value: Any
+    state_type: str
+    state_name: str
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,30 @@ class OrchestratorClient(ABC):
         A failure with retries left comes back SCHEDULED/AwaitingRetry unless retry=False."""
 
     @abstractmethod
+    def create_subflow_run(
+        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        dynamic_key: str,
+    ) -> FlowRunInfo:
+        """A SCHEDULED child run of the RUNNING run `parent_run_id` for flow `flow_name`, with a
+        PENDING task run in the parent standing for the call (`parent_task_run_id`)."""
+
+    @abstractmethod
+    def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
+        """Where the run's persisted result is (result storage)."""
+
+    @abstractmethod
+    def pause_flow_run(
+        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        description: str = "",
+    ) -> RunInputInfo:
+        """runs.services.pause_flow_run: PAUSED (Paused, or Suspended) waiting for input under
+        `key`; when that input was given already (a suspended flow starting over), no pause."""
+
+    @abstractmethod
+    def read_flow_run_input(self, run_id: str, *, key: str) -> RunInputInfo:
+        """The pause `key` of the run (NotFound), and the run's state."""
+
+    @abstractmethod
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         """How often a failed run is tried again, and after how long."""
 
@@ -227,9 +266,11 @@ class OrchestratorClient(ABC):
     def set_task_run_state(
         self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
         result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        result_uri: str = "",
     ) -> TaskRunInfo:
         """runs.services.set_task_run_state; `result` (JSON) is stored when store_result, and
-        with a `cache_key` later calls may reuse it (until `cache_expires_at`)."""
+        with a `cache_key` later calls may reuse it (until `cache_expires_at`); `result_uri`:
+        where the persisted result is (a cache hit reads it from there)."""
 
     @abstractmethod
     def read_task_run(self, task_run_id: str) -> TaskRunInfo:
@@ -238,6 +279,29 @@ class OrchestratorClient(ABC):
     @abstractmethod
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         """The result of the latest completed task run stored under `cache_key`, while fresh."""
+
+    # --- artifacts ---
+    @abstractmethod
+    def create_artifact(
+        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        task_run_id: str | None = None,
+    ) -> str:
+        """Publish an artifact of the run (ValidationError for data that does not fit its type);
+        returns its id."""
+
+    @abstractmethod
+    def update_artifact(self, artifact_id: str, *, data: Any) -> None:
+        """New data for a progress artifact."""
+
+    # --- variables and secrets ---
+    @abstractmethod
+    def read_variable(self, name: str) -> tuple[bool, Any]:
+        """(True, value) of the variable `name`, or (False, None) when there is none."""
+
+    @abstractmethod
+    def read_secret(self, name: str) -> str:
+        """The clear value of the secret `name` (NotFound; Refused for a credential that may
+        not read secrets)."""
 
     # --- logs ---
     @abstractmethod

@@ -31,6 +31,7 @@ from orchestrator.client.base import (
     LogEntry,
     OrchestratorClient,
     Refused,
+    RunInputInfo,
     TaskRunInfo,
     Unreachable,
     WorkerInfo,
@@ -143,6 +144,32 @@ class HttpClient(OrchestratorClient):
             raise
         return _record(FlowRunInfo, data)
 
+    def create_subflow_run(
+        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        dynamic_key: str,
+    ) -> FlowRunInfo:
+        body = {
+            "flow_name": flow_name, "description": _text(description), "parameters": parameters, "task_key": task_key,
+            "dynamic_key": dynamic_key,
+        }
+        return _record(FlowRunInfo, self._request("POST", f"/flow-runs/{_q(parent_run_id)}/subflow-runs/", json=body))
+
+    def record_flow_run_result(self, run_id: str, *, result_uri: str) -> None:
+        self._request("POST", f"/flow-runs/{_q(run_id)}/result-location/", json={"result_uri": result_uri})
+
+    def pause_flow_run(
+        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        description: str = "",
+    ) -> RunInputInfo:
+        body = {
+            "key": key, "schema": schema, "timeout_seconds": timeout_seconds, "suspend": suspend,
+            "description": _text(description),
+        }
+        return _record(RunInputInfo, self._request("POST", f"/flow-runs/{_q(run_id)}/pause/", json=body))
+
+    def read_flow_run_input(self, run_id: str, *, key: str) -> RunInputInfo:
+        return _record(RunInputInfo, self._request("GET", f"/flow-runs/{_q(run_id)}/input/", params={"key": key}))
+
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         body = {"retries": retries, "retry_delay_seconds": retry_delay_seconds}
         self._request("POST", f"/flow-runs/{_q(run_id)}/retries/", json=body)
@@ -160,10 +187,12 @@ class HttpClient(OrchestratorClient):
     def set_task_run_state(
         self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
         result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        result_uri: str = "",
     ) -> TaskRunInfo:
         body: dict[str, Any] = {
             "state_type": state_type, "expected": expected, "name": name or "", "message": _text(message),
             "cache_key": cache_key, "cache_expires_at": cache_expires_at.isoformat() if cache_expires_at else None,
+            "result_uri": result_uri,
         }
         if store_result:
             body["result"] = result
@@ -182,6 +211,30 @@ class HttpClient(OrchestratorClient):
     def read_cached_result(self, cache_key: str) -> CachedResult | None:
         data = self._request("GET", "/task-runs/cached/", params={"cache_key": cache_key})
         return None if data is None else _record(CachedResult, data)
+
+    # --- artifacts ---
+    def create_artifact(
+        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        task_run_id: str | None = None,
+    ) -> str:
+        body = {
+            "flow_run": flow_run_id, "task_run": task_run_id, "type": type, "data": data, "key": key,
+            "description": _text(description),
+        }
+        return str(self._request("POST", "/artifacts/", json=body)["id"])
+
+    def update_artifact(self, artifact_id: str, *, data: Any) -> None:
+        self._request("PATCH", f"/artifacts/{_q(artifact_id)}/", json={"data": data})
+
+    # --- variables and secrets ---
+    def read_variable(self, name: str) -> tuple[bool, Any]:
+        try:
+            return True, self._request("GET", f"/variables/{_q(name)}/")["value"]
+        except NotFound:
+            return False, None
+
+    def read_secret(self, name: str) -> str:
+        return str(self._request("GET", f"/secrets/{_q(name)}/value/")["value"])
 
     # --- logs ---
     def send_logs(self, entries: list[LogEntry]) -> None:

@@ -12,8 +12,12 @@ No ORM here; `runs.services.set_state` is the only code that applies these rules
 | FAILED     | Failed                          | RUNNING; PENDING (pull step or import error)   |
 | CRASHED    | Crashed                         | PENDING/RUNNING (process died, heartbeat lost) |
 | CANCELLING | Cancelling                      | PENDING/RUNNING/PAUSED (cancel requested)      |
-| CANCELLED  | Cancelled                       | SCHEDULED; CANCELLING                          |
-| PAUSED     | Paused                          | RUNNING                                        |
+| CANCELLED  | Cancelled                       | SCHEDULED; CANCELLING; PAUSED (Suspended)      |
+| PAUSED     | Paused, Suspended               | RUNNING                                        |
+
+A Paused run's process waits for it to be resumed (-> RUNNING); a Suspended one has no process:
+resuming it makes it SCHEDULED again for a worker to run (the flow starts over and finds its
+input). A pause that times out -> FAILED.
 """
 
 from __future__ import annotations
@@ -45,8 +49,10 @@ STATE_NAMES: dict[StateType, tuple[str, ...]] = {
     S.CRASHED: ("Crashed",),
     S.CANCELLING: ("Cancelling",),
     S.CANCELLED: ("Cancelled",),
-    S.PAUSED: ("Paused",),
+    S.PAUSED: ("Paused", "Suspended"),
 }
+
+SUSPENDED_STATE_NAME = "Suspended"
 
 TERMINAL: frozenset[StateType] = frozenset({S.COMPLETED, S.FAILED, S.CRASHED, S.CANCELLED})
 
@@ -59,7 +65,7 @@ ALLOWED: dict[StateType, frozenset[StateType]] = {
     S.SCHEDULED: frozenset({S.SCHEDULED, S.PENDING, S.CANCELLED}),
     S.PENDING: frozenset({S.RUNNING, S.FAILED, S.CRASHED, S.CANCELLING}),
     S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CRASHED, S.CANCELLING, S.PAUSED}),
-    S.PAUSED: frozenset({S.RUNNING, S.CANCELLING}),
+    S.PAUSED: frozenset({S.RUNNING, S.CANCELLING, S.SCHEDULED, S.CANCELLED, S.FAILED}),
     S.CANCELLING: frozenset({S.CANCELLED}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset({S.SCHEDULED}),

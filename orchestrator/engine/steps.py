@@ -9,6 +9,9 @@ pick the working directory. Steps are stored as a list of one-key dicts, like Pr
 A step name may be dotted (prefect.orchestrator.engine.steps.set_working_directory): the last part
 counts. Each step gets the working directory so far and returns the next one.
 
+pull_from_remote_storage copies a folder from any fsspec URL (s3://, gs://, az://, file://, ...),
+cached by the hash of its contents: {"pull_from_remote_storage": {"url": "s3://bucket/flows"}}.
+
 git_clone keeps one cache per repository under ORCHESTRATOR_HOME/git-cache/<hash of the URL>:
 a bare repository that the first run fills and later runs only fetch into, and one read-only
 checkout per commit (`checkouts/<sha>`), made once and never changed, so two runs of different
@@ -227,7 +230,77 @@ def _export(repo: Any, sha: str, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-STEPS: dict[str, Callable[..., Path]] = {"set_working_directory": set_working_directory, "git_clone": git_clone}
+def check_storage_url(url: Any) -> None:
+    """A storage URL fsspec can read: `scheme://...` with a protocol fsspec knows (file://,
+    s3://, gs://, az://, memory://, ...). Raises ValidationError."""
+    import fsspec
+
+    problem = ""
+    if not isinstance(url, str) or "://" not in url or url != url.strip():
+        problem = "give an fsspec URL such as s3://bucket/flows or file:///srv/flows."
+    else:
+        protocol = url.split("://", 1)[0].lower()
+        if protocol not in fsspec.available_protocols():
+            problem = f"fsspec knows no {protocol}:// storage."
+    if problem:
+        raise ValidationError(f"Unsupported storage URL {url!r}: {problem}", {"url": [problem]})
+
+
+def storage_cache_dir(url: str) -> Path:
+    from django.conf import settings
+
+    digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+    return Path(settings.ORCHESTRATOR_HOME) / "storage-cache" / digest
+
+
+def pull_from_remote_storage(cwd: Path, *, url: str, directory: str | None = None, **storage_options: Any) -> Path:
+    """Copy the folder at the fsspec `url` (with fsspec's `storage_options`, e.g. key/secret
+    from the environment) and return the copy (or `directory` inside it). Copies are kept
+    under ORCHESTRATOR_HOME/storage-cache/<hash of the URL>/<hash of the contents>: unchanged
+    code is one read-only copy that later runs share, a change makes a new one. Raises
+    PullStepError naming the URL."""
+    import fsspec
+
+    check_storage_url(url)
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        root = root.rstrip("/")
+        files = sorted(path for path in fs.find(root) if not fs.isdir(path))
+    except Exception as error:
+        raise PullStepError(f"pull_from_remote_storage: cannot list {url}: {type(error).__name__}: {error}") from None
+    if not files:
+        raise PullStepError(f"pull_from_remote_storage: there are no files at {url}.")
+    cache = storage_cache_dir(url)
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=cache))
+    try:
+        digest = hashlib.sha256()
+        for path in files:
+            relative = path[len(root):].lstrip("/")
+            if not relative or ".." in Path(relative).parts or relative.startswith("/"):
+                raise PullStepError(f"pull_from_remote_storage: refusing the path {path!r} at {url}.")
+            data = fs.cat_file(path)
+            digest.update(relative.encode() + b"\0" + hashlib.sha256(data).digest())
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        copy = cache / digest.hexdigest()[:32]
+        with _locked(cache / "lock"):
+            if not copy.is_dir():
+                staging.rename(copy)
+    except PullStepError:
+        raise
+    except Exception as error:
+        raise PullStepError(f"pull_from_remote_storage: cannot copy {url}: {type(error).__name__}: {error}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return set_working_directory(copy, directory=directory) if directory else copy
+
+
+STEPS: dict[str, Callable[..., Path]] = {
+    "set_working_directory": set_working_directory, "git_clone": git_clone,
+    "pull_from_remote_storage": pull_from_remote_storage,
+}
 
 
 def run_pull_steps(steps: list[Any], *, cwd: Path, log: Callable[[str], Any] | None = None) -> Path:

@@ -50,6 +50,7 @@ class TaskRunContext:
     flow_run: FlowRunInfo
     parameters: dict[str, Any]
     logger: RunLogger
+    client: OrchestratorClient | None = None  # how this task run reaches the orchestrator
 
 
 flow_run_context: ContextVar[FlowRunContext | None] = ContextVar("flow_run_context", default=None)
@@ -66,3 +67,17 @@ def get_run_logger() -> RunLogger:
     if flow_ctx is not None:
         return flow_ctx.logger
     raise MissingContextError("get_run_logger() works only inside a flow or task run.")
+
+
+def current_client() -> OrchestratorClient:
+    """The client of the task run or flow run this code runs in (a cluster worker's task run has
+    its own), else one from the environment."""
+    task_ctx = task_run_context.get()
+    if task_ctx is not None and task_ctx.client is not None:
+        return task_ctx.client
+    flow_ctx = flow_run_context.get()
+    if flow_ctx is not None:
+        return flow_ctx.client
+    from orchestrator.client import get_client
+
+    return get_client()

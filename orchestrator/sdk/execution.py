@@ -20,12 +20,16 @@ from typing import Any
 from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
 from orchestrator.core.errors import StateConflict, ValidationError
 from orchestrator.core.parameters import call_arguments, jsonable_parameters, validate_call_parameters
-from orchestrator.core.states import TERMINAL, StateType
+from orchestrator.core.results import ResultError, persist_by_default, write_result
+from orchestrator.core.states import SUSPENDED_STATE_NAME, TERMINAL, StateType
 from orchestrator.sdk import logs
 from orchestrator.sdk.context import FlowRunContext, flow_run_context
 from orchestrator.sdk.flows import Flow
 from orchestrator.sdk.interrupts import Interrupted, Scope, deferred
+from orchestrator.sdk.pausing import FlowRunSuspended
 from orchestrator.sdk.runner import ThreadTaskRunner
+from orchestrator.sdk.states import FlowRunStopped as FlowRunStopped  # re-exported: where it used to live
+from orchestrator.sdk.states import State
 from orchestrator.sdk.tasks import exception_text, seconds_text, state_text, traceback_text
 
 S = StateType
@@ -33,10 +37,6 @@ PENDING, RUNNING, SCHEDULED = S.PENDING, S.RUNNING, S.SCHEDULED
 COMPLETED, FAILED, CRASHED = S.COMPLETED, S.FAILED, S.CRASHED
 CANCELLING, CANCELLED = S.CANCELLING, S.CANCELLED
 ALL_COMPLETED = "All states completed."
-
-
-class FlowRunStopped(RuntimeError):
-    """A flow called from a script did not finish: its run was cancelled or crashed meanwhile."""
 
 
 @dataclass
@@ -253,7 +253,9 @@ def run_attempts(session: RunSession, flow: Flow[..., Any], values: dict[str, An
         )
     while True:
         session.set_state(RUNNING, expected=PENDING, name="Retrying" if session.run.run_count else "Running")
-        outcome = _run_body(session, flow, values)
+        outcome = _persisted(session, flow, _run_body(session, flow, values))
+        if outcome.stopped:  # suspended: the state is recorded, a worker runs it again once resumed
+            return outcome
         # Its last line first: the final state is recorded once the logs are stored.
         session.logger.info("Finished in state %s", state_text(outcome.state_name, outcome.message))
         run = session.set_state(outcome.state_type, expected=RUNNING, message=outcome.message, retry=outcome.retry)
@@ -269,6 +271,23 @@ def run_attempts(session: RunSession, flow: Flow[..., Any], values: dict[str, An
         session.logger.info("AwaitingRetry: running it again (%s) in %s.", attempt, seconds_text(wait))
         time.sleep(wait)
         session.set_state(PENDING, expected=SCHEDULED)
+
+
+def _persisted(session: RunSession, flow: Flow[..., Any], outcome: Outcome) -> Outcome:
+    """A completed run's result written to result storage (when the flow persists results),
+    and its URL recorded on the run before the run is COMPLETED. A result that cannot be stored
+    fails the run, saying why."""
+    persist = flow.persist_result if flow.persist_result is not None else persist_by_default()
+    if outcome.state_type != COMPLETED or not persist:
+        return outcome
+    try:
+        uri = write_result(outcome.result, storage=flow.result_storage, name=f"flow-run-{session.run.id}")
+    except ResultError as error:
+        session.logger.error("%s", error)
+        return Outcome(FAILED, "Failed", str(error), error=error, retry=False)
+    session.client.record_flow_run_result(session.run.id, result_uri=uri)
+    session.logger.info("Result persisted to %s", uri)
+    return outcome
 
 
 def _now() -> datetime:
@@ -302,6 +321,9 @@ def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any])
     except Exception as error:
         session.logger.error("Encountered exception during execution:\n%s", traceback_text(error))
         return Outcome(FAILED, "Failed", exception_text(error), error=error)
+    except FlowRunSuspended as suspended:
+        # The run is PAUSED/Suspended already; its process ends here, recording nothing more.
+        return Outcome(S.PAUSED, SUSPENDED_STATE_NAME, str(suspended), stopped=True)
     except SystemExit as error:
         # sys.exit(3) in the flow: the flow's own way to fail, like an exception (FAILED,
         # retried as one), not a crash of what runs it.
@@ -341,28 +363,91 @@ def _call_values(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     return values
 
 
-def run_flow_from_call(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """A flow called as a function: an ad-hoc flow run, run here. Returns the flow's result;
-    raises its exception (or ValidationError for bad parameters) once the run is recorded, or
-    FlowRunStopped when the run was cancelled meanwhile."""
+def run_flow_from_call(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, return_state: bool = False
+) -> Any:
+    """A flow called as a function: an ad-hoc flow run, run here (inside a flow run: a subflow
+    run, see `_run_subflow`). Returns the flow's result; raises its exception (or
+    ValidationError for bad parameters) once the run is recorded, or FlowRunStopped when the run
+    was cancelled meanwhile. With `return_state` returns the final State and raises nothing."""
     values = _call_values(flow.fn, args, kwargs)
+    parent = flow_run_context.get()
+    if parent is not None:
+        return _run_subflow(flow, values, parent, return_state=return_state)
     client = get_client()
     run = client.create_adhoc_flow_run(flow.name, description=flow.description, parameters=jsonable_parameters(values))
     session = RunSession(client, run, finish_cancel=True)
+    created = f"Created flow run '{run.name}' for flow '{flow.name}'"
+    outcome = session.run_guarded(lambda s: _start_and_run(s, flow, values, created))
+    return _answer(session, outcome, return_state=return_state)
+
+
+def _start_and_run(session: RunSession, flow: Flow[..., Any], values: dict[str, Any], created: str) -> Outcome:
+    """PENDING, the parameters checked against the function, then the attempts."""
+    session.engine_logger.info("%s", created)
+    session.set_state(PENDING, expected=SCHEDULED)
+    try:
+        call_values = validate_call_parameters(flow.fn, values)
+    except ValidationError as invalid:
+        return session.fail_before_start(f"Invalid parameters: {invalid}", invalid)
+    return run_attempts(session, flow, call_values, retry_in_process=True)
+
+
+def _answer(session: RunSession, outcome: Outcome, *, return_state: bool) -> Any:
+    """What the call of a flow gives back: its State, or its result (raising its failure)."""
+    run = session.run
+    state = State(
+        type=outcome.state_type, name=outcome.state_name, message=outcome.message, flow_run_id=run.id,
+        flow_run_name=run.name, result_uri=run.result_uri, _value=outcome.result, _error=outcome.error,
+    )
+    if return_state:
+        return state
+    return state.result()
+
+
+# Placeholder task runs end as their subflow run ended.
+_PLACEHOLDER_END: dict[str, str] = {COMPLETED: COMPLETED, FAILED: FAILED, CRASHED: CRASHED, CANCELLED: CANCELLED, CANCELLING: CANCELLED}
+
+
+def _run_subflow(flow: Flow[..., Any], values: dict[str, Any], parent: FlowRunContext, *, return_state: bool) -> Any:
+    """A flow called inside a flow run: a child run of the parent's run, with a task run in the
+    parent standing for the call (RUNNING while the child runs, then ending as it ended). The
+    child is run here, in this process, like an ad-hoc run; its final state decides the call."""
+    client = parent.client
+    key = parent.next_dynamic_key(f"subflow:{flow.name}")
+    child = client.create_subflow_run(
+        parent.run.id, flow.name, description=flow.description, parameters=jsonable_parameters(values),
+        task_key=f"subflow.{flow.name}", dynamic_key=str(key),
+    )
+    parent.logger.info("Created subflow run '%s' for flow '%s'", child.name, flow.name)
+    placeholder = _Placeholder(client, child.parent_task_run_id)
+    session = RunSession(client, child, finish_cancel=True)
 
     def body(session: RunSession) -> Outcome:
-        session.engine_logger.info("Created flow run '%s' for flow '%s'", run.name, flow.name)
-        session.set_state(PENDING, expected=SCHEDULED)
+        placeholder.move(RUNNING)
+        return _start_and_run(session, flow, values, f"Running subflow run '{child.name}' of '{parent.run.name}'")
+
+    try:
+        outcome = session.run_guarded(body)
+    finally:
+        end = _PLACEHOLDER_END.get(session.run.state_type, FAILED)
+        placeholder.move(end, message=session.run.state_message, result_uri=session.run.result_uri)
+    return _answer(session, outcome, return_state=return_state)
+
+
+class _Placeholder:
+    """The task run standing for a subflow call in its parent."""
+
+    def __init__(self, client: OrchestratorClient, task_run_id: str | None) -> None:
+        self.client, self.id, self.state_type = client, task_run_id, str(PENDING)
+
+    def move(self, to: str, *, message: str = "", result_uri: str = "") -> None:
+        if self.id is None or self.state_type == to:
+            return
         try:
-            call_values = validate_call_parameters(flow.fn, values)
-        except ValidationError as invalid:
-            return session.fail_before_start(f"Invalid parameters: {invalid}", invalid)
-        return run_attempts(session, flow, call_values, retry_in_process=True)
-
-    outcome = session.run_guarded(body)
-    if outcome.error is not None:
-        raise outcome.error
-    if outcome.state_type != COMPLETED:
-        raise FlowRunStopped(f"Flow run '{run.name}' did not finish: it is {state_text(outcome.state_name, outcome.message)}.")
-    return outcome.result
-
+            info = self.client.set_task_run_state(
+                self.id, to, expected=self.state_type, message=message, result_uri=result_uri
+            )
+        except StateConflict:  # the parent ended meanwhile and crashed it
+            return
+        self.state_type = info.state_type

@@ -31,6 +31,8 @@ class Flow(Generic[P, R]):
         retry_delay_seconds: float = 0,
         timeout_seconds: float | None = None,
         log_prints: bool = False,
+        persist_result: bool | None = None,
+        result_storage: str | None = None,
         task_runner: TaskRunner | None = None,
     ) -> None:
         check_plain_function("flow", fn)
@@ -44,6 +46,8 @@ class Flow(Generic[P, R]):
         self.retry_delay_seconds = retry_delay_seconds
         self.timeout_seconds = timeout_seconds
         self.log_prints = bool(log_prints)
+        self.persist_result = persist_result  # None: PERSIST_RESULTS decides
+        self.result_storage = result_storage  # None: RESULT_STORAGE (or the data directory)
         if isinstance(task_runner, type) and issubclass(task_runner, TaskRunner):
             task_runner = task_runner()  # @flow(task_runner=DaskTaskRunner) means its defaults
         if task_runner is not None and not isinstance(task_runner, TaskRunner):
@@ -77,11 +81,16 @@ class Flow(Generic[P, R]):
         )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the flow as an ad-hoc flow run: returns what the function returns, or raises
-        what it raised once the run is recorded FAILED."""
+        """Run the flow as an ad-hoc flow run (inside a flow run: as a subflow run of it):
+        returns what the function returns, or raises what it raised once the run is recorded
+        FAILED. With `return_state=True` (unless the flow has a parameter of that name) it
+        returns the run's final State instead and raises nothing."""
         from orchestrator.sdk.execution import run_flow_from_call
 
-        return run_flow_from_call(self, args, kwargs)
+        return_state = False
+        if "return_state" in kwargs and "return_state" not in inspect.signature(self.fn).parameters:
+            return_state = bool(kwargs.pop("return_state"))
+        return run_flow_from_call(self, args, kwargs, return_state=return_state)
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"
@@ -93,11 +102,11 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(
     *, name: str | None = None, description: str | None = None, retries: int | None = None,
     retry_delay_seconds: float = 0, timeout_seconds: float | None = None, log_prints: bool = False,
-    task_runner: TaskRunner | None = None,
+    persist_result: bool | None = None, result_storage: str | None = None, task_runner: TaskRunner | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a flow: `@flow` or `@flow(name=..., description=..., retries=...,
-    retry_delay_seconds=..., timeout_seconds=..., log_prints=..., task_runner=...)`. `task_runner`
-    says where submitted and mapped tasks run: ThreadTaskRunner() (the default), DaskTaskRunner()
-    or RayTaskRunner() (orchestrator.task_runners)."""
+    retry_delay_seconds=..., timeout_seconds=..., log_prints=..., persist_result=..., result_storage=...,
+    task_runner=...)`. `task_runner` says where submitted and mapped tasks run: ThreadTaskRunner()
+    (the default), DaskTaskRunner() or RayTaskRunner() (orchestrator.task_runners)."""
     return decorate(Flow, fn, options)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.client.base import LogEntry, OrchestratorClient
+from orchestrator.sdk import masking
 from orchestrator.sdk.shipper import BATCH_SIZE, FLUSH_SECONDS, LogShipper
 
 RUN_LOGGER = "orchestrator.runs"
@@ -51,7 +52,7 @@ class ConsoleHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.write(masking.mask(self.format(record)) + "\n")
             sys.stderr.flush()
         except Exception:
             self.handleError(record)
@@ -84,7 +85,7 @@ class ShippingHandler(logging.Handler):
                     task_run_id=getattr(record, "task_run_id", None),
                     level=record.levelno,
                     logger=record.name,
-                    message=self.format(record),
+                    message=masking.mask(self.format(record)),
                     timestamp=datetime.fromtimestamp(record.created, tz=UTC),
                 )
             )

@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from orchestrator.client.base import FlowRunInfo, OrchestratorClient, TaskRunInfo
-from orchestrator.core.errors import StateConflict
+from orchestrator.core.errors import NotFound, StateConflict
 from orchestrator.core.parameters import jsonable_parameters
+from orchestrator.core.results import ResultError, persist_by_default, read_result, write_result
 from orchestrator.core.states import StateType
 from orchestrator.sdk.context import (
     FlowRunContext,
@@ -101,6 +102,8 @@ class Task(Generic[P, R]):
         cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
         cache_expiration: timedelta | None = None,
         tags: Iterable[str] | None = None,
+        persist_result: bool | None = None,
+        result_storage: str | None = None,
     ) -> None:
         check_plain_function("task", fn)
         self.fn = fn
@@ -118,6 +121,8 @@ class Task(Generic[P, R]):
         self.cache_key_fn = cache_key_fn
         self.cache_expiration = cache_expiration
         self.tags = list(tags or [])
+        self.persist_result = persist_result  # None: PERSIST_RESULTS decides
+        self.result_storage = result_storage
         self.task_key = f"{fn.__module__}.{fn.__qualname__}"
         self.key_hash = hashlib.sha256(self.task_key.encode()).hexdigest()[:8]
         functools.update_wrapper(self, fn)
@@ -174,11 +179,13 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 def task(
     *, name: str | None = None, retries: int = 0, retry_delay_seconds: float | list[float] = 0,
     timeout_seconds: float | None = None, cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
-    cache_expiration: timedelta | None = None, tags: Iterable[str] | None = None,
+    cache_expiration: timedelta | None = None, tags: Iterable[str] | None = None, persist_result: bool | None = None,
+    result_storage: str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a task: `@task` or `@task(name=..., retries=..., retry_delay_seconds=...,
-    timeout_seconds=..., cache_key_fn=..., cache_expiration=..., tags=...)`."""
+    timeout_seconds=..., cache_key_fn=..., cache_expiration=..., tags=..., persist_result=...,
+    result_storage=...)`."""
     return decorate(Task, fn, options)
 
 
@@ -310,7 +317,10 @@ def execute_task_run(
     the last exception."""
     task = run.task
     bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
-    context = TaskRunContext(task=task, task_run=run.info, flow_run=run.flow_run, parameters=dict(bound.arguments), logger=run.logger)
+    context = TaskRunContext(
+        task=task, task_run=run.info, flow_run=run.flow_run, parameters=dict(bound.arguments), logger=run.logger,
+        client=run.client,
+    )
 
     cache_key = ""
     if task.cache_key_fn is not None:
@@ -320,10 +330,21 @@ def execute_task_run(
             run.fail(f"Its cache_key_fn failed: {exception_text(error)}", error)
             raise
         cached = run.client.read_cached_result(cache_key) if cache_key and not attempts_made else None
+        value: Any = cached.value if cached is not None else None
+        if cached is not None and cached.result_uri:
+            # A persisted result is read back from result storage (gone: run the task again).
+            try:
+                value = read_result(cached.result_uri)[1]
+            except (NotFound, ResultError) as error:
+                run.logger.warning("The cached result cannot be read (%s); running the task.", error)
+                cached = None
         if cached is not None:
-            run.move(StateType.COMPLETED, "Cached", f"Cached result of task run '{cached.task_run_name}'", result=cached.value, store_result=True)
+            run.move(
+                StateType.COMPLETED, "Cached", f"Cached result of task run '{cached.task_run_name}'",
+                result=cached.value, store_result=not cached.result_uri, result_uri=cached.result_uri,
+            )
             run.finished()
-            return cached.value
+            return value
 
     token = task_run_context.set(context)
     try:
@@ -359,8 +380,19 @@ def _attempts(
         finally:
             scopes.discard(scope)
         store, result = _storable(value)
+        uri = ""
+        if task.persist_result if task.persist_result is not None else persist_by_default():
+            try:
+                uri = write_result(value, storage=task.result_storage, name=f"task-run-{run.info.id}")
+            except ResultError as error:
+                run.fail(str(error))
+                raise
+            store, result = False, None  # in storage, not in the database
         expires = datetime.now(UTC) + task.cache_expiration if cache_key and task.cache_expiration else None
-        run.move(StateType.COMPLETED, result=result, store_result=store, cache_key=cache_key if store else "", cache_expires_at=expires)
+        run.move(
+            StateType.COMPLETED, result=result, store_result=store, cache_key=cache_key if store or uri else "",
+            cache_expires_at=expires, result_uri=uri,
+        )
         run.finished()
         return value
 

@@ -157,3 +157,18 @@ def elapsed(run: Any) -> str:
 @register.filter
 def is_past(moment: datetime | None) -> bool:
     return moment is not None and moment < timezone.now()
+
+
+_markdown = None
+
+
+@register.filter
+def render_markdown(text: str) -> str:
+    """Markdown as HTML, safely: markdown-it with raw HTML off, so a <script> in the text is
+    shown as text, and unsafe link schemes (javascript:, data:) are not linked."""
+    global _markdown
+    if _markdown is None:
+        from markdown_it import MarkdownIt
+
+        _markdown = MarkdownIt("commonmark", {"html": False}).enable("table").enable("strikethrough")
+    return mark_safe(_markdown.render(str(text or "")))  # noqa: S308  # escaped by markdown-it (html off)

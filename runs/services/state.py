@@ -18,6 +18,7 @@ from orchestrator.core.states import (
     ACTIVE,
     RETRY_STATE_NAME,
     STATE_NAMES,
+    SUSPENDED_STATE_NAME,
     TERMINAL,
     StateType,
     default_name,
@@ -146,7 +147,8 @@ def _compare_and_swap(
 def record_run_heartbeat(run_id: Any) -> bool:
     """The run's process is alive. Returns False when the run is no longer PENDING/RUNNING
     (cancelled, crashed by the reaper, ...), which tells the process to stop."""
-    alive = FlowRun.objects.filter(pk=run_id, state_type__in=(S.PENDING, S.RUNNING)).update(
+    # A Paused run's process waits for its resume: alive too.
+    alive = FlowRun.objects.filter(pk=run_id, state_type__in=(S.PENDING, S.RUNNING, S.PAUSED)).update(
         heartbeat_at=timezone.now()
     )
     return bool(alive)
@@ -175,7 +177,8 @@ def set_flow_run_retries(run: FlowRun, *, retries: int, retry_delay_seconds: flo
 
 def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
     """Stop a run: SCHEDULED -> CANCELLED at once; PENDING/RUNNING/PAUSED -> CANCELLING, and
-    the worker that holds it stops the process. Asking again while CANCELLING changes nothing.
+    the worker that holds it stops the process; its subflow runs are cancelled too. Asking
+    again while CANCELLING changes nothing.
     Raises InvalidTransition for a finished run."""
     if run.state_type == S.CANCELLING:
         return run
@@ -183,12 +186,23 @@ def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
         raise InvalidTransition(run.state_type, S.CANCELLING, f"the run already ended as {run.state_name}")
     before = {"state": run.state_type}
     with transaction.atomic():
-        if run.state_type == S.SCHEDULED:
-            set_state(run, S.CANCELLED, message=f"Cancelled by {by}")
+        if run.state_type == S.SCHEDULED or (run.state_type == S.PAUSED and run.state_name == SUSPENDED_STATE_NAME):
+            set_state(run, S.CANCELLED, message=f"Cancelled by {by}")  # no process to stop
         else:
             set_state(run, S.CANCELLING, message=f"Cancellation requested by {by}")
         audit.record("flow_run.cancel", run, before=before, after={"state": run.state_type})
+    _cancel_children(run, by=by)
     return run
+
+
+def _cancel_children(run: FlowRun, *, by: str) -> None:
+    """Cancelling a parent cancels its unfinished subflow runs (and theirs), each through
+    request_cancellation; a child that moved meanwhile is left to its own end."""
+    for child in FlowRun.objects.filter(parent_flow_run=run).unfinished():
+        try:
+            request_cancellation(child, by=f"{by} (its parent {run.name!r} was cancelled)")
+        except (InvalidTransition, StateConflict):
+            continue
 
 
 def find_flow_run(id_or_name: str) -> FlowRun:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, JSONField, Value
+from django.db.models import F, JSONField, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -60,6 +60,7 @@ def set_task_run_state(
     result: Any = _NO_RESULT,
     cache_key: str = "",
     cache_expires_at: datetime | None = None,
+    result_uri: str = "",
 ) -> TaskRun:
     """Move `task_run` to state `to` along orchestrator.core.states.TASK_ALLOWED (the only writer of task
     run state).
@@ -69,7 +70,8 @@ def set_task_run_state(
     task runs while a thread may still be finishing one), InvalidTransition for a move the
     table forbids. Entering RUNNING counts a run (and sets started_at the first time); a
     terminal state sets ended_at. `result` (any JSON, None included) is stored with it, and
-    with a `cache_key` (until `cache_expires_at`, or for ever) find_cached_task_run serves it.
+    with a `cache_key` (until `cache_expires_at`, or for ever) find_cached_task_run serves it;
+    `result_uri` records where a persisted result is (which a cache hit then reads).
     Appends the history entry in the same transaction. Returns `task_run`, updated in place.
     """
     to = StateType(to)
@@ -91,6 +93,8 @@ def set_task_run_state(
     if result is not _NO_RESULT:
         # None is stored as JSON null, not SQL NULL, so a stored None still counts as a result.
         updates["result"] = Value(None, output_field=JSONField()) if result is None else result
+    if result_uri:
+        updates["result_uri"] = result_uri[:1000]
     if cache_key:
         updates["cache_key"] = cache_key[:500]
     if cache_expires_at is not None:
@@ -103,7 +107,7 @@ def set_task_run_state(
         task_run.refresh_from_db(
             fields=[
                 "state_type", "state_name", "state_at", "state_message", "started_at", "ended_at", "run_count",
-                "result", "cache_expires_at",
+                "result", "result_uri", "cache_expires_at",
             ]
         )
     return task_run
@@ -116,7 +120,8 @@ def find_cached_task_run(cache_key: str, *, now: datetime | None = None, pool: A
     if not cache_key:
         return None
     now = now or timezone.now()
-    found = TaskRun.objects.filter(cache_key=cache_key, state_type=S.COMPLETED, result__isnull=False)
+    stored = Q(result__isnull=False) | ~Q(result_uri="")
+    found = TaskRun.objects.filter(stored, cache_key=cache_key, state_type=S.COMPLETED)
     if pool is not None:
         found = found.filter(flow_run__work_pool=pool)
     return found.exclude(cache_expires_at__lte=now).order_by("-ended_at").first()

@@ -14,17 +14,17 @@ from runs.services import set_state
 
 S = StateType
 
-# The table from docs/design.md, written out independently of runs/states.py so the two are
+# The table from docs/states.md, written out independently of runs/states.py so the two are
 # checked against each other: to-state -> the from-states it may be entered from.
 DESIGN_TABLE: dict[StateType, set[StateType]] = {
-    S.SCHEDULED: {S.SCHEDULED},  # (+ FAILED/CRASHED as AwaitingRetry with retries left, below)
+    S.SCHEDULED: {S.SCHEDULED, S.PAUSED},  # (+ FAILED/CRASHED as AwaitingRetry with retries left, below)
     S.PENDING: {S.SCHEDULED},
     S.RUNNING: {S.PENDING, S.PAUSED},
     S.COMPLETED: {S.RUNNING},
-    S.FAILED: {S.RUNNING, S.PENDING},
+    S.FAILED: {S.RUNNING, S.PENDING, S.PAUSED},
     S.CRASHED: {S.PENDING, S.RUNNING},
     S.CANCELLING: {S.PENDING, S.RUNNING, S.PAUSED},
-    S.CANCELLED: {S.SCHEDULED, S.CANCELLING},
+    S.CANCELLED: {S.SCHEDULED, S.CANCELLING, S.PAUSED},
     S.PAUSED: {S.RUNNING},
 }
 

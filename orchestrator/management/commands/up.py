@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from blocks.crypto import ensure_secrets_key
 from orchestrator.bootstrap import DEFAULT_POOL, ensure_admin, ensure_default_pool, ensure_example_deployment
 from orchestrator.env import env_bool
 from orchestrator.supervisor import Program, Supervisor
@@ -35,6 +36,7 @@ class Command(BaseCommand):
         username = settings.ADMIN_USERNAME
         generated = ensure_admin(username, settings.ADMIN_PASSWORD)
         ensure_default_pool()
+        ensure_secrets_key()
         example = ensure_example_deployment()
 
         url = f"http://{host}:{port}/"
