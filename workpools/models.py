@@ -13,6 +13,7 @@ class WorkPoolType(models.TextChoices):
 
     PROCESS = "process", "Process"
     DOCKER = "docker", "Docker"
+    KUBERNETES = "kubernetes", "Kubernetes"
 
 
 def pool_type_choices() -> list[tuple[str, str]]:
