@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Quiet by default (runs started and finished, warnings, errors); make up VERBOSE=1 shows everything.
 up: $(VENV)/.installed
-	$(PY) manage.py up --port $(PORT)
+	$(PY) manage.py up --port $(PORT)$(if $(filter 1 true yes,$(VERBOSE)), --verbose)
 
 # Tests keep their data (SQLite test file, broker folders) inside the checkout unless told
 # otherwise, so two checkouts can run their suites at once.

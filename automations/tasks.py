@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+import orchestrator.celery  # noqa: F401  (the app must exist before a task is sent)
 from automations import services
 
 

@@ -1,129 +1,120 @@
-"""How long from creating a run to its flow running: poll + claim + process start.
+"""Trigger -> RUNNING and -> COMPLETED over sequential runs triggered through the REST API.
 
-    .venv/bin/python benchmarks/worker_pickup.py [--runs 20] [--cold-start] [--remote] [--gap 1]
+    .venv/bin/python benchmarks/worker_pickup.py [--runs 50] [--gap 0.3] [--cold-start] [--remote] [--profile]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/orch_bench .venv/bin/python benchmarks/worker_pickup.py
 
-Uses a throw-away data directory (SQLite) unless DATABASE_URL is set; starts a real
-`runworker` and creates runs one at a time, each after the previous one finished. Prints the
-median and 95th percentile of created -> claimed (PENDING), -> RUNNING and -> COMPLETED.
+Starts gunicorn (as `make up` runs it) and one real `runworker`, then triggers runs one at a time
+with POST /api/deployments/ID/runs/ (a trigger key), each after the previous one finished and a
+`--gap` in which the worker is idle again. Times come from the run's state history (the
+server's clock, the same machine) against the wall clock just before the POST: created ->
+PENDING (claimed), -> RUNNING (the engine started the flow), -> COMPLETED. The flow is
+tests/flows/counting.py:count_me (it does nothing but record that it ran).
 
-With --remote the worker is a remote one: gunicorn serves the API (as `make up` runs it), and
-the worker gets `--api-url`/`--api-key`, no database settings and a data directory of its own,
-so it and its flow runs reach the orchestrator over HTTP only (an idle worker long-polls).
+--remote: the worker reaches the orchestrator over HTTP only (its own data directory, no
+database settings), long-polling while idle. --cold-start: a fresh interpreter per run instead of
+a fork of the pre-warmed launcher. --profile: each flow-run process runs under cProfile, and the
+functions with the most cumulative time over all runs are printed (PENDING -> COMPLETED inside
+the child).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as h  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--gap", type=float, default=0.3, help="Idle seconds between a run's end and the next trigger.")
     parser.add_argument("--cold-start", action="store_true")
     parser.add_argument("--remote", action="store_true", help="A worker over HTTP, without a database.")
-    parser.add_argument("--gap", type=float, default=1.0, help="Seconds between a run's end and the next run.")
+    parser.add_argument("--profile", action="store_true", help="cProfile every flow-run process; print the top.")
     args = parser.parse_args()
-    home = tempfile.mkdtemp(prefix="orch-bench-")
-    os.environ.setdefault("ORCHESTRATOR_HOME", home)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
+    h.setup_django()
+    import requests
 
-    django.setup()
-    from django.core.management import call_command
-
-    from deployments.models import Deployment, Flow
-    from deployments.services import create_flow_run
-    from runs.models import FlowRun
+    from accounts.services import create_api_key
+    from runs.models import FlowRun, FlowRunState
     from workpools.services import create_work_pool
 
-    call_command("migrate", verbosity=0)
-    pool = create_work_pool(f"bench-{os.getpid()}")
-    flow, _ = Flow.objects.get_or_create(name="count_me")
+    tag = f"pickup-{os.getpid()}"
+    pool = create_work_pool(tag)
     marker = tempfile.mkdtemp()
-    dep = Deployment.objects.create(
-        flow=flow, name=f"bench-{os.getpid()}", work_pool=pool, path=str(ROOT / "tests" / "flows"),
-        entrypoint="counting.py:count_me", parameters={"marker_dir": marker}, enforce_parameter_schema=False,
-    )
-    command = [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--poll-interval", "0.5"]
+    dep = h.counting_deployment(pool, tag, marker)
+    web, url = h.start_web()
+    _, trigger_key = create_api_key(f"{tag}-trigger", scope="trigger")
+    command = ["--name", tag]
     command += ["--cold-start"] if args.cold_start else []
-    worker_env, web = dict(os.environ), None
+    worker_env = dict(os.environ)
+    profile_dir = tempfile.mkdtemp(prefix="orch-profile-") if args.profile else ""
+    if profile_dir:
+        worker_env["ORCHESTRATOR_PROFILE_DIR"] = profile_dir
     if args.remote:
-        web, url = start_web()
-        from accounts.services import create_api_key
-
-        _, key = create_api_key(f"bench-{os.getpid()}", scope="worker", pool=pool)
+        _, key = create_api_key(f"{tag}-worker", scope="worker", pool=pool)
         command += ["--api-url", url, "--api-key", key]
-        worker_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ORCHESTRATOR_HOME")}
+        worker_env = {k: v for k, v in worker_env.items() if k not in ("DATABASE_URL", "ORCHESTRATOR_HOME")}
         worker_env["ORCHESTRATOR_HOME"] = tempfile.mkdtemp(prefix="orch-bench-remote-")
-    worker = subprocess.Popen(command, cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    to_claimed: list[float] = []
-    to_running: list[float] = []
-    to_done: list[float] = []
+    worker = h.start_worker(pool.name, *command, env=worker_env)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {trigger_key}"
+    rows: dict[str, list[float]] = {"PENDING": [], "RUNNING": [], "COMPLETED": []}
+    api_ms: list[float] = []
     try:
-        time.sleep(3)  # let the worker (and its launcher) start
         for _ in range(args.runs):
-            time.sleep(args.gap)  # the worker is idle again (waiting in its poll) when the run comes
-            created = time.monotonic()
-            run, _ = create_flow_run(dep)
-            while True:
-                run.refresh_from_db()
-                if run.state_type != "SCHEDULED" and not to_claimed[len(to_done):]:
-                    to_claimed.append(time.monotonic() - created)
-                if run.started_at and not to_running[len(to_done):]:
-                    to_running.append(time.monotonic() - created)
-                if run.is_terminal:
-                    to_done.append(time.monotonic() - created)
-                    break
-                time.sleep(0.01)
-            assert run.state_type == "COMPLETED", run.state_message
+            time.sleep(args.gap)
+            triggered = time.time()
+            began = time.perf_counter()
+            response = session.post(f"{url}/api/deployments/{dep.pk}/runs/", json={})
+            api_ms.append((time.perf_counter() - began) * 1000)
+            assert response.status_code == 201, response.text
+            run_id = response.json()["id"]
+            deadline = time.monotonic() + 60
+            while not FlowRun.objects.filter(pk=run_id, state_type__in=["COMPLETED", "FAILED", "CRASHED"]).exists():
+                assert time.monotonic() < deadline, "a run did not finish within 60 s"
+                time.sleep(0.02)
+            states = {s.type: s.timestamp.timestamp() for s in FlowRunState.objects.filter(flow_run_id=run_id)}
+            assert "COMPLETED" in states, FlowRun.objects.get(pk=run_id).state_message
+            for kind in rows:
+                rows[kind].append(states[kind] - triggered)
     finally:
-        worker.terminate()
-        worker.wait()
-        if web is not None:
-            web.terminate()
-            web.wait()
-    mode = "cold start (fresh interpreter per run)" if args.cold_start else "pre-warmed launcher (fork per run)"
-    where = "remote worker over HTTP (long poll)" if args.remote else "worker on the database, poll interval 0.5 s"
-    print(f"{args.runs} runs, {mode}, {where}, {FlowRun.objects.count()} runs in db")
-    for label, values in (
-        ("created -> claimed", to_claimed), ("created -> RUNNING", to_running), ("created -> COMPLETED", to_done)
-    ):
-        q = statistics.quantiles(values, n=20)
-        print(f"  {label:22} median {statistics.median(values):.3f} s   p95 {q[-1]:.3f} s")
-
-
-def start_web() -> tuple[subprocess.Popen, str]:
-    """gunicorn serving the orchestrator on a free port, as `make up` runs it."""
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "orchestrator.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "16"],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        h.stop(worker, web)
+    counts = h.executions(marker)
+    assert len(counts) == args.runs and set(counts.values()) == {1}, "each run must execute exactly once"
+    mode = "cold start" if args.cold_start else "pre-warmed launcher"
+    where = "remote worker (HTTP, long poll)" if args.remote else "worker on the database"
+    h.table(
+        f"Trigger through the REST API -> state, {args.runs} sequential runs, one {where}, {mode}",
+        ["from the POST to", "p50 ms", "p90 ms", "max ms"],
+        [("API answered 201", h.median(api_ms), h.p(api_ms, 0.9), max(api_ms))]
+        + [(kind, h.median(v) * 1000, h.p(v, 0.9) * 1000, max(v) * 1000) for kind, v in rows.items()],
     )
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/api/", timeout=1)
-        except urllib.error.HTTPError:
-            return web, url  # 401: it answers
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("gunicorn did not start")
+    if profile_dir:
+        print_profile(profile_dir)
+
+
+def print_profile(directory: str, top: int = 25) -> None:
+    import pstats
+
+    files = [str(p) for p in Path(directory).glob("*.prof")]
+    if not files:
+        print("(no profiles written)")
+        return
+    stats = pstats.Stats(files[0])
+    for file in files[1:]:
+        stats.add(file)
+    print(f"\nProfile of {len(files)} flow-run processes (after the fork; cumulative seconds over all of them):\n")
+    print("```")
+    stats.sort_stats("cumulative").print_stats(top)
+    print("```")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,26 @@ class DeploymentScheduleForm(forms.ModelForm):
         return cleaned
 
 
+class DeploymentAdminForm(forms.ModelForm):
+    """Default parameters checked against the flow's schema, as `deploy` and the API check them."""
+
+    class Meta:
+        model = Deployment
+        fields = "__all__"
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if "parameters" in cleaned and "parameter_schema" in cleaned:
+            try:
+                cleaned["parameters"] = services.check_default_parameters(
+                    cleaned["parameter_schema"], cleaned["parameters"],
+                    enforce=cleaned.get("enforce_parameter_schema", True),
+                )
+            except ValidationError as error:
+                self.add_error("parameters", str(error))
+        return cleaned
+
+
 class ScheduleWords:
     """Read-only columns showing a schedule to people: in words, and its next five times."""
 
@@ -58,7 +78,9 @@ class ScheduleWords:
         return format_html_join("", "<div>{}</div>", ((f"{t:%Y-%m-%d %H:%M:%S %Z}",) for t in times)) or "never"
 
 
-class DeploymentScheduleInline(ScheduleWords, admin.TabularInline):
+class DeploymentScheduleInline(ScheduleWords, admin.StackedInline):
+    """Stacked: eleven fields and the next run times side by side made the page 3,000 px wide."""
+
     model = DeploymentSchedule
     form = DeploymentScheduleForm
     extra = 0
@@ -75,6 +97,7 @@ class FlowAdmin(admin.ModelAdmin):
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
+    form = DeploymentAdminForm
     list_display = ["__str__", "work_pool", "work_queue", "tags", "paused", "concurrency_limit", "updated_at"]
     list_filter = ["paused", "work_pool"]
     list_select_related = ["flow", "work_pool", "work_queue"]

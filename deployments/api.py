@@ -11,7 +11,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, permissions
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404  # a malformed id is a 404 too
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -30,6 +29,7 @@ from deployments.serializers import (
 from deployments.services import create_flow_run
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.core.errors import ValidationError
+from orchestrator.input_policy import PolicyJSONParser
 from orchestrator.validation import update_validated
 from runs.serializers import FlowRunSerializer
 
@@ -63,7 +63,7 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     @extend_schema(request=DeploymentUpdateSerializer, responses=DeploymentSerializer)
     def partial_update(self, request: Any, pk: str) -> Response:
         deployment = self.get_object()
-        return self.respond(update_validated(deployment, **self.parse(request, deployment).validated_data))
+        return self.respond(services.update_deployment(deployment, **self.parse(request, deployment).validated_data))
 
 
     @extend_schema(request=None, responses=DeploymentSerializer)
@@ -155,7 +155,7 @@ class WebhookReceiveView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [permissions.AllowAny]
-    parser_classes = [JSONParser]
+    parser_classes = [PolicyJSONParser]
 
     @extend_schema(exclude=True)
     def post(self, request: Any, slug: str) -> Response:

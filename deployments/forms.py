@@ -18,6 +18,7 @@ from typing import Any
 from django import forms
 
 from deployments.models import Deployment
+from orchestrator import input_policy
 from orchestrator.core.errors import ValidationError as ServiceValidationError
 from orchestrator.core.parameters import parameters_from_strings
 
@@ -145,6 +146,8 @@ class CustomRunForm(forms.Form):
         for name, value in values.items():
             if not _storable(value, self.kinds[name], texts.get(name)):
                 self.add_error(PARAMETER_PREFIX + name, "Enter a value without NaN or Infinity.")
+            elif texts.get(name) is not None and (problem := _json_policy_problem(texts[name])):
+                self.add_error(PARAMETER_PREFIX + name, problem)
         self.parameter_values = values
         return data
 
@@ -159,6 +162,18 @@ class CustomRunForm(forms.Form):
             target = PARAMETER_PREFIX + key if key in self.parameter_names else None
             for problem in problems:
                 self.add_error(target, problem if target else f"{key}: {problem}")
+
+
+def _json_policy_problem(text: str) -> str | None:
+    """What the input policy refuses in JSON typed into a field (too deep, a NUL or a lone
+    surrogate inside), else None; text that is not JSON is a string value, not refused here."""
+    try:
+        input_policy.loads(text, field="value")
+    except ServiceValidationError as refused:
+        return next(iter(refused.errors.values()))[0] if refused.errors else str(refused)
+    except ValueError:
+        return None  # not JSON: the text is the value
+    return None
 
 
 def _storable(value: Any, kind: str, text: str | None) -> bool:

@@ -12,6 +12,9 @@ from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 
 from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fire_times
+from orchestrator.core.errors import ValidationError as ServiceValidationError
+from orchestrator.core.paths import check_entrypoint
+from orchestrator.validation import NameValidator
 
 
 class Flow(models.Model):
@@ -46,7 +49,7 @@ class DeploymentQuerySet(models.QuerySet["Deployment"]):
 class Deployment(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="deployments")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[NameValidator("deployment name")])
     description = models.TextField(blank=True)
     version = models.CharField(max_length=100, blank=True)
     entrypoint = models.CharField(
@@ -85,23 +88,31 @@ class Deployment(models.Model):
     def __str__(self) -> str:
         return f"{self.flow.name}/{self.name}"
 
-    def clean(self) -> None:
-        """Its job variables must suit its work pool's base job template."""
-        from orchestrator.core.errors import ValidationError
-        from workpools.infrastructure.templates import check_for_pool, field_messages
-
-        if self.work_pool_id:
-            try:
-                check_for_pool(self.work_pool, self.job_variables)
-            except ValidationError as error:
-                raise DjangoValidationError({"job_variables": field_messages(error, "job_variables")}) from None
-
     @property
     def full_name(self) -> str:
         return f"{self.flow.name}/{self.name}"
 
     def get_absolute_url(self) -> str:
         return reverse("deployments:detail", args=[self.pk])
+
+    def clean(self) -> None:
+        """What the admin and the API check through full_clean (deploy and the engine check the
+        same through the same functions): an entrypoint stays inside its directory (no absolute
+        path, no `..` out of it), and the job variables suit the work pool's base job template."""
+        from workpools.infrastructure.templates import check_for_pool, field_messages
+
+        errors: dict[str, list[str]] = {}
+        try:
+            check_entrypoint(self.entrypoint)
+        except ServiceValidationError as error:
+            errors.update(error.errors or {"entrypoint": [str(error)]})
+        if self.work_pool_id:
+            try:
+                check_for_pool(self.work_pool, self.job_variables)
+            except ServiceValidationError as error:
+                errors["job_variables"] = field_messages(error, "job_variables")
+        if errors:
+            raise DjangoValidationError(errors)
 
 
 class ScheduleKind(models.TextChoices):

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
 from orchestrator.api import JSONObjectField, TagsField
+from orchestrator.input_policy import TimestampField
 
 
 class FlowSerializer(serializers.ModelSerializer):
@@ -54,7 +55,7 @@ class FlowRunCreateSerializer(serializers.Serializer):
     parameters = JSONObjectField(required=False, default=dict, help_text="Merged over the deployment's defaults.")
     tags = TagsField(required=False, default=list, help_text="Added to the deployment's tags.")
     name = serializers.CharField(required=False, max_length=200, help_text="Default: a generated adjective-animal.")
-    scheduled_time = serializers.DateTimeField(required=False, help_text="Default: now.")
+    scheduled_time = TimestampField(required=False, help_text="Default: now.")
     job_variables = JSONObjectField(
         required=False, default=dict,
         help_text="Override the deployment's job variables for this run (checked against the pool's base job template).",

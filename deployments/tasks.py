@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+import orchestrator.celery  # noqa: F401  (the app must exist before a task is sent)
 from deployments import services
 
 

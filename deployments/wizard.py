@@ -1,7 +1,8 @@
 """The `manage.py deploy` wizard, for a person at a terminal.
 
 It finds the flows in the working directory with a static scan (ast: no user code runs to find
-them), then asks for the deployment's name, a schedule, the work pool (arrow keys or numbers) and
+them), then asks for the deployment's name, its parameters (every required one; new defaults for
+the others if wanted), a schedule, the work pool (arrow keys or numbers) and
 whether workers should pull the code from the repository's git remote, deploys through
 deploy_definitions (the same service as flags and spec files) and offers to save the answers to
 the spec file.
@@ -10,6 +11,7 @@ the spec file.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -18,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from deployments import schedule_times
-from deployments.services.deploying import DeployResult, deploy_definitions
+from deployments.services.deploying import DeployResult, deploy_definitions, flow_parameter_schema
+from deployments.services.editing import check_default_parameters
 from deployments.specs import DeploymentDefinition, save_to_spec_file
 from orchestrator.core.errors import ValidationError
+from orchestrator.core.parameters import parameters_from_strings
 
+_KEEP = object()  # an optional parameter left at the flow's default
 SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages", "venv", "env", "build", "dist"}
 
 
@@ -139,6 +144,7 @@ class Wizard:
             raise ValidationError("There is no work pool to deploy to: create one with `manage.py workpool create NAME`.")
         chosen = flows[self.choose("Which flow would you like to deploy?", [f"{f.name}  ({f.entrypoint})" for f in flows])]
         name = self.ask("Deployment name", default="default")
+        parameters = self.ask_parameters(flow_parameter_schema(chosen.entrypoint, self.directory))
         schedules = self.ask_schedule()
         pool = pools[self.choose("Which work pool would you like to deploy this flow to?", pools)]
         pull_steps, project_dir = self.ask_git()
@@ -147,6 +153,7 @@ class Wizard:
         entrypoint = f"{(self.directory / path).relative_to(project_dir).as_posix()}:{function}"
         definition = DeploymentDefinition(
             name=name, entrypoint=entrypoint, work_pool=pool, schedules=schedules, pull_steps=pull_steps,
+            parameters=parameters,
         )
         report(deploy_definitions([definition], project_dir=project_dir))
         if self.confirm(f"Would you like to save this deployment's configuration to {self.spec_file}?", default=True):
@@ -179,6 +186,46 @@ class Wizard:
         if not line:
             raise ValidationError("Stopped: no more input.")
         return line.rstrip("\n")
+
+    def ask_parameters(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """Default parameters: a value for each required parameter (a deployment without one
+        could not run), then, if wanted, new defaults for the others (Enter keeps the flow's).
+        Each answer is read and checked as `--param` is, and asked again until it fits."""
+        properties: dict[str, Any] = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        required = [key for key in schema.get("required", []) if key in properties] if properties else []
+        values: dict[str, Any] = {}
+        for key in required:
+            values[key] = self._ask_parameter(schema, key, required=True)
+        optional = [key for key in properties if key not in required]
+        if optional:
+            shown = ", ".join(f"{key}={properties[key].get('default')!r}" for key in optional)
+            if self.confirm(f"Would you like to change the defaults of its parameters ({shown})?", default=False):
+                for key in optional:
+                    value = self._ask_parameter(schema, key, required=False)
+                    if value is not _KEEP:
+                        values[key] = value
+        return values
+
+    def _ask_parameter(self, schema: dict[str, Any], key: str, *, required: bool) -> Any:
+        spec = schema["properties"][key]
+        kind = spec.get("type") or "any"
+        while True:
+            if required:
+                text = self.read_line(f"Parameter {key!r} ({kind}, required): ").strip()
+                if not text:
+                    self.say("Please answer: the flow cannot run without it.")
+                    continue
+            else:
+                default = spec.get("default")
+                shown = default if isinstance(default, str) else json.dumps(default)
+                text = self.read_line(f"Parameter {key!r} ({kind}) [{shown}]: ").strip()
+                if not text:
+                    return _KEEP
+            try:
+                value = parameters_from_strings(schema, {key: text})
+                return check_default_parameters(schema, value)[key]
+            except ValidationError as error:
+                self.say(f"{error} Try again.")
 
     def ask_schedule(self) -> list[dict[str, Any]]:
         if not self.confirm("Would you like to schedule when this flow runs?", default=False):

@@ -8,6 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
+from orchestrator.core.errors import ValidationError
+
 
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
@@ -62,11 +64,29 @@ class ApiViewSet(viewsets.GenericViewSet):
 
     def parse(self, request: Any, instance: Any = None) -> Any:
         serializer = self.get_serializer(instance, data=request.data, partial=instance is not None)
+        if instance is not None:
+            refuse_unchangeable_fields(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         return serializer if instance is not None else serializer.validated_data
 
     def respond(self, obj: Any, status: int = 200) -> Response:
         return Response(self.serializer_class(obj, context=self.get_serializer_context()).data, status=status)
+
+
+def refuse_unchangeable_fields(serializer: serializers.Serializer, data: Any) -> None:
+    """An update (PATCH) naming fields its serializer cannot change (a deployment's name or
+    pool, an id) is refused with a 400 naming them, rather than answered 200 with them ignored."""
+    if not isinstance(data, dict):
+        return
+    writable = {name for name, field in serializer.fields.items() if not field.read_only}
+    unchangeable = sorted(set(data) - writable)
+    if unchangeable:
+        allowed = ", ".join(sorted(writable))
+        message = f"Cannot be changed here (changeable: {allowed})."
+        raise ValidationError(
+            f"These fields cannot be changed here: {', '.join(unchangeable)} (changeable: {allowed}).",
+            {name: [message] for name in unchangeable},
+        )
 
 
 def actor(request: Any) -> str:

@@ -59,12 +59,33 @@ def _conflict(exc: InvalidTransition) -> dict[str, str]:
     return {"kind": "invalid_transition", "from_type": str(exc.from_type), "to_type": str(exc.to_type)}
 
 
+def _checked_page_size(paginator: Any, request: Any) -> int | None:
+    """The page size a request asks for, checked: a value that is not a whole number of 1 or
+    more is a 400 naming the parameter (DRF would silently use the default); above the
+    maximum it is capped."""
+    name = paginator.page_size_query_param
+    raw = request.query_params.get(name) if name else None
+    if raw is None or raw == "":
+        return paginator.page_size
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if size < 1:
+        message = f"Must be a whole number of 1 or more (at most {paginator.max_page_size}), not {raw!r}."
+        raise ValidationError(f"{name}: {message}", {name: [message]})
+    return min(size, paginator.max_page_size)
+
+
 class PagePagination(pagination.PageNumberPagination):
     """For the small tables (pools, deployments, flows, ...): numbered pages."""
 
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request: Any) -> int | None:
+        return _checked_page_size(self, request)
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -74,6 +95,9 @@ class CursorPagination(pagination.CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 500
+
+    def get_page_size(self, request: Any) -> int | None:
+        return _checked_page_size(self, request)
 
 
 class KeyRateThrottle(throttling.SimpleRateThrottle):

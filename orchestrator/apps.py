@@ -6,8 +6,6 @@ class OrchestratorConfig(AppConfig):
     verbose_name = "Orchestrator"
 
     def ready(self) -> None:
-        # The Celery app must exist before any task is sent from a web or command process.
-        from orchestrator import (
-            celery,  # noqa: F401
-            checks,  # noqa: F401
-        )
+        # Celery is not loaded here: each tasks module loads the app (orchestrator.celery) when it
+        # is first imported, so only a process that sends or runs tasks pays for it.
+        from orchestrator import checks  # noqa: F401

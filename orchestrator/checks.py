@@ -7,8 +7,11 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+# Tagged, so quick commands can run these without the URL checks (which import the whole API).
+ORCHESTRATOR_TAG = "orchestrator"
 
-@register()
+
+@register(ORCHESTRATOR_TAG)
 def check_database(app_configs: Any, **kwargs: Any) -> list:
     engine = settings.DATABASES["default"]["ENGINE"]
     supported = {"django.db.backends.sqlite3", "django.db.backends.postgresql", "orchestrator.nodb"}

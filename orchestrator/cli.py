@@ -19,6 +19,10 @@ class ServiceCommand(BaseCommand):
     """A command that calls services: their errors reach the user as one line and exit 1,
     never as a traceback. Subcommands are methods named `do_<action>`."""
 
+    # The orchestrator's own checks and the models', not the URL checks: those import every
+    # URL module, and with them DRF and the OpenAPI generator, which a command never uses.
+    requires_system_checks = ["orchestrator", "models"]
+
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)
@@ -35,10 +39,16 @@ class ServiceCommand(BaseCommand):
         action = options.pop("action").replace("-", "_")
         return getattr(self, f"do_{action}")(**options)
 
-    def table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = "") -> None:
+    def table(
+        self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = "",
+        no_wrap: Iterable[str] = (),
+    ) -> None:
+        """Print a table. Columns named in `no_wrap` (ids, times) are never broken over lines,
+        so they can be copied; the others fold to fit."""
         table = Table(title=title, caption=caption or None)
+        keep = set(no_wrap)
         for column in columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=column in keep)
         for row in rows:
             table.add_row(*["" if cell is None else str(cell) for cell in row])
         buffer = io.StringIO()
@@ -81,14 +91,18 @@ def follow_run(write: Any, run: Any, *, states: bool, poll_seconds: float = 0.5)
     last_state = 0
     while True:
         run.refresh_from_db()
+        # New log lines and states, merged by time: a flow's lines come after its "is Running".
+        events: list[tuple[Any, int, str]] = []
         for entry in run.logs.filter(id__gt=last_log).order_by("id"):
-            write(format_log(entry))
+            events.append((entry.timestamp, 1, format_log(entry)))
             last_log = entry.id
         if states:
-            for entry in run.states.filter(id__gt=last_state).order_by("id"):
-                message = f": {entry.message}" if entry.message else ""
-                write(f"Flow run '{run.name}' is {entry.name} ({entry.type}){message}")
-                last_state = entry.id
+            for state in run.states.filter(id__gt=last_state).order_by("id"):
+                message = f": {state.message}" if state.message else ""
+                events.append((state.timestamp, 0, f"Flow run '{run.name}' is {state.name} ({state.type}){message}"))
+                last_state = state.id
+        for _, _, line in sorted(events, key=lambda event: (event[0], event[1])):
+            write(line)
         if run.is_terminal:
             # The last batch of logs may land just after the final state.
             time.sleep(poll_seconds)

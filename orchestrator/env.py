@@ -65,6 +65,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """`Header-Name:value` (e.g. X-Forwarded-Proto:https) as Django's SECURE_PROXY_SSL_HEADER
+    ("HTTP_X_FORWARDED_PROTO", "https"); unset or empty: None."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, sep, value = raw.partition(":")
+    if not sep or not header.strip() or not value.strip():
+        raise ImproperlyConfigured(f"{name}={raw!r} must be Header-Name:value, e.g. X-Forwarded-Proto:https")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
 def orchestrator_home() -> Path:
     """The data directory: SQLite database, broker folders, generated secret key.
 

@@ -17,6 +17,7 @@ from orchestrator.env import (
     env_list,
     env_str,
     orchestrator_home,
+    proxy_ssl_header,
     secret_key,
 )
 
@@ -27,6 +28,19 @@ SECRET_KEY = secret_key(ORCHESTRATOR_HOME)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS in production (README, "Configuration"; `manage.py check --deploy` is clean with
+# them set). Off by default: `make up` serves plain HTTP on localhost.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# Behind a proxy that terminates TLS: the header it sets and its value, e.g.
+# SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto:https (trust it only if the proxy always sets it).
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -52,6 +66,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "orchestrator.middleware.BodySizeLimitMiddleware",
+    "orchestrator.middleware.NulInUrlMiddleware",
+    "orchestrator.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -225,6 +241,12 @@ RUN_RETENTION_DAYS = env_float("RUN_RETENTION_DAYS", 0.0, minimum=0)
 # many claims of one web process wait at once (each holds a web thread meanwhile).
 CLAIM_MAX_WAIT_SECONDS = env_float("CLAIM_MAX_WAIT_SECONDS", 20.0, minimum=0)
 CLAIM_MAX_WAITERS = env_int("CLAIM_MAX_WAITERS", 8, minimum=0)
+# The direct transport (workers and flow runs beside the database) rides out a lost database
+# connection (a PostgreSQL restart) for this long: it reconnects and tries each call again.
+DIRECT_RETRY_SECONDS = env_float("DIRECT_RETRY_SECONDS", 120.0, minimum=0)
+# A worker relays at most this many bytes of each flow run's output (stdout/stderr) to its own
+# output; the rest is dropped with one line saying so (the run's logs are stored regardless).
+WORKER_OUTPUT_MAX_BYTES = env_int("WORKER_OUTPUT_MAX_BYTES", 1024 * 1024, minimum=0)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -236,6 +258,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
     "DEFAULT_PAGINATION_CLASS": "orchestrator.api_policy.PagePagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # One input policy for JSON bodies (orchestrator.input_policy): bounded depth, no NUL, no
+    # lone surrogates, each refused with a 400 naming the field.
+    "DEFAULT_PARSER_CLASSES": [
+        "orchestrator.input_policy.PolicyJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["orchestrator.api_policy.KeyRateThrottle"],
     "EXCEPTION_HANDLER": "orchestrator.api_policy.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -264,7 +293,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "StateTypeEnum": "orchestrator.core.states.StateType",
-        "WorkPoolTypeEnum": "workpools.models.WorkPoolType",
+        "WorkPoolTypeEnum": "workpools.models.pool_type_choices",  # every registered type
     },
 }
 # Automations' notifications: a failing URL is tried this many times more, waiting

@@ -80,7 +80,10 @@ class Supervisor:
     def stop(self) -> None:
         alive = [p for p in self.programs if p.process and p.process.poll() is None]
         for program in alive:
-            _signal_group(program, signal.SIGTERM)
+            # The program's main process only: it stops its own children in order (Celery's
+            # pool processes, gunicorn's workers). Signalling the whole group made Celery log
+            # ERROR lines about pool processes killed under it.
+            _signal_main(program, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline and any(p.process.poll() is None for p in alive):
             time.sleep(0.1)
@@ -89,6 +92,13 @@ class Supervisor:
                 self.say(program.name, "did not stop in time; killing it")
                 _signal_group(program, signal.SIGKILL)
                 program.process.wait()
+
+
+def _signal_main(program: Program, sig: int) -> None:
+    try:
+        os.kill(program.process.pid, sig)  # type: ignore[union-attr]
+    except ProcessLookupError:
+        pass
 
 
 def _signal_group(program: Program, sig: int) -> None:

@@ -8,8 +8,10 @@ from typing import TypeVar
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from django.utils.deconstruct import deconstructible
 
 from orchestrator.core.errors import ValidationError
+from orchestrator.core.names import check_name
 
 M = TypeVar("M", bound=models.Model)
 
@@ -34,3 +36,25 @@ def update_validated(obj: M, **fields: object) -> M:
     for name, value in fields.items():
         setattr(obj, name, value)
     return save_validated(obj)
+
+
+
+@deconstructible
+class NameValidator:
+    """A model field validator applying orchestrator.core.names (the one naming rule), so the
+    admin's forms and full_clean() refuse what the services refuse, with the same message."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __call__(self, value: object) -> None:
+        try:
+            check_name(value, self.what)
+        except ValidationError as error:
+            raise DjangoValidationError(str(error), code="invalid_name") from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NameValidator) and other.what == self.what
+
+    def __hash__(self) -> int:
+        return hash(self.what)

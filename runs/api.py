@@ -22,6 +22,7 @@ from accounts.services import issue_run_token
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
 from orchestrator.core.states import StateType
+from orchestrator.input_policy import TimestampFilter
 from runs import services
 from runs.models import FlowRun, FlowRunQuerySet, FlowRunState, Log, RunCursor, TaskRun
 from runs.records import flow_run_info
@@ -85,13 +86,18 @@ class FlowRunPagination(CursorPagination):
 
 
 class FlowRunFilter(filters.FilterSet):
-    state = filters.MultipleChoiceFilter(field_name="state_type", choices=StateType.choices, help_text="Repeatable.")
+    # distinct=False: one column of the row itself cannot duplicate rows, and django-filter's
+    # default SELECT DISTINCT over every column defeats the (state_type, expected_start_at)
+    # index: seconds instead of milliseconds at a million runs.
+    state = filters.MultipleChoiceFilter(
+        field_name="state_type", choices=StateType.choices, help_text="Repeatable.", distinct=False
+    )
     deployment = filters.UUIDFilter(field_name="deployment_id")
     pool = filters.CharFilter(field_name="work_pool__name", help_text="Work pool name.")
     queue = filters.CharFilter(field_name="work_queue__name", help_text="Work queue name.")
     tag = filters.CharFilter(method="filter_tag", help_text="Runs carrying this tag.")
-    since = filters.IsoDateTimeFilter(field_name="expected_start_at", lookup_expr="gte", help_text="Expected start from.")
-    until = filters.IsoDateTimeFilter(field_name="expected_start_at", lookup_expr="lt", help_text="Expected start before.")
+    since = TimestampFilter(field_name="expected_start_at", lookup_expr="gte", help_text="Expected start from.")
+    until = TimestampFilter(field_name="expected_start_at", lookup_expr="lt", help_text="Expected start before.")
 
     class Meta:
         model = FlowRun
@@ -290,7 +296,7 @@ class LogFilter(filters.FilterSet):
         field_name="level", lookup_expr="gte",
         help_text="At least this level: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL.",
     )
-    since = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", help_text="Logged at or after.")
+    since = TimestampFilter(field_name="timestamp", lookup_expr="gte", help_text="Logged at or after.")
 
     class Meta:
         model = Log

@@ -9,6 +9,7 @@ from django import forms
 
 from deployments.models import Deployment
 from orchestrator.core.states import StateType
+from orchestrator.input_policy import TimestampFormField
 from workpools.models import WorkPool
 
 WINDOWS: dict[str, tuple[str, timedelta | None]] = {
@@ -31,10 +32,10 @@ class RunFilterForm(forms.Form):
     )
     tag = forms.CharField(required=False, max_length=100, widget=forms.TextInput(attrs={"placeholder": "Any tag"}))
     window = forms.ChoiceField(choices=[(k, label) for k, (label, _) in WINDOWS.items()], required=False)
-    since = forms.DateTimeField(
+    since = TimestampFormField(
         required=False, label="From", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    until = forms.DateTimeField(
+    until = TimestampFormField(
         required=False, label="To", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import connections, models
 from django.db.models import Count, Q
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import TruncHour
+from django.db.models.functions import TruncHour, TruncMinute
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
@@ -49,6 +49,12 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
     def due(self, until: datetime) -> FlowRunQuerySet:
         """SCHEDULED runs whose (next) start is at or before `until`: what a worker may claim."""
         return self.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=until)
+
+    def started_or_due(self, now: datetime, *, upcoming: bool = False) -> FlowRunQuerySet:
+        """Runs that started or were due by `now` (what happened: `flowrun ls` by default); with
+        `upcoming`, the complement: runs not started and meant to start after `now`."""
+        happened = Q(expected_start_at__lte=now) | Q(started_at__isnull=False)
+        return self.exclude(happened) if upcoming else self.filter(happened)
 
     def recent(self, since: datetime) -> FlowRunQuerySet:
         return self.filter(expected_start_at__gte=since)
@@ -121,12 +127,15 @@ class FlowRunQuerySet(models.QuerySet["FlowRun"]):
         """SCHEDULED runs, the soonest first (flowrun_deployment_next per deployment)."""
         return self.filter(state_type=StateType.SCHEDULED).order_by("next_scheduled_start_at", "id")
 
-    def counts_by_hour_and_state(self, since: datetime, until: datetime) -> list[tuple[datetime, str, int]]:
+    def counts_by_hour_and_state(
+        self, since: datetime, until: datetime, *, per_minute: bool = False
+    ) -> list[tuple[datetime, str, int]]:
         """(hour, state_type, runs) for runs meant to start in [since, until): a bounded
-        window read through flowrun_time, never a COUNT over the whole table."""
+        window read through flowrun_time, never a COUNT over the whole table. `per_minute`
+        counts by minute instead (for the chart's finer scales over a few hours)."""
         rows = (
             self.between(since, until)
-            .annotate(hour=TruncHour("expected_start_at"))
+            .annotate(hour=TruncMinute("expected_start_at") if per_minute else TruncHour("expected_start_at"))
             .values_list("hour", "state_type")
             .annotate(n=Count("pk"))
             .order_by()

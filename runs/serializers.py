@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from orchestrator.api import JSONField, TagsField
 from orchestrator.core.states import StateType
+from orchestrator.input_policy import TimestampField
 from runs.models import FlowRun, FlowRunState, Log, TaskRun
 
 
@@ -119,7 +120,7 @@ class TaskRunCreateSerializer(serializers.Serializer):
 class TaskRunSetStateSerializer(SetStateSerializer):
     result = JSONField(required=False, allow_null=True, help_text="Stored with the task run when present.")
     cache_key = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    cache_expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    cache_expires_at = TimestampField(required=False, allow_null=True, default=None)
 
 
 class CachedResultSerializer(serializers.Serializer):
@@ -133,7 +134,7 @@ class LogCreateSerializer(serializers.Serializer):
     level = serializers.IntegerField(min_value=0, max_value=100, default=20)
     logger = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     message = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    timestamp = serializers.DateTimeField()
+    timestamp = TimestampField()
 
 
 class LogsStoredSerializer(serializers.Serializer):

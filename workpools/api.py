@@ -177,7 +177,7 @@ class WorkerViewSet(InPoolMixin, mixins.ListModelMixin, ApiViewSet):
         data = self.parse(request)
         runs = services.runs_to_start(
             worker, queue_ids=data["queue_ids"], prefetch_seconds=data["prefetch_seconds"],
-            wait_seconds=data["wait_seconds"],
+            wait_seconds=data["wait_seconds"], max_runs=data["max_runs"],
         )
         return Response(ClaimedRunsSerializer({"runs": [claimed_run(run) for run in runs]}).data)
 

@@ -7,6 +7,8 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+from orchestrator.validation import NameValidator
+
 
 class WorkPoolType(models.TextChoices):
     """The built-in types; workpools.infrastructure.registry is the full list."""
@@ -26,7 +28,7 @@ class WorkPool(models.Model):
     DEFAULT_QUEUE_NAME = "default"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[NameValidator("work pool name")])
     type = models.CharField(max_length=30, choices=pool_type_choices, default=WorkPoolType.PROCESS)
     description = models.TextField(blank=True)
     concurrency_limit = models.PositiveIntegerField(
@@ -80,7 +82,7 @@ class WorkPool(models.Model):
 class WorkQueue(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     pool = models.ForeignKey(WorkPool, on_delete=models.CASCADE, related_name="queues")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[NameValidator("work queue name")])
     description = models.TextField(blank=True)
     priority = models.PositiveIntegerField(
         default=1, help_text="Lower numbers are served first."

@@ -138,6 +138,10 @@ class ClaimSerializer(serializers.Serializer):
         required=False, min_value=0, max_value=60, default=0,
         help_text="When nothing is due, wait up to this long (at most CLAIM_MAX_WAIT_SECONDS) for a run to be.",
     )
+    max_runs = serializers.IntegerField(
+        required=False, min_value=1, allow_null=True, default=None,
+        help_text="Hand out at most this many runs (what the worker can start before their lease runs out).",
+    )
 
 
 class ClaimedRunSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ flag) only when nothing happened. Tests drive the steps one at a time.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sys
 import threading
@@ -18,10 +19,19 @@ from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
 from orchestrator.core.errors import NotFound, OrchestratorError, StateConflict
 from orchestrator.core.states import StateType
 from workpools.infrastructure import Infrastructure, RunHandle, for_pool_type
+from workpools.liveness import ClaimBudget, HeartbeatThread, OutputRelay
 
 log = logging.getLogger(__name__)
 S = StateType
 UNFINISHED = [S.PENDING, S.RUNNING, S.CANCELLING]
+# With wake-ups, an idle worker with no child to watch looks for work on its own only this often
+# (a safety net: new runs, freed slots and resumed pools wake it at once).
+IDLE_WAIT_SECONDS = 5.0
+# Waits are cut in slices this long so a stop signal is noticed promptly.
+STOP_CHECK_SECONDS = 0.5
+# A flow process's console line: "12:14:30.143 | WARNING | Task run 'x' - text".
+_LOG_LEVEL = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (\w+)\s*\|")
+_SHOWN_WHEN_QUIET = {"WARNING", "ERROR", "CRITICAL"}
 
 
 class WorkerLoop:
@@ -42,6 +52,8 @@ class WorkerLoop:
         prewarm: bool = False,
         infrastructure: Infrastructure | None = None,
         out: IO[str] = sys.stdout,
+        output_max_bytes: int | None = None,
+        quiet: bool = False,
     ) -> None:
         self.worker = worker
         self.client = client
@@ -58,14 +70,23 @@ class WorkerLoop:
             {**client.environment(), "RUN_HEARTBEAT_SECONDS": f"{worker.run_heartbeat_seconds:g}"}
         )
         self.out = out
+        self.quiet = quiet  # the flows' output: only warnings and errors
         self.children: dict[str, RunHandle] = {}
         self.stopping = False
         self.force = False
         self.stop_requested_at: float | None = None
         self.last_heartbeat = 0.0
         self.claimed_any = False
+        self.exit_code = 0  # 1 when the worker stopped because it could not go on
         self._out_lock = threading.Lock()
         self.hostname = socket.gethostname()
+        # Claim no more than can be started before the runs' lease (their heartbeat) runs out.
+        self.budget = ClaimBudget(worker.run_heartbeat_seconds)
+        if output_max_bytes is None:
+            from django.conf import settings
+
+            output_max_bytes = settings.WORKER_OUTPUT_MAX_BYTES
+        self.output_max_bytes = output_max_bytes
 
     # --- output -------------------------------------------------------------------------------
 
@@ -75,12 +96,22 @@ class WorkerLoop:
             self.out.flush()
 
     def _child_output(self, name: str) -> Any:
+        level = ["INFO"]  # of the last log line: a traceback's lines go with the line they follow
+
         def write(line: str) -> None:
+            if self.quiet:
+                match = _LOG_LEVEL.match(line)
+                if match:
+                    level[0] = match.group(1)
+                elif line.startswith("Traceback"):
+                    level[0] = "ERROR"
+                if level[0] not in _SHOWN_WHEN_QUIET:
+                    return
             with self._out_lock:
                 self.out.write(f"{name} | {line}\n")
                 self.out.flush()
 
-        return write
+        return OutputRelay(name, write, max_bytes=self.output_max_bytes)
 
     # --- signals ------------------------------------------------------------------------------
 
@@ -93,9 +124,12 @@ class WorkerLoop:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
+        # The launcher first, so "polling for work" means it: the first run is a fork too.
+        self.infrastructure.prepare()
         limit = self.worker.limit if self.worker.limit is not None else "none"
+        woken = f", woken by {self.client.wakeups} wake-ups" if self.client.wakeups else ""
         self.say(
-            f"started on pool {self.worker.pool_name!r} (limit {limit}, poll every {self.poll_interval:g} s); "
+            f"started on pool {self.worker.pool_name!r} (limit {limit}, poll every {self.poll_interval:g} s{woken}); "
             "polling for work"
         )
         try:
@@ -103,7 +137,9 @@ class WorkerLoop:
         except Exception as error:
             # The runs it cannot settle now are the reaper's: their heartbeats stop.
             self._log_error("Could not settle the runs held before a restart", error)
-        self.infrastructure.prepare()
+        # Liveness from a thread of its own: a loop busy starting runs never looks dead.
+        heartbeat = HeartbeatThread(self.client, self.worker)
+        heartbeat.start()
         backoff = 0.0
         while True:
             self.client.idle()
@@ -113,7 +149,6 @@ class WorkerLoop:
                 did |= self.record_processes()
                 did |= self.handle_cancellations()
                 did |= self.claim_and_start()
-                self.heartbeat_if_due()
                 did |= self.handle_stop()
                 backoff = 0.0
             except Exception as error:
@@ -126,9 +161,9 @@ class WorkerLoop:
             if self.finished():
                 break
             if not did:
-                # Poll at most every poll_interval; a long poll already waited on the server.
-                self.sleep(self.poll_interval - (time.monotonic() - began))
+                self.wait_for_work(began)
         self.infrastructure.close()
+        heartbeat.stop()
         try:
             self.client.mark_worker_stopped(self.worker)
         except Exception as error:
@@ -139,6 +174,24 @@ class WorkerLoop:
         if self.children:
             return False
         return self.stopping or (self.run_once and self.claimed_any)
+
+    def wait_for_work(self, began: float) -> None:
+        """Nothing happened in the round that began at `began`: wait until the next one. That
+        is poll_interval after `began`, or IDLE_WAIT_SECONDS when the client has wake-ups and no
+        child needs watching; a wake-up (a run to claim in the pool) or the next scheduled run
+        coming due ends the wait at once. A long poll already waited on the server. Slices of
+        at most STOP_CHECK_SECONDS watch the stop flag."""
+        bound = self.poll_interval
+        if self.client.wakeups and not self.children:
+            bound = max(bound, IDLE_WAIT_SECONDS)
+        deadline = began + bound
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            timeout = min(left, STOP_CHECK_SECONDS)
+            if self.client.wait_for_runs(self.worker, timeout=timeout, prefetch_seconds=self.prefetch_seconds):
+                return
 
     def sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -152,13 +205,29 @@ class WorkerLoop:
         While it has nothing else to watch, the claim may wait server-side (long poll)."""
         if self.stopping or (self.run_once and self.claimed_any):
             return False
+        if self.worker.limit is not None and len(self.children) >= self.worker.limit:
+            # At its --limit: no claim (and no query) until a child ends; the orchestrator
+            # enforces the limit anyway, this only spares it a claim that must come back empty.
+            return False
         wait = self.long_poll if not self.children else 0.0
-        runs = self.client.claim_runs(self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait)
+        try:
+            runs = self.client.claim_runs(
+                self.worker, prefetch_seconds=self.prefetch_seconds, wait_seconds=wait, max_runs=self.budget.runs()
+            )
+        except NotFound as error:
+            # A --queue deleted (or the worker's pool or row gone): polling on would claim
+            # nothing forever while the worker shows ONLINE. Say so and stop (exit code 1).
+            self.say(f"{error} Stopping: restart the worker with queues that exist.")
+            self.stopping = True
+            self.exit_code = 1
+            return False
         if self.run_once:
             self.claimed_any = True
         started = [run for run in runs if run.id not in self.children]  # handed out again: already ours
+        began = time.monotonic()
         for run in started:
             self.start(run)
+        self.budget.measured(len(started), time.monotonic() - began)
         return bool(started)
 
     def start(self, run: ClaimedRun) -> None:

@@ -22,17 +22,17 @@ from django.db import IntegrityError, transaction
 from deployments import schedule_times
 from deployments.models import Deployment
 from deployments.services.deployments import get_or_create_flow
+from deployments.services.editing import RUN_FIELDS, check_default_parameters
 from deployments.services.schedules import SyncResult, reschedule_deployment, sync_schedules
 from deployments.specs import DeploymentDefinition, DeploySpec
 from orchestrator.core.errors import NotFound, ValidationError
-from orchestrator.core.parameters import parameters_from_strings, validate_parameters
+from orchestrator.core.names import check_name
+from orchestrator.core.parameters import parameters_from_strings
+from orchestrator.core.paths import confined, relative_path_problem
 from orchestrator.engine import FlowLoadError, load_flow
 from orchestrator.engine.steps import STEPS, check_repository_url
 from workpools.services import get_work_pool, get_work_queue
 from workpools.services.pools import check_concurrency_limit
-
-# Fields whose change alters the runs a deployment's schedules already made.
-RUN_FIELDS = ("parameters", "tags", "work_pool_id", "work_queue_id", "job_variables", "enforce_parameter_schema")
 
 
 @dataclass
@@ -90,8 +90,7 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
     def fail(message: str) -> ValidationError:
         return ValidationError(f"Deployment {definition.name!r}: {message}")
 
-    if not isinstance(definition.name, str) or not definition.name.strip() or "/" in definition.name:
-        raise ValidationError(f"A deployment needs a name without '/', not {definition.name!r}.")
+    check_name(definition.name, "deployment name")
     pull_steps = definition.pull_steps or []
     try:
         check_pull_steps(pull_steps)
@@ -99,7 +98,9 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         raise fail(str(error)) from None
     if not definition.entrypoint:
         raise fail("it needs an entrypoint (path/to/file.py:function).")
-    definition.entrypoint = _relative_entrypoint(definition.entrypoint, project_dir, fail)
+    definition.entrypoint = _relative_entrypoint(
+        definition.entrypoint, project_dir, fail, workdir=local_workdir(pull_steps, project_dir)
+    )
     flow = _load_flow(definition.entrypoint, local_workdir(pull_steps, project_dir), fail)
 
 
@@ -119,12 +120,10 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
 
     schema = flow.parameter_schema
     parameters = {**(definition.parameters or {}), **parameters_from_strings(schema, definition.parameter_strings)}
-    if definition.enforce_parameter_schema:
-        # Defaults may leave required parameters to each run: check only what is given.
-        try:
-            parameters = validate_parameters({**schema, "required": []}, parameters)
-        except ValidationError as error:
-            raise fail(str(error)) from None
+    try:
+        parameters = check_default_parameters(schema, parameters, enforce=definition.enforce_parameter_schema)
+    except ValidationError as error:
+        raise fail(str(error)) from None
     for position, schedule in enumerate(definition.schedules, start=1):
         spec = schedule_times.ScheduleSpec.of_definition(schedule)
         try:
@@ -174,16 +173,33 @@ def _write(item: _Prepared) -> DeployResult:
     return DeployResult(deployment=deployment, created=created, schedules=result)
 
 
-def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any) -> str:
-    """An entrypoint whose file is an absolute path (a flow's own file, from to_deployment)
-    relative to the project directory; others unchanged."""
+def _relative_entrypoint(entrypoint: str, project_dir: Path, fail: Any, *, workdir: Path | None = None) -> str:
+    """The entrypoint, its file checked to be inside the project directory once resolved
+    (symlinks and `..` included; relative paths are relative to `workdir`, default the project
+    directory); an absolute path (a flow's own file, from to_deployment) is made relative to
+    the project directory. A file outside it is refused, however it is written."""
     path, sep, function = entrypoint.rpartition(":")
-    if not sep or not Path(path).is_absolute():
-        return entrypoint
+    if not sep or not path:
+        return entrypoint  # loading it says what is wrong with it
     try:
-        return f"{Path(path).resolve().relative_to(project_dir).as_posix()}:{function}"
-    except ValueError:
-        raise fail(f"{path} is not inside the project directory {project_dir}; deploy from the project's root.") from None
+        file = confined(path, workdir or project_dir, what="The entrypoint's file", inside=project_dir)
+    except ValidationError:
+        raise fail(
+            f"{path} is not inside the project directory {project_dir}; deploy from the project's root."
+        ) from None
+    if not Path(path).is_absolute():
+        return entrypoint
+    return f"{file.relative_to(project_dir.resolve()).as_posix()}:{function}"
+
+
+def flow_parameter_schema(entrypoint: str, directory: Path) -> dict[str, Any]:
+    """The parameter schema of the flow at `entrypoint` (relative to `directory`), loaded as
+    deploy loads it (the wizard asks for parameters with it). ValidationError if it cannot load."""
+
+    def fail(message: str) -> ValidationError:
+        return ValidationError(message)
+
+    return dict(_load_flow(entrypoint, directory.resolve(), fail).parameter_schema)
 
 
 def _load_flow(entrypoint: str, workdir: Path, fail: Any) -> Any:
@@ -233,6 +249,9 @@ def check_pull_steps(steps: Any) -> None:
             raise ValidationError(f"pull step {position} {name!r}: {error}.") from None
         if name == "git_clone":
             check_repository_url(options.get("repository"))
+        directory = options.get("directory")
+        if isinstance(directory, str) and (problem := relative_path_problem(directory)):
+            raise ValidationError(f"pull step {position} {name!r}: the directory {directory!r} {problem}.")
 
 
 def local_workdir(steps: list[dict[str, Any]], project_dir: Path) -> Path:

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from deployments.models import Deployment
 from orchestrator.core.errors import ValidationError
 from orchestrator.core.parameters import validate_parameters
+from orchestrator.input_policy import check_json
 from runs.models import FlowRun
 from runs.services.creation import insert_flow_run, new_flow_run
 from runs.services.state import S, set_state
@@ -62,6 +63,12 @@ def create_flow_run(
             raise
         # Lost a race with a caller using the same key: theirs is the run.
         return FlowRun.objects.get(deployment=deployment, idempotency_key=idempotency_key), False
+    # Rows the caller loaded already (the API selects them with the deployment): answering with
+    # the new run then costs no query for them.
+    for relation in ("flow", "work_pool"):
+        field = type(deployment)._meta.get_field(relation)
+        if field.is_cached(deployment):
+            setattr(run, relation, getattr(deployment, relation))
     return run, True
 
 
@@ -126,6 +133,8 @@ def resolve_parameters(deployment: Deployment, overrides: dict[str, Any]) -> dic
     (ValidationError.errors)."""
     if not isinstance(overrides, dict):
         raise ValidationError("Parameters must be a JSON object.", {"parameters": ["Expected an object."]})
+    # Too deep, a NUL, a lone surrogate: refused before anything walks the values.
+    check_json(overrides, field="parameters")
     merged = {**(deployment.parameters or {}), **overrides}
     if deployment.enforce_parameter_schema:
         merged = validate_parameters(deployment.parameter_schema or {}, merged)

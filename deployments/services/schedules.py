@@ -18,7 +18,6 @@ from django.utils.dateparse import parse_datetime
 from deployments import schedule_times
 from deployments.models import CatchUp, Deployment, DeploymentSchedule
 from deployments.services.runs import resolve_parameters
-from deployments.tasks import schedule_deployment
 from orchestrator.core.errors import ValidationError
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
@@ -211,9 +210,15 @@ def schedule_soon(deployment_id: Any) -> None:
         # Not robust=True with a partial: Django's error logging for robust callbacks reads
         # __qualname__, which a partial lacks, so the request would fail after all.
         try:
+            # Imported here: loading Celery is for processes that send tasks, not for every import.
+            from deployments.tasks import schedule_deployment
+
             schedule_deployment.delay(str(deployment_id))
-        except Exception:
-            log.warning("Could not queue scheduling of deployment %s; the next pass will", deployment_id, exc_info=True)
+        except Exception as error:  # one line: a broker outage is an operator's fact, not a bug
+            log.warning(
+                "Could not queue the scheduling of deployment %s (the broker is unreachable: %s: %s); "
+                "the scheduler's next pass schedules it.", deployment_id, type(error).__name__, error,
+            )
 
     transaction.on_commit(send)
 

@@ -11,6 +11,7 @@ services; a transport only carries calls to them.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -155,11 +156,25 @@ class OrchestratorClient(ABC):
 
     @abstractmethod
     def claim_runs(
-        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0
+        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0,
+        max_runs: int | None = None,
     ) -> list[ClaimedRun]:
         """The runs the worker should start now: ones it claimed earlier whose process it never
-        recorded (an answer lost on the way), then newly claimed ones. With `wait_seconds`, waits
-        up to that long (bounded by the orchestrator) for a run to become due."""
+        recorded (an answer lost on the way), then newly claimed ones, at most `max_runs` in all.
+        With `wait_seconds`, waits up to that long (bounded by the orchestrator) for a run to
+        become due."""
+
+    def wait_for_runs(self, worker: WorkerInfo, *, timeout: float, prefetch_seconds: float = 0.0) -> bool:
+        """An idle worker waits here between claims: up to `timeout` seconds, less when a
+        wake-up says a run became claimable in its pool or the next scheduled run comes due.
+        True: claim now. Without wake-ups (the default) it just sleeps."""
+        time.sleep(max(0.0, timeout))
+        return False
+
+    @property
+    def wakeups(self) -> str:
+        """How wait_for_runs learns of new work: "postgres", "local", or "" (it does not)."""
+        return ""
 
     @abstractmethod
     def read_held_runs(self, worker: WorkerInfo, *, states: list[str]) -> list[HeldRun]:

@@ -100,9 +100,12 @@ class HttpClient(OrchestratorClient):
         self._request("POST", f"{_worker_path(worker)}stopped/")
 
     def claim_runs(
-        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0
+        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0,
+        max_runs: int | None = None,
     ) -> list[ClaimedRun]:
         body = {"queue_ids": worker.queue_ids, "prefetch_seconds": prefetch_seconds, "wait_seconds": wait_seconds}
+        if max_runs is not None:
+            body["max_runs"] = max_runs
         data = self._request("POST", f"{_worker_path(worker)}claim/", json=body, timeout=self.timeout + wait_seconds)
         return [_record(ClaimedRun, run) for run in data["runs"]]
 

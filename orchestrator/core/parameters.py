@@ -19,13 +19,30 @@ import json
 import uuid
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Literal, Optional, Union
-
-import pydantic
-from pydantic.json_schema import GenerateJsonSchema
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from orchestrator.core.errors import ValidationError
+
+if TYPE_CHECKING:
+    import pydantic
+    import pydantic_core
+else:
+
+    class _Lazy:
+        """A module imported on first use: pydantic costs a few hundred milliseconds of start-up
+        that processes importing this module only to reach a name (commands, the web app's URL
+        modules) never need."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attribute: str) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(self._name), attribute)
+
+    pydantic = _Lazy("pydantic")
+    pydantic_core = _Lazy("pydantic_core")
 
 __all__ = [
     "parameter_schema",
@@ -40,18 +57,23 @@ __all__ = [
 # --- schema from a signature ----------------------------------------------------------------
 
 
-class _LenientSchema(GenerateJsonSchema):
+@lru_cache(maxsize=1)
+def _lenient_schema() -> type:
     """Types with no JSON form (a client object, a DataFrame) become "any value" rather than
     an error: the parameter still shows up, it just is not checked from the schema."""
+    from pydantic.json_schema import GenerateJsonSchema
 
-    def handle_invalid_for_json_schema(self, schema: Any, error_info: str) -> dict[str, Any]:
-        return {}
+    class LenientSchema(GenerateJsonSchema):
+        def handle_invalid_for_json_schema(self, schema: Any, error_info: str) -> dict[str, Any]:
+            return {}
 
-    def encode_default(self, dft: Any) -> Any:
-        try:
-            return super().encode_default(dft)
-        except (PydanticSerializationError, TypeError, ValueError):
-            return repr(dft)
+        def encode_default(self, dft: Any) -> Any:
+            try:
+                return super().encode_default(dft)
+            except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
+                return repr(dft)
+
+    return LenientSchema
 
 
 def _model_config(extra: str) -> pydantic.ConfigDict:
@@ -117,7 +139,7 @@ def parameter_schema(fn: Callable[..., Any]) -> dict[str, Any]:
     """The JSON schema of `fn`'s parameters: one property per parameter (type from its
     annotation, default from its default), `required` for those without a default, and no
     other properties unless it takes **kwargs."""
-    schema = _signature_model(fn).model_json_schema(by_alias=True, schema_generator=_LenientSchema)
+    schema = _signature_model(fn).model_json_schema(by_alias=True, schema_generator=_lenient_schema())
     schema.setdefault("properties", {})
     # JSONB (PostgreSQL) does not keep key order: say where each parameter goes in a form.
     for position, prop in enumerate(schema["properties"].values()):
@@ -314,7 +336,7 @@ def call_arguments(fn: Callable[..., Any], values: dict[str, Any]) -> tuple[list
 
 def jsonable_parameters(values: dict[str, Any]) -> dict[str, Any]:
     """`values` as JSON for storing on a run; a value with no JSON form is stored as its repr."""
-    return to_jsonable_python(values, fallback=repr)
+    return pydantic_core.to_jsonable_python(values, fallback=repr)
 
 
 def _accepts_plain_strings(prop: Any) -> bool:
@@ -338,6 +360,6 @@ def parameters_from_strings(schema: dict[str, Any], pairs: dict[str, str]) -> di
             continue
         try:
             values[key] = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # too deep for the parser: the caller's policy says so
             values[key] = text
     return values

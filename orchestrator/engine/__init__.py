@@ -29,6 +29,7 @@ from typing import Any
 from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
 from orchestrator.core.errors import OrchestratorError, ValidationError
 from orchestrator.core.parameters import validate_call_parameters
+from orchestrator.core.paths import confined
 from orchestrator.engine.steps import PullStepError, run_pull_steps
 from orchestrator.sdk.execution import CANCELLING, PENDING, SCHEDULED, Outcome, RunSession, run_attempts
 from orchestrator.sdk.flows import Flow
@@ -68,7 +69,12 @@ def load_flow(entrypoint: str, workdir: Path) -> Flow[..., Any]:
 def load_module(path: str, workdir: Path) -> Any:
     """Import the Python file `path` (relative to `workdir`) as a module of its own; FlowLoadError
     when it is missing or its import raises. Its directory and `workdir` go on sys.path."""
-    file = (workdir / path).resolve()
+    try:
+        # Symlinks and `..` resolved: the file must be inside the working directory (the
+        # project or the pulled checkout), however the entrypoint was stored.
+        file = confined(path, workdir, what=f"The entrypoint's file {path}")
+    except ValidationError as outside:
+        raise FlowLoadError(f"Could not import {path}: {outside}") from None
     if not file.is_file():
         raise FlowLoadError(f"Could not import {path}: there is no such file in {workdir}.")
     # A name of its own, so a file called flows.py or test.py shadows nothing importable.
@@ -128,7 +134,7 @@ def _execute(session: RunSession, run: FlowRunInfo, *, retry_in_process: bool, c
             base = Path(deployment.path).expanduser() if deployment.path else Path.cwd()
             if not base.is_dir():
                 raise FlowLoadError(f"The deployment's path {deployment.path!r} is not a directory.")
-            workdir = run_pull_steps(deployment.pull_steps, cwd=base.resolve())
+            workdir = run_pull_steps(deployment.pull_steps, cwd=base.resolve(), log=session.engine_logger.info)
             os.chdir(workdir)
             flow = load_flow(deployment.entrypoint, workdir)
         except PullStepError as error:
@@ -145,15 +151,16 @@ def _execute(session: RunSession, run: FlowRunInfo, *, retry_in_process: bool, c
         sys.path[:] = saved_path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line: returns the exit code (see the module docstring)."""
+def main(argv: list[str] | None = None, *, client: OrchestratorClient | None = None) -> int:
+    """The command line: returns the exit code (see the module docstring). `client`: one made
+    already (the pre-warmed launcher's), else get_client()."""
     args = sys.argv[1:] if argv is None else argv
     run_id = args[0] if args else os.environ.get("ORCHESTRATOR_RUN_ID", "")
     if len(args) > 1 or not run_id or run_id.startswith("-"):
         print(USAGE, file=sys.stderr)
         return 2
     try:
-        return execute_flow_run(run_id).exit_code
+        return execute_flow_run(run_id, client=client).exit_code
     except OrchestratorError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2

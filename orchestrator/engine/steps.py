@@ -28,20 +28,50 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from orchestrator.core.errors import OrchestratorError, ValidationError
+from orchestrator.core.paths import confined
 
 
 class PullStepError(OrchestratorError):
     """A pull step is malformed, unknown, or failed."""
 
 
+# Where steps say what they did (the run's log, from run_pull_steps); not a step option, so a
+# spec file cannot set it.
+_step_log: ContextVar[Callable[[str], Any] | None] = ContextVar("pull_step_log", default=None)
+
+
+def _report(message: str) -> None:
+    log = _step_log.get()
+    if log is not None:
+        log(message)
+
+
+def _display_url(repository: str) -> str:
+    """The repository as the run's log shows it: any user:password@ in an URL left out."""
+    if "://" not in repository:
+        return repository
+    parts = urlsplit(repository)
+    if parts.username is None and parts.password is None:
+        return repository
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
 def set_working_directory(cwd: Path, *, directory: str) -> Path:
-    """Run the flow from `directory` (relative to the working directory so far)."""
-    target = (cwd / directory).resolve()
+    """Run the flow from `directory` (relative to the working directory so far, and inside it
+    once symlinks and `..` are resolved: a step never leaves the project or the checkout)."""
+    try:
+        target = confined(directory, cwd, what="set_working_directory: the directory", field="pull_steps")
+    except ValidationError as outside:
+        raise PullStepError(str(outside)) from None
     if not target.is_dir():
         raise PullStepError(f"set_working_directory: {target} is not a directory.")
     return target
@@ -175,6 +205,8 @@ def git_clone(
         raise PullStepError(f"git_clone: git could not fetch {repository}: {_scrub(detail, token)}") from None
     except git.GitError as error:
         raise PullStepError(f"git_clone: {_scrub(str(error), token)}") from None
+    what = f"branch {branch}" if branch else f"commit {commit}" if commit else "default branch"
+    _report(f"Pulled {_display_url(repository)} ({what}) at commit {sha}")
     return set_working_directory(checkout, directory=directory) if directory else checkout
 
 
@@ -198,9 +230,18 @@ def _export(repo: Any, sha: str, target: Path) -> None:
 STEPS: dict[str, Callable[..., Path]] = {"set_working_directory": set_working_directory, "git_clone": git_clone}
 
 
-def run_pull_steps(steps: list[Any], *, cwd: Path) -> Path:
+def run_pull_steps(steps: list[Any], *, cwd: Path, log: Callable[[str], Any] | None = None) -> Path:
     """Run `steps` in order from `cwd`; returns the working directory they leave. Raises
-    PullStepError naming the step (by its position and name) that is malformed or failed."""
+    PullStepError naming the step (by its position and name) that is malformed or failed.
+    `log` receives what the steps did (git_clone: repository, branch and commit checked out)."""
+    token = _step_log.set(log)
+    try:
+        return _run_steps(steps, cwd)
+    finally:
+        _step_log.reset(token)
+
+
+def _run_steps(steps: list[Any], cwd: Path) -> Path:
     for position, step in enumerate(steps or [], start=1):
         if not isinstance(step, dict) or len(step) != 1:
             raise PullStepError(f"Pull step {position} must be a mapping of one step name to its options, not {step!r}.")

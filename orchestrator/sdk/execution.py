@@ -20,7 +20,7 @@ from typing import Any
 from orchestrator.client import FlowRunInfo, OrchestratorClient, get_client
 from orchestrator.core.errors import StateConflict, ValidationError
 from orchestrator.core.parameters import call_arguments, jsonable_parameters, validate_call_parameters
-from orchestrator.core.states import StateType
+from orchestrator.core.states import TERMINAL, StateType
 from orchestrator.sdk import logs
 from orchestrator.sdk.context import FlowRunContext, flow_run_context
 from orchestrator.sdk.flows import Flow
@@ -122,6 +122,7 @@ class RunSession:
         self.engine_logger = logs.RunLogger(logs.ENGINE_LOGGER, label="orchestrator.engine", flow_run_id=run.id)
         self.logger = logs.RunLogger(logs.FLOW_RUN_LOGGER, label=f"Flow run '{run.name}'", flow_run_id=run.id)
         self._heartbeat: Heartbeat | None = None
+        self._shipper: logs.LogShipper | None = None
 
     def run_guarded(self, body: Callable[[RunSession], Outcome]) -> Outcome:
         """Run `body` with logs shipped and the run heartbeated. When the run is taken away
@@ -129,7 +130,8 @@ class RunSession:
         the body is stopped and the outcome says so."""
         outcome: Outcome | None = None
         reason = ""
-        with logs.shipping(self.raw_client, self.run.id):
+        with logs.shipping(self.raw_client, self.run.id) as shipper:
+            self._shipper = shipper
             try:
                 with self.scope:
                     self._keep_heartbeat()
@@ -156,7 +158,10 @@ class RunSession:
     ) -> FlowRunInfo:
         """Move the run (StateConflict when someone else moved it first). The heartbeat runs
         exactly while the run is PENDING or RUNNING: it stops before any other move, so its
-        "no longer running" can only mean someone else's move."""
+        "no longer running" can only mean someone else's move. A final state is recorded only
+        once the run's logs are stored, so whoever sees the run ended sees all of its logs."""
+        if state_type in TERMINAL:
+            self.flush_logs()
         if state_type not in (PENDING, RUNNING):
             self._stop_heartbeat()
         self.run = self.client.set_flow_run_state(
@@ -165,14 +170,20 @@ class RunSession:
         self._keep_heartbeat()
         return self.run
 
+    def flush_logs(self) -> None:
+        """Wait until the lines logged so far are stored (up to logs.FINAL_FLUSH_SECONDS)."""
+        if self._shipper is not None:
+            with deferred():
+                self._shipper.flush(logs.FINAL_FLUSH_SECONDS)
+
     def fail_before_start(self, message: str, error: BaseException | None = None, *, show_traceback: bool = False) -> Outcome:
         """The run cannot start (pull step, import, parameters): PENDING -> FAILED."""
         if show_traceback and error is not None:
             self.engine_logger.error("%s\n%s", message, traceback_text(error))
         else:
             self.engine_logger.error("%s", message)
+        self.logger.info("Finished in state %s", state_text("Failed", message))
         self.set_state(FAILED, expected=PENDING, message=message)
-        self.logger.info("Finished in state %s", state_text(self.run.state_name, message))
         return Outcome(self.run.state_type, self.run.state_name, message, error=error)
 
     def _keep_heartbeat(self) -> None:
@@ -223,8 +234,8 @@ class RunSession:
             pass
 
     def _fail_running(self, message: str) -> Outcome:
+        self.logger.info("Finished in state %s", state_text("Failed", message))
         self.set_state(FAILED, expected=RUNNING, message=message, retry=False)
-        self.logger.info("Finished in state %s", state_text(self.run.state_name, message))
         return Outcome(self.run.state_type, self.run.state_name, message)
 
 
@@ -243,8 +254,9 @@ def run_attempts(session: RunSession, flow: Flow[..., Any], values: dict[str, An
     while True:
         session.set_state(RUNNING, expected=PENDING, name="Retrying" if session.run.run_count else "Running")
         outcome = _run_body(session, flow, values)
-        run = session.set_state(outcome.state_type, expected=RUNNING, message=outcome.message, retry=outcome.retry)
+        # Its last line first: the final state is recorded once the logs are stored.
         session.logger.info("Finished in state %s", state_text(outcome.state_name, outcome.message))
+        run = session.set_state(outcome.state_type, expected=RUNNING, message=outcome.message, retry=outcome.retry)
         if not (run.state_type == SCHEDULED and outcome.retry):
             outcome.state_type, outcome.state_name = run.state_type, run.state_name
             return outcome

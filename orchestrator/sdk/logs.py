@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import builtins
 import logging
-import queue
 import sys
 import threading
-import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,17 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.client.base import LogEntry, OrchestratorClient
+from orchestrator.sdk.shipper import BATCH_SIZE, FLUSH_SECONDS, LogShipper
 
 RUN_LOGGER = "orchestrator.runs"
 ENGINE_LOGGER = f"{RUN_LOGGER}.engine"
 FLOW_RUN_LOGGER = f"{RUN_LOGGER}.flow_run"
 TASK_RUN_LOGGER = f"{RUN_LOGGER}.task_run"
-
-# A flow that logs 10,000 lines makes ten round trips, not 10,000; a quiet one still shows its
-# lines within about a second.
-BATCH_SIZE = 1000
-FLUSH_SECONDS = 1.0
-
 
 class RunLogger(logging.LoggerAdapter):
     """A logger bound to one run: its records carry the run's ids and the label shown on the
@@ -64,71 +57,11 @@ class ConsoleHandler(logging.Handler):
             self.handleError(record)
 
 
-class LogShipper:
-    """Sends one flow run's log records to the orchestrator from a background thread: a batch
-    when BATCH_SIZE records are waiting or FLUSH_SECONDS after the first of them, whichever
-    comes first. `flush()` waits until everything added so far is sent."""
+__all__ = ["BATCH_SIZE", "FLUSH_SECONDS", "LogShipper"]
 
-    _STOP = object()
-
-    def __init__(self, client: OrchestratorClient, *, batch_size: int = BATCH_SIZE, flush_seconds: float = FLUSH_SECONDS) -> None:
-        self.client = client
-        self.batch_size = batch_size
-        self.flush_seconds = flush_seconds
-        self.batches_sent = 0
-        self.lines_sent = 0
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="log-shipper", daemon=True)
-        self._thread.start()
-
-    def add(self, entry: LogEntry) -> None:
-        self._queue.put(entry)
-
-    def flush(self, timeout: float = 30.0) -> None:
-        done = threading.Event()
-        self._queue.put(done)
-        done.wait(timeout)
-
-    def close(self, timeout: float = 30.0) -> None:
-        self._queue.put(self._STOP)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        batch: list[LogEntry] = []
-        send_by = 0.0
-        try:
-            while True:
-                wait = None if not batch else max(0.0, send_by - time.monotonic())
-                try:
-                    item = self._queue.get(timeout=wait)
-                except queue.Empty:
-                    item = None  # the first waiting record is FLUSH_SECONDS old
-                if isinstance(item, LogEntry):
-                    if not batch:
-                        send_by = time.monotonic() + self.flush_seconds
-                    batch.append(item)
-                    if len(batch) < self.batch_size:
-                        continue
-                batch = self._send(batch)
-                if isinstance(item, threading.Event):
-                    item.set()
-                elif item is self._STOP:
-                    return
-        finally:
-            self.client.release_thread()
-
-    def _send(self, batch: list[LogEntry]) -> list[LogEntry]:
-        if not batch:
-            return batch
-        try:
-            self.client.send_logs(batch)
-        except Exception as error:  # a lost batch must not stop the flow; say so on the console
-            (sys.__stderr__ or sys.stderr).write(f"Could not store {len(batch)} log line(s) of the run: {type(error).__name__}: {error}\n")
-        else:
-            self.batches_sent += 1
-            self.lines_sent += len(batch)
-        return []
-
+# How long the end of a run waits for its last lines to be stored (the orchestrator may be
+# restarting): the run's final state is recorded only after them.
+FINAL_FLUSH_SECONDS = 600.0
 
 _shippers: dict[str, LogShipper] = {}
 
@@ -162,14 +95,14 @@ class ShippingHandler(logging.Handler):
 @contextmanager
 def shipping(client: OrchestratorClient, flow_run_id: str) -> Iterator[LogShipper]:
     """Ship the records of `flow_run_id`'s loggers while the block runs; on the way out, send
-    what is left and stop."""
+    what is left (trying for up to FINAL_FLUSH_SECONDS) and stop."""
     configure()
-    shipper = LogShipper(client)
+    shipper = LogShipper(client, run_id=flow_run_id)
     _shippers[flow_run_id] = shipper
     try:
         yield shipper
     finally:
-        shipper.close()
+        shipper.close(FINAL_FLUSH_SECONDS)
         if _shippers.get(flow_run_id) is shipper:
             del _shippers[flow_run_id]
 
@@ -182,7 +115,7 @@ def shipper_for(client: OrchestratorClient, flow_run_id: str) -> LogShipper:
     with _configure_lock:
         shipper = _shippers.get(flow_run_id)
         if shipper is None:
-            shipper = _shippers[flow_run_id] = LogShipper(client)
+            shipper = _shippers[flow_run_id] = LogShipper(client, run_id=flow_run_id)
         return shipper
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 
 from deployments.forms import new_idempotency_key
 
@@ -90,6 +92,29 @@ def when(moment: datetime | None) -> str:
     if local.year == today.year:
         return f"{local:%b} {local.day}, {local:%H:%M}"
     return local.strftime("%Y-%m-%d %H:%M")
+
+
+@register.filter
+def when_dated(moment: datetime | None) -> str:
+    """A local time that always shows its day: 'Today 14:03', 'Tomorrow 09:00', 'Dec 3, 09:00',
+    '2027-01-05 09:00' (a next run without a date reads as today even when it is not)."""
+    if moment is None:
+        return ""
+    local, today = timezone.localtime(moment), timezone.localdate()
+    days = (local.date() - today).days
+    if days in (-1, 0, 1):
+        return f"{('Yesterday', 'Today', 'Tomorrow')[days + 1]} {local:%H:%M}"
+    if local.year == today.year:
+        return f"{local:%b} {local.day}, {local:%H:%M}"
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+@register.filter
+def breakable(name: str) -> str:
+    """`name` (escaped) with line-break opportunities after '/', '-', '_' and '.', so a long
+    deployment name wraps between its parts rather than in the middle of a word."""
+    parts = re.split(r"(?<=[/_.-])", str(name))
+    return mark_safe("<wbr>".join(escape(part) for part in parts))
 
 
 @register.filter

@@ -6,6 +6,7 @@ worker, engine, Celery tasks) calls these functions; none of them writes run sta
 - task_runs.py     task runs and their states, cached results
 - logs.py          log batches
 - housekeeping.py  late runs, retention
+- replays.py      was a write stored before its connection died? (retries after a restart)
 """
 
 from runs.services.creation import (
@@ -17,6 +18,12 @@ from runs.services.creation import (
 )
 from runs.services.housekeeping import delete_old_runs, mark_late_runs
 from runs.services.logs import LOG_FIELDS, write_logs
+from runs.services.replays import (
+    applied_flow_run_state,
+    applied_task_run_state,
+    created_task_run,
+    stored_log_batch,
+)
 from runs.services.state import (
     find_flow_run,
     record_run_heartbeat,
@@ -33,7 +40,8 @@ from runs.services.task_runs import (
 )
 
 __all__ = [
-    "LOG_FIELDS", "create_adhoc_flow_run", "crash_unfinished_task_runs", "create_task_run", "delete_old_runs",
+    "LOG_FIELDS", "applied_flow_run_state", "applied_task_run_state", "created_task_run", "stored_log_batch",
+    "create_adhoc_flow_run", "crash_unfinished_task_runs", "create_task_run", "delete_old_runs",
     "find_cached_task_run", "find_flow_run", "generate_run_name", "insert_flow_run", "insert_flow_runs",
     "mark_late_runs", "new_flow_run", "record_run_heartbeat", "record_run_process", "request_cancellation",
     "set_flow_run_retries", "set_state", "set_task_run_state", "write_logs",

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orchestrator.core.errors import ValidationError
-from runs import hooks
+from runs import hooks, wakeups
 from runs.models import FlowRun, FlowRunState
 from runs.services.state import S
 
@@ -90,3 +90,4 @@ def _record_first_states(runs: list[FlowRun]) -> None:
     for run, state in zip(runs, states):
         change = hooks.StateChange(run.pk, None, S.SCHEDULED, "Scheduled", "", state_id=state.pk)
         transaction.on_commit(partial(hooks.fire, run, change))
+    wakeups.notify_pools(run.work_pool_id for run in runs)

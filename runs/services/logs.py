@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+
 from orchestrator.core.errors import ValidationError
 from runs.models import Log, TaskRun
 
@@ -26,13 +28,26 @@ def write_logs(records: list[dict[str, Any]]) -> int:
             task_run_id=record.get("task_run_id"),
             level=int(record.get("level", 20)),
             logger=str(record.get("logger", ""))[:200],
-            message=str(record.get("message", "")),
+            message=storable_text(str(record.get("message", ""))),
             timestamp=record["timestamp"],
         )
         for record in records
     ]
-    Log.objects.bulk_create(rows)
+    with transaction.atomic():  # all or nothing: a retried batch is found by its last line
+        Log.objects.bulk_create(rows)
     return len(rows)
+
+
+def storable_text(text: str) -> str:
+    """`text` as every database stores it: PostgreSQL refuses NUL in text and no UTF-8 holds a
+    lone surrogate, so a line printed with either is kept with them escaped rather than lost."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _check_task_runs_of_logs(records: list[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from orchestrator.core.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
 from orchestrator.core.states import (
+    ACTIVE,
     RETRY_STATE_NAME,
     STATE_NAMES,
     TERMINAL,
@@ -21,7 +22,7 @@ from orchestrator.core.states import (
     default_name,
     is_allowed,
 )
-from runs import hooks
+from runs import hooks, wakeups
 from runs.models import FlowRun, FlowRunState
 
 S = StateType
@@ -104,6 +105,9 @@ def set_state(
         )
         change = hooks.StateChange(run.pk, expected, to, name, message, state_id=state.pk)
         transaction.on_commit(partial(hooks.fire, run, change))
+        if to == S.SCHEDULED or (to in TERMINAL and expected in ACTIVE):
+            # A run to claim, or a slot freed for one: wake the pool's idle workers.
+            wakeups.notify_pools([run.work_pool_id])
 
         if retry and to in (S.FAILED, S.CRASHED) and run.retries_left:
             delay = timedelta(seconds=run.retry_delay_seconds)

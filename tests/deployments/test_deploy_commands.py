@@ -108,7 +108,7 @@ def test_flowrun_ls_inspect_logs_and_cancel(leo: Deployment) -> None:
 
     listed = run_command("flowrun", "ls", "--state", "running", "--deployment", "leonardo_dicapriflow/leonardo-deployment")
     assert first.name in listed and second.name not in listed
-    assert second.name in run_command("flowrun", "ls", "--limit", "1")
+    assert second.name in run_command("flowrun", "ls", "--all", "--limit", "1")
     inspected = run_command("flowrun", "inspect", first.name)
     assert "Running (RUNNING)" in inspected and "Pending (PENDING)" in inspected
     assert "| INFO    | Task run 'log_message' - Hello Leo!" in run_command("flowrun", "logs", str(first.pk))
@@ -148,3 +148,18 @@ def test_flowrun_logs_follow_prints_until_the_run_has_ended(leo: Deployment) -> 
     run.logs.create(message="Hello Leo!", logger="flow", timestamp=timezone.now())
     set_state(run, S.COMPLETED)
     assert "flow - Hello Leo!" in run_command("flowrun", "logs", run.name, "--follow")
+
+
+def test_run_watch_prints_states_and_logs_in_the_order_they_happened(leo: Deployment) -> None:
+    from orchestrator.cli import follow_run
+
+    run, _ = create_flow_run(leo)
+    set_state(run, S.PENDING)
+    set_state(run, S.RUNNING)
+    run.logs.create(message="Hello Leo!", logger="Task run 'log_message'", timestamp=timezone.now())
+    set_state(run, S.COMPLETED)
+    lines: list[str] = []
+    follow_run(lines.append, run, states=True, poll_seconds=0.01)
+    order = [next(i for i, line in enumerate(lines) if text in line)
+             for text in ("is Scheduled", "is Pending", "is Running", "Hello Leo!", "is Completed")]
+    assert order == sorted(order), lines

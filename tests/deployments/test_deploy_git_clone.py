@@ -48,12 +48,22 @@ def test_a_commit_or_the_default_branch_can_be_checked_out(tmp_path: Path) -> No
 
 
 def test_steps_chain_into_a_subdirectory_of_the_clone(tmp_path: Path) -> None:
-    _, remote = make_project(tmp_path)
+    project, remote = make_project(tmp_path)
+    lines: list[str] = []
     workdir = run_pull_steps(
         [{"git_clone": {"repository": str(remote), "branch": "main"}}, {"set_working_directory": {"directory": "flows"}}],
-        cwd=tmp_path,
+        cwd=tmp_path, log=lines.append,
     )
     assert (workdir / "hello.py").is_file()
+    sha = git(project, "rev-parse", "HEAD")
+    assert lines == [f"Pulled {remote} (branch main) at commit {sha}"]
+
+
+def test_the_logged_repository_hides_credentials_in_its_url(tmp_path: Path) -> None:
+    from orchestrator.engine.steps import _display_url
+
+    assert _display_url("https://leo:hunter2@example.com/org/flows.git") == "https://example.com/org/flows.git"
+    assert _display_url("git@github.com:org/flows.git") == "git@github.com:org/flows.git"
 
 
 @pytest.mark.parametrize(

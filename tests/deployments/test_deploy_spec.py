@@ -4,6 +4,7 @@ and the mistakes that are refused in one line with nothing saved."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -195,3 +196,32 @@ def test_answers_saved_to_the_spec_file_load_back_with_their_own_pull_steps(tmp_
     assert loaded["pulled"].pull_steps == git_steps and loaded["local"].pull_steps == []
     assert loaded["pulled"].schedules == [{"kind": "interval", "interval_seconds": 60, "timezone": "UTC"}]
     assert loaded["local"].parameters == {"name": "Leo"}
+
+
+def test_flags_given_with_a_spec_file_override_its_values_for_that_deployment(project: Path, make_pool: Any) -> None:
+    make_pool("other-pool")
+    (project / "deployments.yaml").write_text(SPEC)
+    out = deploy("-n", "marvin-deployment", "-p", "other-pool", "--param", "name=Zaphod", "--tag", "adhoc",
+                 "--cron", "0 8 * * *")
+    assert "Created deployment 'leonardo_dicapriflow/marvin-deployment' (pool 'other-pool')." in out
+    d = Deployment.objects.get(name="marvin-deployment")
+    assert (d.work_pool.name, d.parameters, d.tags) == ("other-pool", {"name": "Zaphod"}, ["adhoc"])
+    assert list(d.schedules.values_list("kind", "cron")) == [("cron", "0 8 * * *")]
+
+
+def test_a_flag_naming_a_missing_pool_with_a_spec_file_is_refused_and_saves_nothing(project: Path) -> None:
+    (project / "deployments.yaml").write_text(SPEC)
+    assert refused("-n", "leonardo-deployment", "-p", "my-pool") == (
+        "Deployment 'leonardo-deployment': No work pool named 'my-pool'."
+    )
+    assert refused("-n", "leonardo-deployment", "--param", "nom=Leo").startswith(
+        "Deployment 'leonardo-deployment': Invalid parameter 'nom'"
+    )
+    assert not Deployment.objects.exists()
+
+
+def test_deploy_refuses_a_deployment_name_outside_the_naming_rule(project: Path) -> None:
+    assert refused(ENTRY, "-n", "my deployment", "-p", "my-process-pool").startswith(
+        "Invalid deployment name 'my deployment': use 1 to 100 letters"
+    )
+    assert not Deployment.objects.exists()

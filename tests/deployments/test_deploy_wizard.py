@@ -48,6 +48,7 @@ def test_the_wizard_deploys_a_flow_pulled_from_git_and_a_worker_runs_it(subproce
     wizard.expect_exact("leonardo_dicapriflow  (flows/hello.py:leonardo_dicapriflow)")
     wizard.send("\r")
     answer(wizard, "Deployment name [default]: ", "wizard-deployment")
+    answer(wizard, "Would you like to change the defaults of its parameters (name='world')? [y/N]: ", "")
     answer(wizard, "Would you like to schedule when this flow runs? [y/N]: ", "y")
     wizard.expect_exact("What kind of schedule?")
     wizard.send(DOWN)
@@ -94,6 +95,7 @@ def test_the_wizard_warns_about_unpushed_changes_and_a_subdirectory(subprocess_e
     wizard.send(DOWN + DOWN + "\r")  # round to the first again, in one keystroke burst
     wizard.expect_exact("Selected: leonardo_dicapriflow")
     wizard.sendline("sub")
+    answer(wizard, "(name='world')? [y/N]: ", "n")
     answer(wizard, "[y/N]: ", "n")
     wizard.expect_exact("Which work pool")
     wizard.send("\r")
@@ -106,6 +108,44 @@ def test_the_wizard_warns_about_unpushed_changes_and_a_subdirectory(subprocess_e
     assert deployment.entrypoint == "flows/hello.py:leonardo_dicapriflow"
     assert deployment.pull_steps == [{"git_clone": {"repository": str(tmp_path / "remote.git"), "branch": "main"}}]
     assert not (project / "flows" / "deployments.yaml").exists()
+
+
+GREETER = """from orchestrator import flow
+
+
+@flow
+def greet(name: str, times: int, greeting: str = "Hello"):
+    print(greeting, name, times)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_wizard_asks_for_required_parameters_and_offers_the_defaults(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "greet.py").write_text(GREETER)
+    create_work_pool("my-process-pool")
+    wizard = spawn_wizard(subprocess_env, tmp_path)
+    wizard.expect_exact("Which flow would you like to deploy?")
+    wizard.send("\r")
+    answer(wizard, "Deployment name [default]: ", "greeter")
+    answer(wizard, "Parameter 'name' (string, required): ", "")
+    wizard.expect_exact("Please answer: the flow cannot run without it.")
+    answer(wizard, "Parameter 'name' (string, required): ", "Leo")
+    answer(wizard, "Parameter 'times' (integer, required): ", "many")
+    wizard.expect_exact("Invalid parameter 'times'")
+    answer(wizard, "Parameter 'times' (integer, required): ", "3")
+    answer(wizard, "Would you like to change the defaults of its parameters (greeting='Hello')? [y/N]: ", "y")
+    answer(wizard, "Parameter 'greeting' (string) [Hello]: ", "Ciao")
+    answer(wizard, "[y/N]: ", "n")  # no schedule
+    wizard.expect_exact("Which work pool")
+    wizard.send("\r")
+    answer(wizard, "[Y/n]: ", "n")  # do not save to deployments.yaml
+    finish(wizard)
+    deployment = Deployment.objects.get(name="greeter")
+    assert deployment.parameters == {"name": "Leo", "times": 3, "greeting": "Ciao"}
+    run, _ = create_flow_run(deployment)  # runnable as deployed: nothing required is missing
+    assert run.parameters == {"name": "Leo", "times": 3, "greeting": "Ciao"}
 
 
 def test_the_scan_finds_flows_without_importing_anything(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from orchestrator.core.states import StateType
 from tests.deployments.deploy_helpers import (
     SPEC,
     commit_and_push,
+    git,
     logged,
     make_project,
     manage,
@@ -101,6 +102,8 @@ def test_code_pulled_from_git_runs_where_the_code_is_not_and_a_new_commit_change
         wait_until_finished(first)
         assert first.state_type == S.COMPLETED, (first.state_message, "".join(output))
         assert logged(first, "Hello Leo!")
+        # Which code ran is in the run's logs: repository, branch and commit.
+        assert logged(first, f"Pulled {remote} (branch main) at commit {git(project, 'rev-parse', 'HEAD')}")
 
         hello = project / "flows" / "hello.py"
         hello.write_text(hello.read_text().replace('return "Hello"', 'return "Howdy"'))
@@ -109,6 +112,7 @@ def test_code_pulled_from_git_runs_where_the_code_is_not_and_a_new_commit_change
         wait_until_finished(second)
         assert second.state_type == S.COMPLETED, (second.state_message, "".join(output))
         assert logged(second, "Howdy Leo!")
+        assert logged(second, f"Pulled {remote} (branch main) at commit {git(project, 'rev-parse', 'HEAD')}")
     finally:
         stop(worker)
 

@@ -163,6 +163,9 @@ def total(values):
 def uses_lock(lock):
     return "never"
 
+sys.path.insert(0, MARKERS)
+from sibling_tasks import elsewhere  # a module only the flow's machine can import
+
 @flow(task_runner=RUNNER)
 def dependencies():
     summed = total.submit(plus_one.map([1, 2, 3]))     # a list of futures, resolved on the cluster
@@ -170,8 +173,12 @@ def dependencies():
     failing = boom.submit()
     after_failure = plus_one.submit(failing)
     locked = uses_lock.submit(threading.Lock())
+    unimportable = elsewhere.submit()
     failing.exception()
-    return summed.result(), ordered.result(), repr(after_failure.exception()), str(locked.exception())
+    return (
+        summed.result(), ordered.result(), repr(after_failure.exception()), str(locked.exception()),
+        str(unimportable.exception()),
+    )
 
 if __name__ == "__main__":
     print(repr(dependencies()))
@@ -198,6 +205,13 @@ def steady(x):
     record("steady", x)
     return x
 
+def wait_for_workers():
+    # Dask only: wait until the nanny restarted the killed worker (Ray starts new workers itself).
+    if isinstance(RUNNER, DaskTaskRunner):
+        from distributed import Client
+        with Client(RUNNER.address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=240)
+
 @task
 def doomed():
     record("doomed", "x")
@@ -215,8 +229,10 @@ def survivor():
 @flow(task_runner=RUNNER)
 def rough():
     before = [f.result() for f in steady.map(range(10))]
-    lost, retried = doomed.submit(), survivor.submit()
+    lost = doomed.submit()
     lost.wait()
+    wait_for_workers()  # one worker dies at a time: the other one takes the rerun
+    retried = survivor.submit()
     retried.wait()
     after = [f.result() for f in steady.map(range(10, 20))]
     return before + after, type(lost.exception()).__name__, retried.result()
@@ -292,7 +308,7 @@ def cancel_mid_map(tmp_path: Path, env: dict[str, str], runner: str, cluster_is_
     started = len(events(tmp_path))
     assert 6 <= started < 100, f"{started} of 200 started after the cancel"
     task_runs = TaskRun.objects.filter(flow_run=run)
-    assert task_runs.count() == 200
+    assert started <= task_runs.count() <= 200  # a cancel during the map's submits also cuts it short
     assert not task_runs.exclude(state_type__in=[StateType.COMPLETED, StateType.CANCELLED, StateType.CRASHED]).exists()
     assert task_runs.filter(state_type=StateType.COMPLETED).count() <= started
     assert code == 1, stderr[-4000:]  # the script's flow call raised: its run did not finish

@@ -51,9 +51,9 @@ def test_home_counts_the_runs_of_the_last_24_hours_by_state(admin_client: Any, m
 
 def test_the_run_history_is_an_svg_of_hourly_bars_coloured_by_state(admin_client: Any, make_run: Any) -> None:
     now = timezone.now()
-    for hours_ago in (0, 0, 5):
+    for hours_ago in (0, 0, 8):
         finish(make_run(scheduled_at=now - timedelta(hours=hours_ago, minutes=1)), S.COMPLETED)
-    finish(make_run(scheduled_at=now - timedelta(hours=5, minutes=1)), S.CRASHED)
+    finish(make_run(scheduled_at=now - timedelta(hours=8, minutes=1)), S.CRASHED)
 
     html = admin_client.get(reverse("home")).content.decode()
 
@@ -62,6 +62,28 @@ def test_the_run_history_is_an_svg_of_hourly_bars_coloured_by_state(admin_client
     assert len(re.findall(r'class="seg state-completed"', svg)) == 2
     assert len(re.findall(r'class="seg state-crashed"', svg)) == 1
     assert re.search(r"<title>\d\d:00: 2 runs, 1 completed, 1 crashed</title>", svg)
+
+
+def test_a_young_install_sees_its_first_runs_on_a_finer_scale(admin_client: Any, make_run: Any) -> None:
+    now = timezone.now()
+    for minutes_ago in (2, 9, 17):
+        finish(make_run(scheduled_at=now - timedelta(minutes=minutes_ago)), S.COMPLETED)
+
+    html = admin_client.get(reverse("home")).content.decode()
+
+    svg = html[html.index("<svg"): html.index("</svg>")]
+    assert svg.count('<g class="bar">') == 24
+    assert len(re.findall(r'class="seg state-completed"', svg)) == 3  # three bars, not one sliver
+    assert "Runs per minute, last 24 minutes" in html
+    assert count_of(html, "COMPLETED") == 3
+
+
+def test_a_day_old_run_keeps_the_hourly_scale(admin_client: Any, make_run: Any) -> None:
+    now = timezone.now()
+    finish(make_run(scheduled_at=now - timedelta(hours=20)), S.COMPLETED)
+    finish(make_run(scheduled_at=now - timedelta(minutes=3)), S.COMPLETED)
+    html = admin_client.get(reverse("home")).content.decode()
+    assert "Runs per hour, last 24 hours" in html
 
 
 def test_late_and_failed_runs_are_listed_for_attention(admin_client: Any, make_run: Any) -> None:

@@ -4,6 +4,7 @@ credentials log in to the admin, and Ctrl-C stops every process it started."""
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import os
 import re
 import signal
@@ -84,10 +85,17 @@ def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) 
         # The example deployment is there, and the worker `up` started runs it: quick-run it
         # (rather than wait up to a minute for its schedule) and watch the admin list.
         read_until(proc, r"Deployed the example 'leonardo_dicapriflow/every-minute'.*every minute", deadline, seen)
+        # Also a run in a pool no worker polls, due two minutes ago: Celery beat's late-runs
+        # service must mark it Late (the console no longer shows Celery starting).
         quick_run = (
-            "import django; django.setup(); from deployments.services import get_deployment; "
-            "from deployments.services import create_flow_run; "
-            "create_flow_run(get_deployment('leonardo_dicapriflow/every-minute'), created_by='test')"
+            "import django; django.setup(); from datetime import timedelta; from django.utils import timezone; "
+            "from deployments.models import Deployment; from deployments.services import get_deployment; "
+            "from deployments.services import create_flow_run; from workpools.services import create_work_pool; "
+            "example = get_deployment('leonardo_dicapriflow/every-minute'); "
+            "create_flow_run(example, created_by='test'); "
+            "idle = Deployment.objects.create(flow=example.flow, name='unattended', entrypoint=example.entrypoint, "
+            "path=example.path, work_pool=create_work_pool('nobody-polls')); "
+            "create_flow_run(idle, scheduled_at=timezone.now() - timedelta(minutes=2), created_by='test')"
         )
         subprocess.run([sys.executable, "-c", quick_run], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "orchestrator.settings"}, check=True, timeout=60)
         completed = f"{base}/admin/runs/flowrun/?state_type__exact=COMPLETED"
@@ -95,15 +103,24 @@ def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) 
             assert time.monotonic() < deadline, "the example run never completed:\n" + "".join(seen)
             time.sleep(0.5)
         # Celery runs beside the web app, with beat for the periodic services.
-        read_until(proc, r"celery \| .*beat: Starting", deadline, seen)
+        late = f"{base}/api/flow-runs/?pool=nobody-polls"
+        while json.loads(opener.open(late).read())["results"][0]["state_name"] != "Late":
+            assert time.monotonic() < deadline, "beat never marked the unattended run Late:\n" + "".join(seen)
+            time.sleep(0.5)
+        # Quiet by default: the worker's line per run started and finished, no INFO chatter.
+        read_until(proc, r"worker \| .*final state Completed", deadline, seen)
     finally:
         os.kill(proc.pid, signal.SIGINT)
         try:
-            rest, _ = proc.communicate(timeout=30)
+            rest, _ = proc.communicate(timeout=15)  # a clean stop takes a few seconds
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
-    assert proc.returncode == 0, "".join(seen) + rest
+    output = "".join(seen) + rest
+    assert proc.returncode == 0, output
     assert "Stopped." in rest
+    assert re.search(r"worker \| .*submitting flow run", output)
+    for noise in ("INFO", "ERROR", "Hello Leo!", "GET /", "Task runs.tasks", "-------------- [queues]"):
+        assert noise not in output, f"{noise!r} in the quiet console:\n{output}"
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)

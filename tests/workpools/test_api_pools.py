@@ -21,11 +21,11 @@ def test_it_creates_a_pool_with_its_default_queue(writer: Api) -> None:
 
 
 def test_bad_pool_input_gets_a_message_per_field(writer: Api, pool: WorkPool) -> None:
-    response = writer.post("/api/work-pools/", json={"name": "", "type": "nomad", "concurrency_limit": -1})
+    response = writer.post("/api/work-pools/", json={"name": "", "type": "mainframe", "concurrency_limit": -1})
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert set(errors) == {"name", "type", "concurrency_limit"}
-    assert errors["type"] == ['"nomad" is not a valid choice.']
+    assert errors["type"] == ['"mainframe" is not a valid choice.']
     taken = writer.post("/api/work-pools/", json={"name": "my-process-pool"})
     assert taken.status_code == 400
     assert taken.json() == {

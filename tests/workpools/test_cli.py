@@ -81,3 +81,13 @@ def test_deleting_a_pool_with_running_runs_is_refused(pool: Any, run: Any) -> No
     set_state(run, "PENDING")
     with pytest.raises(CommandError, match="has 1 run in flight"):
         call_command("workpool", "delete", pool.name, stdout=io.StringIO())
+
+
+def test_workqueue_create_without_pool_names_the_default_pool_first(make_pool: Any) -> None:
+    make_pool("default")
+    make_pool("my-process-pool")
+    out = cli("workqueue", "create", "tutorial_queue")
+    assert out.startswith("In pool 'default' (no --pool given): created work queue 'tutorial_queue'"), out
+    assert WorkQueue.objects.get(name="tutorial_queue").pool.name == "default"
+    chosen = cli("workqueue", "create", "q2", "--pool", "my-process-pool")
+    assert chosen.startswith("Created work queue 'q2' in pool 'my-process-pool'"), chosen

@@ -209,6 +209,7 @@ def test_a_pod_that_cannot_run_ends_the_job_with_the_reason_in_words(
     assert code == (137 if happen == "oom_kill" else -1)
     if happen != "delete_pod":
         # Kubernetes would retry the pull, or leave the failed pod: the Job is removed at once.
+        wait_for(lambda: cluster.deletions, 10, "the Job's deletion")
         assert cluster.deletions == [{"name": handle.name, "namespace": "default", "propagationPolicy": "Foreground"}]
 
 

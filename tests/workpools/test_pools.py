@@ -21,7 +21,7 @@ def test_a_new_pool_gets_a_default_queue() -> None:
     ("kwargs", "field", "message"),
     [
         ({"name": ""}, "name", "needs a name"),
-        ({"name": "p", "type": "nomad"}, "type", "Unknown work pool type 'nomad'"),
+        ({"name": "p", "type": "mainframe"}, "type", "Unknown work pool type 'mainframe'"),
         ({"name": "p", "concurrency_limit": -1}, "concurrency_limit", "cannot be negative"),
     ],
 )

@@ -55,7 +55,7 @@ DEFAULT_TEMPLATE: dict[str, Any] = {
         "type": "object",
         "properties": {
             "image": {
-                "type": "string", "minLength": 1, "default": "django-orchestrator:latest", "title": "Image",
+                "type": "string", "minLength": 1, "default": "orchestrator:latest", "title": "Image",
                 "description": "The image the flow run's container starts from; it needs python and this project "
                 "installed (python -m orchestrator.engine must work).",
             },

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import threading
+import uuid
 from typing import Any
 
 # Environment variables that decide the settings: a run that changes them needs a fresh interpreter.
@@ -180,6 +181,7 @@ def serve(sock: socket.socket) -> None:
 
     import orchestrator.engine  # noqa: F401  (imported once here; every child inherits it)
 
+    _prewarm()
     connections.close_all()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the worker; it tells us via EOF
     sock.send(json.dumps({"ready": True}).encode())
@@ -215,6 +217,50 @@ def serve(sock: socket.socket) -> None:
                     return
 
 
+def _prewarm() -> None:
+    """Import here, once, what every child would otherwise import again after its fork: the
+    transport it will use (the direct one pulls in the services and models) and the pydantic
+    submodules that building a flow's parameter model loads lazily."""
+    import importlib
+
+    from orchestrator.core.parameters import validate_call_parameters
+
+    def sample(name: str, count: int = 1, ratio: float = 0.5, flag: bool = False, items: list[str] | None = None,
+               mapping: dict[str, Any] | None = None) -> None:
+        """A flow signature using the common annotations."""
+
+    validate_call_parameters(sample, {"name": "warm-up", "items": ["a"], "mapping": {"k": 1}})
+    if os.environ.get("ORCHESTRATOR_API_URL"):
+        importlib.import_module("orchestrator.client.http")
+        return
+    global _client
+    from orchestrator.core.errors import OrchestratorError
+
+    # By name, as get_client() loads it: the direct transport is the server side. Made once here
+    # (it checks the database has its tables), shared by every child; it holds no connection.
+    try:
+        _client = importlib.import_module("orchestrator.direct").DirectClient()
+    except Exception:
+        return  # each child makes its own, and reports what is wrong with the database
+    # The child's first queries compile their SQL through Django's per-process caches (lookups,
+    # related selections): run them once here, on a run that does not exist, so children
+    # inherit warm caches. Nothing is written: each finds no row.
+    missing = str(uuid.uuid4())
+    for call in (
+        lambda: _client.read_flow_run(missing),
+        lambda: _client.heartbeat_flow_run(missing),
+        lambda: _client.set_flow_run_state(missing, "RUNNING", expected="PENDING"),
+    ):
+        try:
+            call()
+        except OrchestratorError:
+            pass
+
+
+# The direct client the launcher made for its children (None: each child makes its own).
+_client: Any = None
+
+
 def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -224,6 +270,7 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
     # The child: never return into the launcher's loop, whatever happens.
     code = 2
     try:
+        forget_inherited_connections()
         sock.close()
         os.setsid()
         os.dup2(output_fd, 1)
@@ -235,9 +282,7 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
         os.environ.clear()
         os.environ.update(request["env"])
         sys.stdout.reconfigure(line_buffering=True)
-        from orchestrator import engine
-
-        code = engine.main([request["run_id"]])
+        code = _run_engine(request["run_id"], os.environ.get("ORCHESTRATOR_PROFILE_DIR", ""))
     except BaseException:
         import traceback
 
@@ -248,6 +293,48 @@ def _fork_child(request: dict[str, Any], output_fd: int, sock: socket.socket) ->
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+# Connections a forked child inherited, kept referenced so they are never finalised in the child.
+_inherited: list[Any] = []
+
+
+def forget_inherited_connections() -> None:
+    """In a freshly forked child: let go of every database connection inherited from the parent
+    without closing it, so the child's first query opens a connection of its own.
+
+    Closing (or letting the garbage collector finalise) an inherited connection would end the
+    parent's session: libpq sends its Terminate message on the shared socket. So the old objects
+    are only parked here; the child ends with os._exit, which finalises nothing. The launcher
+    holds no connection when it forks; this makes the guarantee independent of that."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _inherited.append(conn.connection)
+            conn.connection = None
+            conn.in_atomic_block = False
+            conn.savepoint_ids = []
+            conn.needs_rollback = False
+            conn.run_on_commit = []
+
+
+def _run_engine(run_id: str, profile_dir: str) -> int:
+    """The engine for `run_id`; with ORCHESTRATOR_PROFILE_DIR set (benchmarks), under cProfile,
+    its stats written to that directory as <run id>.prof."""
+    from orchestrator import engine
+
+    # The launcher's client only while the child reaches the database its settings name.
+    client = _client if not os.environ.get("ORCHESTRATOR_API_URL") else None
+    if not profile_dir:
+        return engine.main([run_id], client=client)
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(engine.main, [run_id], client=client)
+    finally:
+        profile.dump_stats(os.path.join(profile_dir, f"{run_id}.prof"))
 
 
 def serve_fd(fd: int) -> None:

@@ -3,20 +3,20 @@ transaction (SCHEDULED -> PENDING through set_state); the bounded long poll behi
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from orchestrator.core.errors import NotFound
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
 from workpools.models import Worker, WorkPool, WorkQueue
+from workpools.services.waiting import claims_waiting as claims_waiting  # re-exported (tests read it here)
+from workpools.services.waiting import wait_for_due_runs
 
 # Polling timestamps are written at most this often per queue: a busy worker polling every
 # second should not turn every poll into a write.
@@ -48,7 +48,9 @@ def claim_runs(
     # An idle poll stays a cheap indexed read: take the pool lock only when something is due.
     polled, due = _due_runs(worker, queue_ids, horizon)
     if not due.exists():
-        _record_poll(list(polled), now)
+        queues = list(polled)
+        _check_queues_exist(worker, queue_ids, queues)
+        _record_poll(queues, now)
         return []
     with transaction.atomic():
         # Serialise claimers of this pool (PostgreSQL row lock; SQLite's IMMEDIATE
@@ -58,6 +60,7 @@ def claim_runs(
         if queue_ids is not None:
             wanted = {str(q) for q in queue_ids}
             queues = [q for q in queues if str(q.pk) in wanted]
+            _check_queues_exist(worker, queue_ids, queues)
         _record_poll(queues, now)
         if pool.paused:
             return []
@@ -136,56 +139,6 @@ def _due_runs(worker: Worker, queue_ids: list[Any] | None, horizon: datetime) ->
     return polled, due
 
 
-# Seconds between two looks at the due runs while a claim waits.
-CLAIM_WAIT_STEP = 0.25
-
-
-_waiting = 0
-
-
-_waiting_lock = threading.Lock()
-
-
-def claims_waiting() -> int:
-    """How many claims are waiting in this process's long poll right now."""
-    return _waiting
-
-
-def wait_for_due_runs(
-    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, timeout: float
-) -> bool:
-    """Wait up to `timeout` seconds (at most CLAIM_MAX_WAIT_SECONDS) until a run is due for
-    `worker`; True as soon as one is, False when the time is up.
-
-    It repeats claim_runs' cheap indexed EXISTS every CLAIM_WAIT_STEP seconds and holds no
-    transaction; between looks it lets go of the database connection the way Django does between
-    requests (closed with the default DB_CONN_MAX_AGE=0). At most CLAIM_MAX_WAITERS calls wait
-    at once in a process, so waiting workers cannot take every web thread: the others return at
-    once (False) and their workers poll again after their own interval.
-    """
-    global _waiting
-    timeout = min(max(0.0, timeout), settings.CLAIM_MAX_WAIT_SECONDS)
-    deadline = time.monotonic() + timeout
-    with _waiting_lock:
-        if timeout <= 0 or _waiting >= settings.CLAIM_MAX_WAITERS:
-            return False
-        _waiting += 1
-    try:
-        while True:
-            horizon = timezone.now() + timedelta(seconds=max(0.0, prefetch_seconds))
-            if _due_runs(worker, queue_ids, horizon)[1].exists():
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if not connection.in_atomic_block:
-                close_old_connections()
-            time.sleep(min(CLAIM_WAIT_STEP, left))
-    finally:
-        with _waiting_lock:
-            _waiting -= 1
-
-
 def unstarted_runs(worker: Worker) -> list[Any]:
     """Runs `worker` claimed whose process it never recorded: PENDING, held by it, no pid.
 
@@ -196,18 +149,36 @@ def unstarted_runs(worker: Worker) -> list[Any]:
 
 
 def runs_to_start(
-    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0
+    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0,
+    max_runs: int | None = None,
 ) -> list[Any]:
     """What `worker` should start now, with pool and deployment loaded: its unstarted runs,
-    then the runs claim_runs claims for it. When it has neither, it first waits up to
+    then the runs claim_runs claims for it, at most `max_runs` in all (a worker asks for what
+    it can start before the runs' lease runs out). When it has neither, it first waits up to
     `wait_seconds` for a run to become due (wait_for_due_runs), so an idle remote worker picks
     up a new run at once with one request instead of many."""
     runs = unstarted_runs(worker)
+    if max_runs is not None:
+        runs = runs[:max_runs]
     if not runs and wait_seconds > 0:
         wait_for_due_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, timeout=wait_seconds)
-    runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds)
+    room = None if max_runs is None else max_runs - len(runs)
+    if room is None or room > 0:
+        runs += claim_runs(worker, queue_ids=queue_ids, prefetch_seconds=prefetch_seconds, max_runs=room)
     loaded = FlowRun.objects.with_related().in_bulk([run.pk for run in runs])
     return [loaded[run.pk] for run in runs if run.pk in loaded]
+
+
+def _check_queues_exist(worker: Worker, queue_ids: list[Any] | None, queues: list[WorkQueue]) -> None:
+    """NotFound when a queue the worker was told to poll (--queue) was deleted since: it would
+    otherwise poll nothing, silently, while showing ONLINE."""
+    if queue_ids is None:
+        return
+    missing = sorted({str(q) for q in queue_ids} - {str(q.pk) for q in queues})
+    if missing:
+        raise NotFound(
+            f"Work pool {worker.pool.name!r} has no queue with id {', '.join(missing)} any more (deleted?)."
+        )
 
 
 def _room(limit: int | None, used: int) -> int:

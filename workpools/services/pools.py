@@ -10,7 +10,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from orchestrator.core.errors import NotFound, OrchestratorError, ValidationError
+from orchestrator.core.names import check_name, name_problem
 from orchestrator.core.states import StateType
+from runs import wakeups
 from runs.models import FlowRun
 from workpools.models import WorkPool, WorkPoolType, WorkQueue
 
@@ -36,6 +38,8 @@ def create_work_pool(
     errors: dict[str, list[str]] = {}
     if not name:
         errors["name"] = ["A work pool needs a name."]
+    elif name_problem(name):
+        errors["name"] = [f"Invalid work pool name {name!r}: {name_problem(name)}."]
     if type not in pool_types():
         errors["type"] = [f"Unknown work pool type {type!r} (known: {', '.join(pool_types())})."]
     try:
@@ -69,6 +73,8 @@ def set_work_pool_paused(pool: WorkPool, paused: bool) -> WorkPool:
     """Pause or resume a pool: workers claim nothing from a paused pool."""
     WorkPool.objects.filter(pk=pool.pk).update(paused=paused)
     pool.paused = paused
+    if not paused:
+        wakeups.notify_pools([pool.pk])
     return pool
 
 
@@ -76,6 +82,8 @@ def set_work_queue_paused(queue: WorkQueue, paused: bool) -> WorkQueue:
     """Pause or resume one queue: workers claim nothing from a paused queue."""
     WorkQueue.objects.filter(pk=queue.pk).update(paused=paused)
     queue.paused = paused
+    if not paused:
+        wakeups.notify_pools([queue.pool_id])
     return queue
 
 
@@ -123,6 +131,7 @@ def set_concurrency_limit(obj: WorkPool | WorkQueue, limit: int | None) -> WorkP
     check_concurrency_limit(limit)
     type(obj).objects.filter(pk=obj.pk).update(concurrency_limit=limit)
     obj.concurrency_limit = limit
+    wakeups.notify_pools([obj.pk if isinstance(obj, WorkPool) else obj.pool_id])
     return obj
 
 
@@ -162,6 +171,7 @@ def create_work_queue(
     name = (name or "").strip()
     if not name:
         raise ValidationError("A work queue needs a name.", {"name": ["This field may not be blank."]})
+    check_name(name, "work queue name")
     check_concurrency_limit(concurrency_limit)
     if priority is not None and priority < 1:
         raise ValidationError("A priority must be 1 or more (1 is served first).", {"priority": ["Must be 1 or more."]})

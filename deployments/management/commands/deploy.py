@@ -3,7 +3,9 @@
     deploy ENTRYPOINT -n NAME -p POOL [-q QUEUE] [--param k=v]... [--params JSON] [--tag T]...
            [--cron EXPR | --interval SECONDS | --rrule RRULE] [--timezone TZ]
            [--description TEXT] [--version V]          flags, for CI: never prompts
-    deploy --all | --name N [--name M]... [--file deployments.yaml]    from the spec file
+    deploy --all | --name N [--name M]... [--file deployments.yaml]    from the spec file; flags
+           (-p, -q, --param, --params, --tag, --cron/--interval/--rrule, --description, --version)
+           override the file's values for the deployments deployed
     deploy                                             on a terminal: the wizard
 """
 
@@ -56,6 +58,8 @@ class Command(ServiceCommand):
             if options["all"] and options["names"]:
                 raise CommandError("Give --all or --name, not both.")
             spec = load_spec_file(Path(options["file"]))
+            for definition in spec.deployments:
+                apply_flags(definition, options)
             self.report(apply_deployment_spec(spec, names=None if options["all"] else options["names"]))
         elif sys.stdin.isatty() and sys.stdout.isatty():
             from deployments.wizard import Wizard
@@ -78,23 +82,11 @@ class Command(ServiceCommand):
             raise CommandError("Give one --name (-n) with an ENTRYPOINT.")
         if not options["pool"]:
             raise CommandError("Missing --pool (-p): the work pool to deploy to.")
-        parameters: dict[str, Any] = {}
-        if options["params"]:
-            try:
-                parameters = json.loads(options["params"])
-            except ValueError as error:
-                raise CommandError(f"--params is not valid JSON: {error}.") from None
-            if not isinstance(parameters, dict):
-                raise CommandError("--params must be a JSON object.")
-        schedules = []
-        for kind in ("cron", "interval", "rrule"):
-            if options[kind] is not None:
-                key = "interval_seconds" if kind == "interval" else kind
-                schedules.append({"kind": kind, key: options[kind], "timezone": options["timezone"]})
         definition = DeploymentDefinition(
             name=names[0], entrypoint=options["entrypoint"], work_pool=options["pool"], work_queue=options["queue"],
             description=options["description"], version=options["deployment_version"], tags=options["tags"],
-            parameters=parameters, parameter_strings=parse_params(options["param"]), schedules=schedules,
+            parameters=params_option(options), parameter_strings=parse_params(options["param"]),
+            schedules=schedule_options(options),
         )
         self.report(deploy_definitions([definition], project_dir=Path.cwd()))
 
@@ -112,3 +104,45 @@ class Command(ServiceCommand):
         for result in results:
             self.stdout.write(f"    manage.py deployment inspect '{result.deployment.full_name}'")
         self.stdout.write(f"Deployed {len(results)} deployment(s).")
+
+
+def params_option(options: dict[str, Any]) -> dict[str, Any]:
+    """--params JSON as a dict ({} without it); CommandError for anything but a JSON object."""
+    if not options["params"]:
+        return {}
+    try:
+        parameters = json.loads(options["params"])
+    except ValueError as error:
+        raise CommandError(f"--params is not valid JSON: {error}.") from None
+    if not isinstance(parameters, dict):
+        raise CommandError("--params must be a JSON object.")
+    return parameters
+
+
+def schedule_options(options: dict[str, Any]) -> list[dict[str, Any]]:
+    schedules = []
+    for kind in ("cron", "interval", "rrule"):
+        if options[kind] is not None:
+            key = "interval_seconds" if kind == "interval" else kind
+            schedules.append({"kind": kind, key: options[kind], "timezone": options["timezone"]})
+    return schedules
+
+
+def apply_flags(definition: DeploymentDefinition, options: dict[str, Any]) -> None:
+    """Flags given with --name/--all override the spec file's values for those deployments
+    (parameters are merged over the file's), so no flag is silently dropped."""
+    if options["pool"]:
+        definition.work_pool = options["pool"]
+        definition.work_queue = options["queue"]  # the file's queue belongs to the file's pool
+    elif options["queue"]:
+        definition.work_queue = options["queue"]
+    definition.parameters = {**definition.parameters, **params_option(options)}
+    definition.parameter_strings = {**definition.parameter_strings, **parse_params(options["param"])}
+    if options["tags"]:
+        definition.tags = list(options["tags"])
+    if schedules := schedule_options(options):
+        definition.schedules = schedules
+    if options["description"]:
+        definition.description = options["description"]
+    if options["deployment_version"]:
+        definition.version = options["deployment_version"]

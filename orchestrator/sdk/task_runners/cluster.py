@@ -24,11 +24,13 @@ from urllib.parse import quote
 import cloudpickle
 
 from orchestrator.client.base import OrchestratorClient
+from orchestrator.core.states import StateType
 from orchestrator.sdk.logs import TASK_RUN_LOGGER, RunLogger
 from orchestrator.sdk.runner import TaskRunFuture, TaskRunner
 from orchestrator.sdk.task_runners.remote import (
     FINISHED,
     Connection,
+    CouldNotStart,
     Envelope,
     RemoteCall,
     TaskRunCancelled,
@@ -131,7 +133,7 @@ class ClusterTaskRunner(TaskRunner):
         self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, dynamic_key: int,
         wait_for: Sequence[TaskRunFuture] = (),
     ) -> TaskRunFuture:
-        from orchestrator.sdk.tasks import _TaskRun
+        from orchestrator.sdk.tasks import _TaskRun, exception_text
 
         flow = self._flow
         assert flow is not None, "start() the runner first"
@@ -145,7 +147,13 @@ class ClusterTaskRunner(TaskRunner):
             return future
         with self._lock:
             self._pending[run.info.id] = future
-        future.cluster_ref = self._submit_call(call, upstream, key=f"{run.name}-{run.info.id}")
+        try:
+            future.cluster_ref = self._submit_call(call, upstream, key=f"{run.name}-{run.info.id}")
+        except Exception as error:  # the cluster went away, say
+            message = f"The cluster did not take it: {exception_text(error)}"
+            run.fail(message)
+            self._settle(future, Envelope(False, error=TaskRunCrashed(message)))
+            return future
         self._when_done(future.cluster_ref, lambda get: self._settle_from(future, get))
         return future
 
@@ -234,6 +242,8 @@ class ClusterTaskRunner(TaskRunner):
             envelope = get()
         except BaseException as error:  # the cluster gave up on it (or it was cancelled)
             envelope = self._lost(future, error)
+        if isinstance(envelope.error, CouldNotStart):
+            self._record_end(future, StateType.FAILED, str(envelope.error))
         self._settle(future, envelope)
 
     def _settle(self, future: ClusterTaskRunFuture, envelope: Envelope) -> None:
@@ -256,6 +266,12 @@ class ClusterTaskRunner(TaskRunner):
         if self._stopping:
             return Envelope(False, error=TaskRunCancelled(f"Task run '{future.task_run_name}' was stopped with its flow run."))
         message = f"The cluster lost it: {exception_text(error)}"
+        self._record_end(future, StateType.CRASHED, message)
+        return Envelope(False, error=TaskRunCrashed(f"Task run '{future.task_run_name}' crashed: {message}"))
+
+    def _record_end(self, future: ClusterTaskRunFuture, state_type: StateType, message: str) -> None:
+        """Record, from the flow process, the end of a task run that could not report it itself
+        (unless it ended meanwhile)."""
         assert self._flow is not None
         client = self._flow.client
         try:
@@ -265,12 +281,11 @@ class ClusterTaskRunner(TaskRunner):
                     TASK_RUN_LOGGER, label=f"Task run '{future.task_run_name}'", flow_run_id=self._flow.run.id,
                     task_run_id=info.id,
                 ).error("%s", message)
-                client.set_task_run_state(info.id, "CRASHED", expected=info.state_type, message=message)
+                client.set_task_run_state(info.id, state_type, expected=info.state_type, message=message)
         except Exception:  # it moved meanwhile, or the orchestrator is unreachable: the flow run's end settles it
             pass
         finally:
             client.release_thread()
-        return Envelope(False, error=TaskRunCrashed(f"Task run '{future.task_run_name}' crashed: {message}"))
 
 
 def _pickled_arguments(task: Task[..., Any], run_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any
 
 import cloudpickle
 
-from orchestrator.client.base import FlowRunInfo, OrchestratorClient, TaskRunInfo
+from orchestrator.client.base import FlowRunInfo, OrchestratorClient, Refused, TaskRunInfo, Unreachable
 from orchestrator.sdk import logs
 from orchestrator.sdk.interrupts import Interrupted, Scope
 
@@ -33,6 +33,12 @@ FINISHED = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 class TaskRunCrashed(RuntimeError):
     """The task run ended CRASHED: the cluster worker running it died (or the cluster lost it)."""
+
+
+class CouldNotStart(RuntimeError):
+    """The task run could not start on the cluster worker (the orchestrator is out of its reach,
+    the task's code cannot be imported there): the flow process records it FAILED with this
+    message, as the worker could not."""
 
 
 class TaskRunCancelled(RuntimeError):
@@ -141,9 +147,20 @@ def run_remote(call: RemoteCall, *upstream: Envelope) -> Envelope:
     """Execute the task run `call` here; never raises (see the module docstring)."""
     from orchestrator.sdk.tasks import _TaskRun
 
-    client = client_for(call.connection)
+    try:
+        client = client_for(call.connection)
+    except Exception as error:
+        return Envelope(False, error=_could_not_start(call, error))
+    try:
+        task = cloudpickle.loads(call.task)
+    except Exception as error:
+        from orchestrator.sdk.tasks import exception_text
+
+        return Envelope(False, error=CouldNotStart(
+            f"The cluster worker could not load the task of '{call.task_run.name}' (is its code importable there?): "
+            f"{exception_text(error)}"
+        ))
     shipper = logs.shipper_for(client, call.flow_run.id)
-    task = cloudpickle.loads(call.task)
     run = _TaskRun(task, client, call.flow_run, call.task_run)
     try:
         return _execute(run, call, upstream)
@@ -190,9 +207,20 @@ def _execute(run: Any, call: RemoteCall, upstream: tuple[Envelope, ...]) -> Enve
             # Ray: ray.cancel raises KeyboardInterrupt in the task).
             reason = getattr(stop, "reason", "") or "Cancelled with its flow run."
             return _stopped_envelope(run, reason)
+        except (Unreachable, Refused) as error:
+            if run.moves == 0:  # it could not even say it started
+                return Envelope(False, error=_could_not_start(call, error))
+            return Envelope(False, error=_sendable(error))
         except Exception as error:
             return Envelope(False, error=_sendable(error))
         return Envelope(True, value=value)
+
+
+def _could_not_start(call: RemoteCall, error: BaseException) -> CouldNotStart:
+    from orchestrator.sdk.tasks import exception_text
+
+    where = f"at {call.connection.api_url}" if call.connection.api_url else "through its database"
+    return CouldNotStart(f"The cluster worker could not reach the orchestrator {where}: {exception_text(error)}")
 
 
 def _arguments(call: RemoteCall, upstream: tuple[Envelope, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -37,6 +37,9 @@ class Command(ServiceCommand):
         parser.add_argument("--grace", type=float, default=30.0,
                             help="On SIGTERM/Ctrl-C, wait this long for running flows before stopping them.")
         parser.add_argument("--run-once", action="store_true", help="Claim once, run what was claimed, exit.")
+        parser.add_argument("--quiet", action="store_true",
+                            help="Print the worker's own lines (a run started, a run finished) and only the warnings "
+                                 "and errors of the flows' output.")
         parser.add_argument("--no-create", action="store_true", help="Fail instead of creating a missing pool.")
         parser.add_argument("--cold-start", action="store_true",
                             help="Start every run in a fresh interpreter instead of forking a pre-warmed launcher.")
@@ -48,7 +51,7 @@ class Command(ServiceCommand):
 
     def handle(self, *args: Any, pool: str, queues: list[str], name: str | None, limit: int | None,
                prefetch_seconds: float, poll_interval: float, grace: float, run_once: bool, no_create: bool,
-               cold_start: bool, api_url: str, api_key: str, **options: Any) -> None:
+               cold_start: bool, api_url: str, api_key: str, quiet: bool, **options: Any) -> None:
         if poll_interval <= 0:
             raise CommandError("--poll-interval must be more than 0 seconds.")
         client = self.client(pool, api_url, api_key)
@@ -61,11 +64,13 @@ class Command(ServiceCommand):
         loop = WorkerLoop(
             worker, client=client, poll_interval=poll_interval, prefetch_seconds=prefetch_seconds,
             long_poll=LONG_POLL_SECONDS if api_url else 0.0, grace=grace, run_once=run_once,
-            prewarm=not cold_start, out=self.stdout,
+            prewarm=not cold_start, out=self.stdout, quiet=quiet,
         )
         signal.signal(signal.SIGTERM, loop.on_signal)
         signal.signal(signal.SIGINT, loop.on_signal)
         loop.run()
+        if loop.exit_code:
+            raise CommandError("The worker stopped: it could not go on polling (see above).")
         self.stdout.write("Done.")
 
     def client(self, pool: str, api_url: str, api_key: str) -> OrchestratorClient:

@@ -22,7 +22,7 @@ class Command(ServiceCommand):
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         create = sub.add_parser("create", help="Create a queue in a pool.")
         create.add_argument("name")
-        create.add_argument("--pool", default=DEFAULT_POOL, help=f"Work pool (default: {DEFAULT_POOL!r}).")
+        create.add_argument("--pool", default=None, help=f"Work pool (default: {DEFAULT_POOL!r}).")
         create.add_argument("--priority", type=int, default=None, help="1 is served first (default: after the others).")
         create.add_argument("--concurrency-limit", type=int, default=None)
         create.add_argument("--tag", action="append", default=[], dest="tags",
@@ -47,14 +47,22 @@ class Command(ServiceCommand):
                 pool = DEFAULT_POOL
         return services.get_work_queue(services.get_work_pool(pool), name)
 
-    def do_create(self, name: str, pool: str, priority: int | None, concurrency_limit: int | None,
+    def do_create(self, name: str, pool: str | None, priority: int | None, concurrency_limit: int | None,
                   tags: list[str], description: str, **_: Any) -> None:
+        # The tutorial reader may expect another pool: without --pool, say which one first.
+        defaulted = pool is None
+        pool = pool or DEFAULT_POOL
         queue = services.create_work_queue(
             services.get_work_pool(pool), name, priority=priority, concurrency_limit=concurrency_limit,
             tags=tags, description=description,
         )
         serves = f"; serves deployments tagged {', '.join(queue.tags)}" if queue.tags else ""
-        self.stdout.write(f"Created work queue {queue.name!r} in pool {pool!r} (priority {queue.priority}{serves}).")
+        if defaulted:
+            self.stdout.write(
+                f"In pool {pool!r} (no --pool given): created work queue {queue.name!r} (priority {queue.priority}{serves})."
+            )
+        else:
+            self.stdout.write(f"Created work queue {queue.name!r} in pool {pool!r} (priority {queue.priority}{serves}).")
         self.stdout.write(f"ID: {queue.pk}")
 
     def do_ls(self, pool: str | None, **_: Any) -> None:
