@@ -3,9 +3,9 @@ which is the only place the key is ever shown."""
 
 from django.contrib import admin
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, AuditEntry
 from accounts.services import revoke_api_key
-from orchestrator.admin_utils import apply_each
+from orchestrator.admin_utils import EstimatedCountPaginator, apply_each
 
 
 @admin.register(ApiKey)
@@ -20,6 +20,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset):
         apply_each(self, request, queryset, lambda key: revoke_api_key(key.name), "Revoked")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log, read-only: entries are appended by the services and never edited here."""
+
+    list_display = ["at", "actor", "source", "action", "object_type", "object_repr"]
+    list_filter = ["source", "action", "object_type"]
+    search_fields = ["actor", "action", "object_repr", "object_id"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+    date_hierarchy = "at"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from accounts import audit
 from accounts.models import ApiKey
 from accounts.services import authenticate_api_key
 
@@ -47,6 +48,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = authenticate_api_key(token)
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        audit.set_actor(audit.Actor(f"key:{key.name}", "api"))
         return KeyHolder(key), key
 
     def authenticate_header(self, request: Any) -> str:

@@ -18,6 +18,7 @@ class Scope(models.TextChoices):
     WRITE = "write", "Write"
     WORKER = "worker", "Worker (one pool)"
     RUN = "run", "One flow run (issued by its worker)"
+    METRICS = "metrics", "Metrics (scrape /metrics only)"
 
 
 # read < trigger < write; worker is beside them, bound to one pool.
@@ -77,6 +78,31 @@ class ApiKey(models.Model):
     def allows(self, scope: str) -> bool:
         """Whether this key holds `scope` (read, trigger or write). Worker keys hold none of
         them: what a worker may do is decided per pool (accounts.permissions)."""
-        if self.scope in (Scope.WORKER, Scope.RUN):
+        if self.scope not in SCOPE_RANK:  # worker, run and metrics keys hold none of them
             return False
         return SCOPE_RANK[Scope(self.scope)] >= SCOPE_RANK[Scope(scope)]
+
+
+class AuditEntry(models.Model):
+    """One change made through a service: who (a person or an API key, or `system`), what, when,
+    and for edits the fields before and after. Appended by accounts.audit.record; never edited."""
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=200, help_text="user:alice, key:ci-deploys, cli:root, system")
+    source = models.CharField(max_length=20, blank=True, help_text="api, dashboard, admin, cli, or empty")
+    action = models.CharField(max_length=100, help_text="What was done, e.g. deployment.pause")
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+        indexes = [models.Index(fields=["object_type", "object_id", "-at"], name="audit_object_time")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_repr}".strip()

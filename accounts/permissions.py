@@ -1,7 +1,8 @@
 """Who may do what through the API.
 
 - No key and no logged-in session: 401.
-- A logged-in user (the browsable API) may do everything.
+- A logged-in user (the browsable API) reads everything and changes what their role allows
+  (accounts.roles: viewer nothing, operator trigger/cancel/pause/resume, admin everything).
 - A key needs the scope its view asks for: read < trigger < write. A view names what each
   action needs in `required_scopes` ({"action": "trigger"}); by default reading needs
   `read` and anything else `write`.
@@ -23,6 +24,7 @@ from typing import Any
 from rest_framework import permissions
 
 from accounts.models import ApiKey, Scope
+from accounts.roles import Action, may, role_of
 
 
 def pool_of(obj: Any) -> Any:
@@ -49,6 +51,18 @@ def can_act_on_pool(key: ApiKey | None, pool: Any) -> bool:
     if isinstance(pool, str):
         return key.pool is not None and key.pool.name == pool
     return key.pool_id == pool.pk
+
+
+def role_action(view_action: str | None, scope: str) -> Action:
+    """The role action an API change is: pausing and resuming, cancelling, triggering (what a
+    trigger key may do), or any other change."""
+    if view_action in ("pause", "resume"):
+        return Action.PAUSE
+    if view_action == "cancel":
+        return Action.CANCEL
+    if scope == Scope.TRIGGER:
+        return Action.TRIGGER
+    return Action.CHANGE
 
 
 def run_id_of(obj: Any) -> Any:
@@ -109,9 +123,18 @@ class HasScope(permissions.BasePermission):
 
     def has_permission(self, request: Any, view: Any) -> bool:
         key = request.auth if isinstance(request.auth, ApiKey) else None
-        if key is None:
-            return bool(request.user and request.user.is_authenticated)
         needed = required_scope(request, view)
+        if key is None:
+            if not (request.user and request.user.is_authenticated):
+                return False
+            if needed == Scope.READ:
+                return True
+            # A person signed in: their role decides (the policy the dashboard and admin use).
+            action = role_action(getattr(view, "action", None), needed)
+            if not may(request.user, action):
+                self.message = f"Your role ({role_of(request.user)}) does not allow you to {Action(action).label}."
+                return False
+            return True
         if key.scope == Scope.RUN:
             refusal = run_token_refusal(key, view)
             if refusal:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import audit
 from accounts.models import ApiKey, Scope
 from orchestrator.core.errors import NotFound, ValidationError
 
@@ -51,6 +52,7 @@ def create_api_key(name: str, *, scope: str = Scope.READ, pool: Any = None) -> t
                 key = ApiKey.objects.create(
                     name=name, prefix=token[:PREFIX_LENGTH], hashed_key=hash_key(token), scope=scope, pool=pool
                 )
+                audit.record("api_key.create", key, after={"scope": scope, "pool": str(pool) if pool else None})
         except IntegrityError:
             if ApiKey.objects.filter(name=name).exists():  # lost a race for the name
                 raise ValidationError(f"An API key named {name!r} already exists.", {"name": ["Already taken."]}) from None
@@ -107,6 +109,8 @@ def revoke_api_key(name: str) -> ApiKey:
         raise NotFound(f"No API key named {name!r}.")
     if key.revoked_at is None:
         now = timezone.now()
-        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+        with transaction.atomic():
+            ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+            audit.record("api_key.revoke", key)
         key.revoked_at = now
     return key

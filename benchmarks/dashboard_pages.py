@@ -6,7 +6,7 @@ Meant for PostgreSQL holding a million runs:
     DATABASE_URL=... .venv/bin/python manage.py seeddemo --runs 1000000
     DATABASE_URL=... .venv/bin/python benchmarks/dashboard_pages.py [--repeat 7] [--budget-ms 200]
 
-Each page is requested in-process through Django's test client (URL routing, middleware,
+/metrics is timed the same way (scraped from an allowed address). Each page is requested in-process through Django's test client (URL routing, middleware,
 session, views, queries, templates: everything but the network), once to warm up and then
 --repeat times. It prints the median and worst time, the number of SQL queries and the slowest
 query, and exits 1 when a page's median is over the budget.
@@ -56,6 +56,8 @@ def pages() -> list[tuple[str, str]]:
     assert newest_run is not None and old_run is not None, "seed the database first: manage.py seeddemo"
     return [
         ("home", reverse("home")),
+        ("home: duration scatter", reverse("home") + "?chart=scatter"),
+        ("/metrics (Prometheus scrape)", reverse("metrics")),
         ("work pools", reverse("workpools:list")),
         ("work pools: polled fragment", reverse("workpools:pools_fragment")),
         ("deployments", reverse("deployments:list")),
@@ -106,6 +108,9 @@ def main() -> None:
     parser.add_argument("--budget-ms", type=float, default=200.0)
     args = parser.parse_args()
 
+    from django.conf import settings
+
+    settings.METRICS_ALLOWED_IPS = ["127.0.0.1"]  # the test client's address: /metrics without a key
     user, _ = get_user_model().objects.get_or_create(username="benchmark", defaults={"is_staff": True})
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)

@@ -18,6 +18,8 @@ from accounts.models import Scope
 from deployments import services, webhooks
 from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
 from deployments.serializers import (
+    BackfillCreateSerializer,
+    BackfillSerializer,
     DeploymentScheduleSerializer,
     DeploymentSerializer,
     DeploymentUpdateSerializer,
@@ -56,7 +58,10 @@ class DeploymentFilter(filters.FilterSet):
 class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     queryset = Deployment.objects.select_related("flow", "work_pool", "work_queue")
     serializer_class = DeploymentSerializer
-    input_serializers = {"partial_update": DeploymentUpdateSerializer, "runs": FlowRunCreateSerializer}
+    input_serializers = {
+        "partial_update": DeploymentUpdateSerializer, "runs": FlowRunCreateSerializer,
+        "backfill": BackfillCreateSerializer,
+    }
     filterset_class = DeploymentFilter
     required_scopes = {"runs": Scope.TRIGGER}
 
@@ -75,6 +80,19 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     @action(detail=True, methods=["post"])
     def resume(self, request: Any, pk: str) -> Response:
         return self.respond(services.set_deployment_paused(self.get_object(), False))
+
+    @extend_schema(
+        summary="Make the runs the schedules would have made in a window (idempotent; dry_run lists them)",
+        request=BackfillCreateSerializer, responses={200: BackfillSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def backfill(self, request: Any, pk: str) -> Response:
+        data = self.parse(request)
+        result = services.backfill_deployment(
+            self.get_object(), start=data["start"], end=data["end"], dry_run=data["dry_run"],
+            max_runs=data["max_runs"], schedule_slugs=data["schedules"] or None, created_by=f"backfill:{actor(request)}",
+        )
+        return Response(BackfillSerializer(result).data, status=200 if result.dry_run else 201)
 
     @extend_schema(
         summary="Find a deployment by its FLOW/DEPLOYMENT name",

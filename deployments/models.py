@@ -14,6 +14,7 @@ from django.urls import reverse
 from deployments.schedule_times import ScheduleSpec, describe_schedule, next_fire_times
 from orchestrator.core.errors import ValidationError as ServiceValidationError
 from orchestrator.core.paths import check_entrypoint
+from orchestrator.core.policies import OverlapPolicy
 from orchestrator.validation import NameValidator
 
 
@@ -73,6 +74,15 @@ class Deployment(models.Model):
     job_variables = models.JSONField(default=dict, blank=True)
     paused = models.BooleanField(default=False)
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.ALLOW,
+        help_text="What happens to a due run while another run of this deployment is still active.",
+    )
+    max_lateness_seconds = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="A run not started this many seconds after its scheduled time is cancelled instead "
+        "(empty: runs however late).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,6 +93,9 @@ class Deployment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["flow", "name"], name="deployment_unique_name_per_flow"),
             models.CheckConstraint(condition=~Q(name=""), name="deployment_name_not_empty"),
+            models.CheckConstraint(
+                condition=Q(overlap_policy__in=OverlapPolicy.values), name="deployment_overlap_policy_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -152,6 +165,13 @@ class DeploymentSchedule(models.Model):
     catchup_max_runs = models.PositiveIntegerField(
         default=10, help_text="With 'run every missed run': at most this many, the latest ones."
     )
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy.choices, blank=True, default="",
+        help_text="For this schedule's runs; empty: the deployment's policy.",
+    )
+    max_lateness_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="For this schedule's runs; empty: the deployment's.",
+    )
     scheduled_through_at = models.DateTimeField(
         null=True, blank=True, editable=False,
         help_text="The scheduler has made runs for every fire time up to here (empty: start from now).",
@@ -173,6 +193,10 @@ class DeploymentSchedule(models.Model):
             ),
             models.CheckConstraint(condition=Q(catchup__in=CatchUp.values), name="schedule_catchup_valid"),
             models.CheckConstraint(condition=Q(catchup_max_runs__gte=1), name="schedule_catchup_max_runs_positive"),
+            models.CheckConstraint(
+                condition=Q(overlap_policy="") | Q(overlap_policy__in=OverlapPolicy.values),
+                name="schedule_overlap_policy_valid",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -236,3 +260,16 @@ class Webhook(models.Model):
 
         if errors := mapping_errors(self.parameter_mapping):
             raise DjangoValidationError({"parameter_mapping": errors})
+
+
+class SchedulerPass(models.Model):
+    """The last full scheduler pass, one row per service name (for /metrics): written once per
+    pass, read by the metrics collector in any web process."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    finished_at = models.DateTimeField()
+    duration_seconds = models.FloatField()
+    runs_created = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.finished_at:%Y-%m-%d %H:%M:%S}: {self.duration_seconds:.3f} s"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from deployments.models import Deployment, DeploymentSchedule, Flow, Webhook
@@ -26,7 +28,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
         fields = [
             "id", "flow", "flow_name", "name", "full_name", "description", "version", "entrypoint", "path",
             "parameters", "parameter_schema", "enforce_parameter_schema", "tags", "work_pool", "work_queue",
-            "job_variables", "paused", "concurrency_limit", "created_at", "updated_at",
+            "job_variables", "paused", "concurrency_limit", "overlap_policy", "max_lateness_seconds",
+            "created_at", "updated_at",
         ]
 
 
@@ -37,7 +40,10 @@ class DeploymentUpdateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Deployment
-        fields = ["description", "parameters", "tags", "job_variables", "concurrency_limit"]
+        fields = [
+            "description", "parameters", "tags", "job_variables", "concurrency_limit", "overlap_policy",
+            "max_lateness_seconds",
+        ]
 
 
 class DeploymentScheduleSerializer(serializers.ModelSerializer):
@@ -45,7 +51,8 @@ class DeploymentScheduleSerializer(serializers.ModelSerializer):
         model = DeploymentSchedule
         fields = [
             "id", "slug", "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active",
-            "parameters", "created_at", "updated_at",
+            "parameters", "catchup", "catchup_max_runs", "overlap_policy", "max_lateness_seconds",
+            "created_at", "updated_at",
         ]
 
 
@@ -89,3 +96,30 @@ class WebhookInputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Webhook
         fields = ["name", "deployment", "parameter_mapping", "active"]
+
+
+class BackfillCreateSerializer(serializers.Serializer):
+    """The body of POST /api/deployments/{id}/backfill/."""
+
+    start = serializers.DateTimeField(help_text="From this time (included).")
+    end = serializers.DateTimeField(help_text="Up to this time (included).")
+    schedules = serializers.ListField(
+        child=serializers.SlugField(), required=False, default=list, help_text="Only these schedule slugs."
+    )
+    dry_run = serializers.BooleanField(required=False, default=False, help_text="List the runs; make none.")
+    max_runs = serializers.IntegerField(required=False, default=100, min_value=1, help_text="Refuse to make more.")
+
+
+class BackfillSlotSerializer(serializers.Serializer):
+    schedule_slug = serializers.CharField()
+    fire_at = serializers.DateTimeField()
+    exists = serializers.BooleanField(help_text="A run for this slot existed before.")
+
+
+class BackfillSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    created = serializers.SerializerMethodField()
+    slots = BackfillSlotSerializer(many=True)
+
+    def get_created(self, result: Any) -> int:
+        return len(result.created)

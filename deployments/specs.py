@@ -56,6 +56,8 @@ class DeploymentDefinition:
     concurrency_limit: int | None = None
     enforce_parameter_schema: bool = True
     pull_steps: list[dict[str, Any]] | None = None
+    overlap_policy: str = "allow"
+    max_lateness_seconds: int | None = None
 
 
 @dataclass
@@ -155,10 +157,13 @@ class _Schedule(_Entry):
     slug: str | None = None
     catchup: str | None = None
     catchup_max_runs: int | None = None
+    overlap_policy: str | None = None
+    max_lateness_seconds: int | None = None
 
     messages: ClassVar[dict[str, str]] = {
         "active": "active must be true or false.", "parameters": "parameters must be a mapping.",
         "interval": "interval is a whole number of seconds, at least 1.",
+        "max_lateness_seconds": "max_lateness_seconds must be a whole number of seconds, 0 or more.",
     }
 
     @pydantic.model_validator(mode="after")
@@ -193,6 +198,8 @@ class _Deployment(_Entry):
     concurrency_limit: Any = None
     enforce_parameter_schema: bool = True
     pull: list[Any] | None = None
+    overlap_policy: str = "allow"
+    max_lateness_seconds: int | None = pydantic.Field(default=None, ge=0)
 
     messages: ClassVar[dict[str, str]] = {
         "name": "required, a non-empty string.", "entrypoint": "required, a non-empty string.",
@@ -200,7 +207,8 @@ class _Deployment(_Entry):
         "parameters": "must be a mapping of parameter names to values.",
         "work_pool": "required: a mapping with `name` (and optionally work_queue_name, job_variables).",
         "schedules": "must be a list.", "enforce_parameter_schema": "must be true or false.",
-        "pull": "must be a list of steps.",
+        "pull": "must be a list of steps.", "overlap_policy": "must be text: allow, skip, buffer_one or cancel_running.",
+        "max_lateness_seconds": "must be a whole number of seconds, 0 or more.",
     }
 
     @pydantic.field_validator("name", "entrypoint")
@@ -301,6 +309,7 @@ def _parse_deployment(item: Any, position: int, pull: list[Any], source: str) ->
         version=str(entry.version or ""), tags=list(entry.tags or []), parameters=entry.parameters or {},
         schedules=schedules, concurrency_limit=entry.concurrency_limit,
         enforce_parameter_schema=entry.enforce_parameter_schema, pull_steps=entry.pull if "pull" in item else pull,
+        overlap_policy=entry.overlap_policy, max_lateness_seconds=entry.max_lateness_seconds,
     )
 
 
@@ -328,7 +337,7 @@ def schedule_definition(raw: Any) -> dict[str, Any]:
         definition["parameters"] = entry.parameters
     if entry.anchor_date is not None:
         definition["anchor_at"] = str(entry.anchor_date)
-    for key in ("slug", "catchup", "catchup_max_runs"):
+    for key in ("slug", "catchup", "catchup_max_runs", "overlap_policy", "max_lateness_seconds"):
         if getattr(entry, key) is not None:
             definition[key] = getattr(entry, key)
     return definition

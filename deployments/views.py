@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.roles import Action, role_required
 from deployments.forms import CustomRunForm, QuickRunForm
 from deployments.models import Deployment
 from deployments.services import create_flow_run, set_deployment_paused
@@ -42,6 +43,7 @@ def deployment_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @login_required
 @require_POST
+@role_required(Action.TRIGGER)
 def quick_run(request: HttpRequest, pk: UUID) -> HttpResponse:
     """Run with the default parameters. The button's own key makes a double click one run."""
     deployment = _get_deployment(pk)
@@ -64,6 +66,7 @@ def quick_run(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 
 @login_required
+@role_required(Action.TRIGGER)
 def custom_run(request: HttpRequest, pk: UUID) -> HttpResponse:
     deployment = _get_deployment(pk)
     form = CustomRunForm(deployment, request.POST if request.method == "POST" else None)
@@ -92,6 +95,7 @@ def custom_run(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @login_required
 @require_POST
+@role_required(Action.PAUSE)
 def set_paused(request: HttpRequest, pk: UUID, paused: bool) -> HttpResponse:
     deployment = set_deployment_paused(_get_deployment(pk), paused)
     if request.htmx:

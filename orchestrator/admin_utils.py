@@ -10,6 +10,8 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
+from accounts.audit import record
+from accounts.roles import Action, may
 from orchestrator.core.errors import OrchestratorError
 
 
@@ -29,6 +31,45 @@ def apply_each(
     if ok:
         noun = modeladmin.model._meta.verbose_name if ok == 1 else modeladmin.model._meta.verbose_name_plural
         modeladmin.message_user(request, f"{done} {ok} {noun}.", messages.SUCCESS)
+
+
+class RolePermissions:
+    """Admin actions named after a role action (`allowed_permissions=("trigger",)`, "pause",
+    "cancel") are offered to those whose role allows it (accounts.roles), so an operator with
+    the admin's view permissions may still quick-run, pause or cancel there."""
+
+    def has_trigger_permission(self, request: Any) -> bool:
+        return may(request.user, Action.TRIGGER)
+
+    def has_pause_permission(self, request: Any) -> bool:
+        return may(request.user, Action.PAUSE)
+
+    def has_cancel_permission(self, request: Any) -> bool:
+        return may(request.user, Action.CANCEL)
+
+
+class AuditedAdmin:
+    """Records the admin's own add and change forms in the audit log (the fields that changed,
+    before and after); its actions go through services, which record themselves."""
+
+    def save_model(self, request: Any, obj: Any, form: Any, change: bool) -> None:
+        def plain(value: Any) -> Any:
+            return value.pk if hasattr(value, "_meta") else value
+
+        # Only what really changed: JSON fields report a change whenever their text differs.
+        fields = [
+            name for name in form.changed_data
+            if name in form.fields and (not change or plain(form.initial.get(name)) != plain(form.cleaned_data.get(name)))
+        ]
+        before = {name: plain(form.initial.get(name)) for name in fields} if change else None
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        after = {name: plain(form.cleaned_data.get(name)) for name in fields}
+        if fields or not change:
+            record(f"{obj._meta.model_name}.{'update' if change else 'create'}", obj, before=before, after=after)
+
+    def delete_model(self, request: Any, obj: Any) -> None:
+        record(f"{obj._meta.model_name}.delete", obj)
+        super().delete_model(request, obj)  # type: ignore[misc]
 
 
 class EstimatedCountPaginator(Paginator):

@@ -19,7 +19,14 @@ from django.db.models import ProtectedError
 from rest_framework import exceptions, pagination, status, throttling
 from rest_framework.response import Response
 
-from orchestrator.core.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
+from orchestrator.core.errors import (
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    OrchestratorError,
+    StateConflict,
+    ValidationError,
+)
 
 
 def _first_message(errors: Any) -> str:
@@ -38,6 +45,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": str(exc), "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, NotFound):
         return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, Forbidden):
+        return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, InvalidTransition):  # StateConflict is one
         return Response({"detail": str(exc), "conflict": _conflict(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, OrchestratorError):

@@ -6,6 +6,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts.api import AuditEntryViewSet
 from automations.api import AutomationViewSet
 from deployments.api import DeploymentScheduleViewSet, DeploymentViewSet, FlowViewSet, WebhookViewSet
 from runs.api import FlowRunStateViewSet, FlowRunViewSet, LogViewSet, TaskRunDetailViewSet, TaskRunViewSet
@@ -33,6 +34,7 @@ router.register(r"flow-runs/(?P<run_pk>[^/.]+)/logs", LogViewSet, basename="logs
 router.register("task-runs", TaskRunDetailViewSet, basename="task-run")
 router.register("webhooks", WebhookViewSet, basename="webhooks")
 router.register("automations", AutomationViewSet, basename="automations")
+router.register("audit-log", AuditEntryViewSet, basename="audit-log")
 
 app_name = "api"
 urlpatterns = [

@@ -12,6 +12,7 @@ from django.db import OperationalError, ProgrammingError
 from rich.console import Console
 from rich.table import Table
 
+from accounts.audit import acting_as, cli_actor
 from orchestrator.core.errors import OrchestratorError
 
 
@@ -25,7 +26,8 @@ class ServiceCommand(BaseCommand):
 
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
-            return super().execute(*args, **options)
+            with acting_as(cli_actor):
+                return super().execute(*args, **options)
         except OrchestratorError as error:
             raise CommandError(str(error)) from None
         except (OperationalError, ProgrammingError) as error:

@@ -6,9 +6,11 @@ DATABASE_URL and CELERY_BROKER_URL switch to PostgreSQL and Redis/RabbitMQ.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from orchestrator.env import (
     env_bool,
@@ -65,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "orchestrator.metrics.ApiMetricsMiddleware",
     "orchestrator.middleware.BodySizeLimitMiddleware",
     "orchestrator.middleware.NulInUrlMiddleware",
     "orchestrator.middleware.DatabaseUnavailableMiddleware",
@@ -73,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.audit.AuditActorMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "orchestrator.middleware.HtmxLoginRedirectMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -92,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.roles.role_context",
             ],
         },
     },
@@ -308,11 +313,37 @@ NOTIFICATION_TIMEOUT_SECONDS = env_float("NOTIFICATION_TIMEOUT_SECONDS", 10.0, m
 ADMIN_USERNAME = env_str("ORCHESTRATOR_ADMIN_USERNAME", "admin")
 ADMIN_PASSWORD = env_str("ORCHESTRATOR_ADMIN_PASSWORD", "")
 
+# The role of a signed-in user in no role group (accounts.roles): admin keeps the behaviour from
+# before roles; viewer makes accounts read-only until `manage.py role add USER ROLE`.
+DEFAULT_ROLE = env_str("DEFAULT_ROLE", "admin").strip().lower()
+if DEFAULT_ROLE not in ("viewer", "operator", "admin"):
+    raise ImproperlyConfigured(f"DEFAULT_ROLE must be viewer, operator or admin, not {DEFAULT_ROLE!r}.")
+
+# Logs as text (plain) or one JSON object per line (json).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower() or "plain"
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+
+# /metrics: scrapes from these addresses or networks need no key (else a key with the metrics
+# scope); figures about finished runs cover the last METRICS_WINDOW_SECONDS, histograms at most
+# METRICS_MAX_SAMPLES runs of it.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+for _item in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_item, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_item!r} is not an address or network.") from None
+METRICS_WINDOW_SECONDS = env_float("METRICS_WINDOW_SECONDS", 3600.0, minimum=1)
+METRICS_MAX_SAMPLES = env_int("METRICS_MAX_SAMPLES", 10000, minimum=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"},
+        "json": {"()": "orchestrator.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

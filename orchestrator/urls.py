@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from deployments.api import WebhookReceiveView
 from orchestrator import views
+from orchestrator.metrics import metrics_view
 
 handler404 = "orchestrator.views.not_found"
 
@@ -16,6 +17,7 @@ admin.site.index_title = "Pools, deployments and runs"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     # Browsers ask for /favicon.ico on every page without a <link rel="icon"> (the admin's).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),

@@ -7,9 +7,10 @@ from typing import TypeVar
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils.deconstruct import deconstructible
 
+from accounts import audit
 from orchestrator.core.errors import ValidationError
 from orchestrator.core.names import check_name
 
@@ -32,10 +33,15 @@ def save_validated(obj: M) -> M:
 
 
 def update_validated(obj: M, **fields: object) -> M:
-    """Set `fields` on `obj`, then save_validated(obj)."""
+    """Set `fields` on `obj`, then save_validated(obj), with an audit entry of what changed."""
+    before, after = audit.changes(obj, fields)
     for name, value in fields.items():
         setattr(obj, name, value)
-    return save_validated(obj)
+    with transaction.atomic():
+        save_validated(obj)
+        if after:
+            audit.record(f"{obj._meta.model_name}.update", obj, before=before, after=after)
+    return obj
 
 
 

@@ -8,9 +8,13 @@ from django.utils import timezone
 from django.views.defaults import page_not_found
 
 from orchestrator.health import RETRY_AFTER_SECONDS, check_broker, check_database
-from runs.charts import recent_history_chart
+from runs.charts import hourly_window, recent_history_chart
 from runs.models import FlowRun
+from runs.timeline import build_duration_scatter
 from workpools.overview import pool_overview
+
+# The duration scatter draws at most this many runs of the window (the newest).
+SCATTER_MAX_RUNS = 1000
 
 ATTENTION_ROWS = 8
 
@@ -20,8 +24,16 @@ def home(request: HttpRequest) -> HttpResponse:
     """Runs of the last 24 hours by state and by hour, runs that need someone, pool health."""
     now = timezone.now()
     runs = FlowRun.objects.for_list()
+    view = "scatter" if request.GET.get("chart") == "scatter" else "bars"
+    day = hourly_window(now)
     context = {
         "chart": recent_history_chart(now),
+        "chart_view": view,
+        "scatter": build_duration_scatter(
+            list(FlowRun.objects.between(*day).filter(started_at__isnull=False)
+                 .only("id", "name", "state_type", "started_at", "ended_at")[:SCATTER_MAX_RUNS]),
+            *day,
+        ) if view == "scatter" else None,
         "late_runs": runs.late(now, after=timedelta(seconds=settings.LATE_RUN_SECONDS))
         .order_by("next_scheduled_start_at")[:ATTENTION_ROWS],
         "failed_runs": runs.failed_since(now - timedelta(hours=24)).order_by("-expected_start_at")[:ATTENTION_ROWS],

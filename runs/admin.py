@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from orchestrator.admin_utils import EstimatedCountPaginator, apply_each
+from orchestrator.admin_utils import EstimatedCountPaginator, RolePermissions, apply_each
 from runs.models import FlowRun, FlowRunState, Log, TaskRun, TaskRunState
 from runs.services import request_cancellation
 
@@ -48,7 +48,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlowRun)
-class FlowRunAdmin(admin.ModelAdmin):
+class FlowRunAdmin(RolePermissions, admin.ModelAdmin):
     list_display = [
         "name", "state_name", "flow", "deployment", "work_pool", "work_queue", "worker",
         "expected_start_at", "started_at", "ended_at",
@@ -79,7 +79,7 @@ class FlowRunAdmin(admin.ModelAdmin):
         url = reverse("admin:runs_log_changelist") + f"?flow_run__id__exact={run.pk}"
         return format_html('<a href="{}">View the logs of this run</a>', url)
 
-    @admin.action(description="Cancel selected flow runs")
+    @admin.action(description="Cancel selected flow runs", permissions=["cancel"])
     def cancel(self, request, queryset):
         who = f"admin:{request.user.get_username()}"
         apply_each(self, request, queryset, lambda r: request_cancellation(r, by=who), "Cancelled")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 import orchestrator.celery  # noqa: F401  (the app must exist before a task is sent)
+from accounts.audit import delete_old_entries
 from runs import services
 
 
@@ -15,5 +16,7 @@ def mark_late_runs() -> int:
 
 @shared_task
 def delete_old_runs() -> int:
-    """Retention (RUN_RETENTION_DAYS; off by default)."""
-    return services.delete_old_runs()
+    """Retention (RUN_RETENTION_DAYS; off by default): old runs, and audit entries as old."""
+    deleted = services.delete_old_runs()
+    delete_old_entries()
+    return deleted

@@ -14,10 +14,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.roles import Action, role_required
 from orchestrator.core.errors import OrchestratorError
 from runs.forms import RunFilterForm
 from runs.models import FlowRun, RunCursor
 from runs.services import request_cancellation
+from runs.timeline import build_gantt
 
 PAGE_SIZE = 50
 TASK_RUNS_SHOWN = 500
@@ -56,6 +58,7 @@ def run_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @login_required
 @require_POST
+@role_required(Action.CANCEL)
 def cancel(request: HttpRequest, pk: UUID) -> HttpResponse:
     run = _get_run(pk)
     try:
@@ -85,6 +88,7 @@ def _task_runs(run: FlowRun) -> dict[str, object]:
     return {
         "run": run,
         "task_runs": task_runs[:TASK_RUNS_SHOWN],
+        "gantt": build_gantt(task_runs[:TASK_RUNS_SHOWN]),
         "more_task_runs": len(task_runs) > TASK_RUNS_SHOWN,
         "task_runs_live": not run.is_terminal,
     }

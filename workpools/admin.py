@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from orchestrator.admin_utils import apply_each
+from orchestrator.admin_utils import AuditedAdmin, RolePermissions, apply_each
 from workpools import services
 from workpools.models import Worker, WorkPool, WorkQueue
 
@@ -14,7 +14,7 @@ class WorkQueueInline(admin.TabularInline):
 
 
 @admin.register(WorkPool)
-class WorkPoolAdmin(admin.ModelAdmin):
+class WorkPoolAdmin(AuditedAdmin, RolePermissions, admin.ModelAdmin):
     list_display = ["name", "type", "concurrency_limit", "paused", "created_at"]
     list_filter = ["type", "paused"]
     search_fields = ["name", "description"]
@@ -36,17 +36,17 @@ class WorkPoolAdmin(admin.ModelAdmin):
         obj._state.adding = False
         obj.refresh_from_db()
 
-    @admin.action(description="Pause selected work pools")
+    @admin.action(description="Pause selected work pools", permissions=["pause"])
     def pause(self, request, queryset):
         apply_each(self, request, queryset, lambda p: services.set_work_pool_paused(p, True), "Paused")
 
-    @admin.action(description="Resume selected work pools")
+    @admin.action(description="Resume selected work pools", permissions=["pause"])
     def resume(self, request, queryset):
         apply_each(self, request, queryset, lambda p: services.set_work_pool_paused(p, False), "Resumed")
 
 
 @admin.register(WorkQueue)
-class WorkQueueAdmin(admin.ModelAdmin):
+class WorkQueueAdmin(AuditedAdmin, RolePermissions, admin.ModelAdmin):
     list_display = ["name", "pool", "priority", "concurrency_limit", "tags", "paused", "last_polled_at"]
     list_filter = ["paused", "pool"]
     list_select_related = ["pool"]
@@ -54,11 +54,11 @@ class WorkQueueAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "paused", "last_polled_at", "created_at", "updated_at"]
     actions = ["pause", "resume"]
 
-    @admin.action(description="Pause selected work queues")
+    @admin.action(description="Pause selected work queues", permissions=["pause"])
     def pause(self, request, queryset):
         apply_each(self, request, queryset, lambda q: services.set_work_queue_paused(q, True), "Paused")
 
-    @admin.action(description="Resume selected work queues")
+    @admin.action(description="Resume selected work queues", permissions=["pause"])
     def resume(self, request, queryset):
         apply_each(self, request, queryset, lambda q: services.set_work_queue_paused(q, False), "Resumed")
 

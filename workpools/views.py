@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.roles import Action, role_required
 from workpools.models import WorkPool, WorkQueue
 from workpools.overview import pool_overview
 from workpools.services import set_work_pool_paused, set_work_queue_paused
@@ -28,6 +29,7 @@ def pools_fragment(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@role_required(Action.PAUSE)
 def set_pool_paused(request: HttpRequest, pk: UUID, paused: bool) -> HttpResponse:
     pool = set_work_pool_paused(get_object_or_404(WorkPool, pk=pk), paused)
     return _after_change(request, f"Work pool {pool.name} {'paused' if paused else 'resumed'}.")
@@ -35,6 +37,7 @@ def set_pool_paused(request: HttpRequest, pk: UUID, paused: bool) -> HttpRespons
 
 @login_required
 @require_POST
+@role_required(Action.PAUSE)
 def set_queue_paused(request: HttpRequest, pk: UUID, paused: bool) -> HttpResponse:
     queue = set_work_queue_paused(get_object_or_404(WorkQueue.objects.select_related("pool"), pk=pk), paused)
     return _after_change(request, f"Work queue {queue} {'paused' if paused else 'resumed'}.")

@@ -6,8 +6,10 @@
 - scheduler.py    the scheduler's pass: upcoming runs of every active schedule, idempotently
 - editing.py      editing a deployment after deploy (API, admin): the same checks as deploy
 - deploying.py    deploying definitions (flags, spec files, the wizard, flow.deploy()) in one transaction
+- backfill.py     the runs the schedules would have made in a past window, with the scheduler's keys
 """
 
+from deployments.services.backfill import BackfillResult, backfill_deployment
 from deployments.services.deployments import (
     delete_deployment,
     get_deployment,
@@ -30,7 +32,8 @@ from deployments.services.schedules import (
 )
 
 __all__ = [
-    "SyncResult", "Window", "build_flow_runs", "check_default_parameters", "update_deployment", "create_flow_run", "create_local_flow_run", "default_schedule_slug",
+    "BackfillResult", "SyncResult", "Window", "backfill_deployment", "build_flow_runs", "check_default_parameters",
+    "update_deployment", "create_flow_run", "create_local_flow_run", "default_schedule_slug",
     "delete_deployment", "delete_deployment_schedule", "delete_future_runs", "get_deployment", "get_or_create_flow",
     "reschedule_deployment", "resolve_parameters", "save_deployment_schedule", "schedule_deployments",
     "schedule_soon", "set_deployment_paused", "sync_schedules", "validate_deployment_schedule",

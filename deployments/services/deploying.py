@@ -19,11 +19,12 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from accounts import audit
 from deployments import schedule_times
 from deployments.models import Deployment
 from deployments.services.deployments import get_or_create_flow
 from deployments.services.editing import RUN_FIELDS, check_default_parameters
-from deployments.services.schedules import SyncResult, reschedule_deployment, sync_schedules
+from deployments.services.schedules import SyncResult, policy_errors, reschedule_deployment, sync_schedules
 from deployments.specs import DeploymentDefinition, DeploySpec
 from orchestrator.core.errors import NotFound, ValidationError
 from orchestrator.core.names import check_name
@@ -134,6 +135,8 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         check_concurrency_limit(definition.concurrency_limit)
     except ValidationError:
         raise fail("concurrency_limit must be a whole number, 0 or more.") from None
+    if errors := policy_errors(definition.overlap_policy, definition.max_lateness_seconds):
+        raise fail(next(iter(errors.values()))[0])
     fetches_code = any(_step_name(step) == "git_clone" for step in pull_steps)
     return _Prepared(
         definition=definition, flow_name=flow.name, flow_description=flow.description,
@@ -153,6 +156,7 @@ def _write(item: _Prepared) -> DeployResult:
         "tags": list(dict.fromkeys(definition.tags or [])), "work_pool_id": item.pool.pk,
         "work_queue_id": item.queue.pk if item.queue else None, "job_variables": definition.job_variables or {},
         "concurrency_limit": definition.concurrency_limit,
+        "overlap_policy": definition.overlap_policy, "max_lateness_seconds": definition.max_lateness_seconds,
     }
     deployment = Deployment.objects.select_for_update().filter(flow=flow, name=definition.name).first()
     created = deployment is None
@@ -161,6 +165,7 @@ def _write(item: _Prepared) -> DeployResult:
         deployment = Deployment(flow=flow, name=definition.name)
     else:
         runs_change = any(getattr(deployment, name) != values[name] for name in RUN_FIELDS)
+    before, after = audit.changes(deployment, values) if not created else ({}, {})
     for name, value in values.items():
         setattr(deployment, name, value)
     deployment.save(force_insert=created)
@@ -170,6 +175,8 @@ def _write(item: _Prepared) -> DeployResult:
         result = sync_schedules(deployment, definition.schedules)
     except ValidationError as error:
         raise ValidationError(f"Deployment {definition.name!r}: {error}", error.errors) from None
+    audit.record("deployment.create" if created else "deployment.deploy", deployment, before=None if created else before,
+                 after=values if created else after)
     return DeployResult(deployment=deployment, created=created, schedules=result)
 
 

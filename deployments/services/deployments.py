@@ -6,6 +6,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from accounts import audit
 from deployments.models import Deployment, Flow
 from deployments.services.schedules import delete_future_runs, schedule_soon
 from orchestrator.core.errors import NotFound, ValidationError
@@ -37,6 +38,8 @@ def set_deployment_paused(deployment: Deployment, paused: bool) -> Deployment:
     committed the runs this deletes; a later tick reads it paused."""
     with transaction.atomic():
         Deployment.objects.filter(pk=deployment.pk).update(paused=paused)
+        audit.record("deployment.pause" if paused else "deployment.resume", deployment,
+                     before={"paused": deployment.paused}, after={"paused": paused})
         deployment.paused = paused
         if paused:
             delete_future_runs(deployment.pk)
@@ -64,6 +67,7 @@ def delete_deployment(deployment: Deployment) -> int:
         )
         for start in range(0, len(waiting), 500):
             FlowRun.objects.filter(pk__in=waiting[start : start + 500]).delete()
+        audit.record("deployment.delete", deployment, before={"name": deployment.full_name})
         deployment.delete()
     return len(waiting)
 

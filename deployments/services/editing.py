@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
+from accounts import audit
 from deployments.models import Deployment
 from deployments.services.schedules import reschedule_deployment
 from orchestrator.core.errors import ValidationError
@@ -42,10 +43,13 @@ def update_deployment(deployment: Deployment, **fields: Any) -> Deployment:
         schema = fields.get("parameter_schema", deployment.parameter_schema)
         fields["parameters"] = check_default_parameters(schema, fields["parameters"], enforce=enforce)
     before = {name: getattr(deployment, name) for name in RUN_FIELDS}
+    changed_before, changed_after = audit.changes(deployment, fields)
     with transaction.atomic():
         for name, value in fields.items():
             setattr(deployment, name, value)
         save_validated(deployment)
+        if changed_after:
+            audit.record("deployment.update", deployment, before=changed_before, after=changed_after)
         if any(getattr(deployment, name) != value for name, value in before.items()):
             reschedule_deployment(deployment)
     return deployment

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from accounts import audit
 from deployments.models import Deployment
 from orchestrator.core.errors import ValidationError
 from orchestrator.core.parameters import validate_parameters
@@ -58,6 +59,7 @@ def create_flow_run(
                 created_by=created_by,
                 **fields,
             )
+            audit.record("flow_run.create", run, after={"deployment": deployment.full_name, "parameters": run.parameters})
     except IntegrityError:
         if not idempotency_key:
             raise

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from deployments import schedule_times
-from deployments.models import CatchUp, DeploymentSchedule
+from deployments.models import CatchUp, DeploymentSchedule, SchedulerPass
 from deployments.services.runs import build_flow_runs
 from runs.models import FlowRun
 from runs.services import insert_flow_runs
@@ -59,6 +60,7 @@ def schedule_deployments(
     NO KEY UPDATE SKIP LOCKED; SQLite: the write lock) while its runs are inserted, so an edit
     or a pause either waits and then deletes what the tick made, or went first and is seen.
     """
+    began = time.monotonic()
     now = now or timezone.now()
     window = Window.from_settings()
     schedules = DeploymentSchedule.objects.filter(active=True, deployment__paused=False)
@@ -68,6 +70,11 @@ def schedule_deployments(
     created = 0
     for start in range(0, len(ids), batch_size):
         created += _schedule_batch(ids[start : start + batch_size], now, window)
+    if deployment_ids is None:  # a full pass: what /metrics reports as the scheduler's
+        SchedulerPass.objects.update_or_create(
+            name="scheduler",
+            defaults={"finished_at": timezone.now(), "duration_seconds": time.monotonic() - began, "runs_created": created},
+        )
     return created
 
 

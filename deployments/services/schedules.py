@@ -15,10 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts import audit
 from deployments import schedule_times
 from deployments.models import CatchUp, Deployment, DeploymentSchedule
 from deployments.services.runs import resolve_parameters
 from orchestrator.core.errors import ValidationError
+from orchestrator.core.policies import OverlapPolicy
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
 
@@ -30,6 +32,8 @@ SCHEDULE_FIELDS = (
     "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active", "parameters",
     "catchup", "catchup_max_runs",
 )
+# Policies applied when its runs are claimed: a change to these keeps the runs already made.
+SCHEDULE_POLICY_FIELDS = ("overlap_policy", "max_lateness_seconds")
 
 
 def validate_deployment_schedule(schedule: DeploymentSchedule) -> None:
@@ -45,6 +49,7 @@ def validate_deployment_schedule(schedule: DeploymentSchedule) -> None:
         errors["catchup"] = [f"Unknown catch-up policy {schedule.catchup!r} (use {', '.join(CatchUp.values)})."]
     if not isinstance(schedule.catchup_max_runs, int) or schedule.catchup_max_runs < 1:
         errors["catchup_max_runs"] = ["At least 1."]
+    errors.update(policy_errors(schedule.overlap_policy, schedule.max_lateness_seconds, inherit=True))
     if schedule.deployment_id is not None:
         try:
             resolve_parameters(schedule.deployment, schedule.parameters or {})
@@ -53,6 +58,22 @@ def validate_deployment_schedule(schedule: DeploymentSchedule) -> None:
     if errors:
         first = next(iter(errors.values()))[0]
         raise ValidationError(f"Schedule {schedule.slug or '(new)'}: {first}", errors)
+
+
+def policy_errors(overlap_policy: Any, max_lateness_seconds: Any, *, inherit: bool = False) -> dict[str, list[str]]:
+    """Field errors of an overlap policy and a max lateness (a schedule may leave the policy
+    empty to inherit the deployment's)."""
+    errors: dict[str, list[str]] = {}
+    allowed = [*OverlapPolicy.values, *([""] if inherit else [])]
+    if overlap_policy not in allowed:
+        errors["overlap_policy"] = [
+            f"Unknown overlap policy {overlap_policy!r} (use {', '.join(OverlapPolicy.values)})."
+        ]
+    if max_lateness_seconds is not None and (
+        not isinstance(max_lateness_seconds, int) or isinstance(max_lateness_seconds, bool) or max_lateness_seconds < 0
+    ):
+        errors["max_lateness_seconds"] = ["A whole number of seconds, 0 or more (or empty: no limit)."]
+    return errors
 
 
 def save_deployment_schedule(schedule: DeploymentSchedule) -> DeploymentSchedule:
@@ -73,6 +94,12 @@ def save_deployment_schedule(schedule: DeploymentSchedule) -> DeploymentSchedule
                 delete_future_runs(previous.deployment_id, slugs=[previous.slug])
             # Never write back a stale progress mark read before the lock.
             schedule.scheduled_through_at = None if changed else previous.scheduled_through_at
+        fields = (*SCHEDULE_FIELDS, *SCHEDULE_POLICY_FIELDS)
+        if previous is None:
+            audit.record("schedule.create", schedule, after={name: getattr(schedule, name) for name in fields})
+        else:
+            before, after = audit.changes(previous, {name: getattr(schedule, name) for name in fields})
+            audit.record("schedule.update", schedule, before=before, after=after)
         schedule.save()
         schedule_soon(schedule.deployment_id)
     return schedule
@@ -82,6 +109,7 @@ def delete_deployment_schedule(schedule: DeploymentSchedule) -> None:
     """Delete a schedule and the runs it made that have not started."""
     with transaction.atomic():
         delete_future_runs(schedule.deployment_id, slugs=[schedule.slug])
+        audit.record("schedule.delete", schedule)
         schedule.delete()
 
 
@@ -141,9 +169,14 @@ def sync_schedules(deployment: Deployment, definitions: Iterable[Mapping[str, An
             if found is None:
                 schedule.save(force_insert=True)
                 result.created.append(slug)
+            elif _definition(found) == _definition(schedule) and _policies(found) != _policies(schedule):
+                for name in SCHEDULE_POLICY_FIELDS:
+                    setattr(found, name, getattr(schedule, name))
+                found.save(update_fields=[*SCHEDULE_POLICY_FIELDS, "updated_at"])
+                result.updated.append(slug)
             elif _definition(found) != _definition(schedule):
                 delete_future_runs(deployment.pk, slugs=[slug])
-                for name in SCHEDULE_FIELDS:
+                for name in (*SCHEDULE_FIELDS, *SCHEDULE_POLICY_FIELDS):
                     setattr(found, name, getattr(schedule, name))
                 found.scheduled_through_at = None
                 found.save()
@@ -174,7 +207,7 @@ def default_schedule_slug(definition: Mapping[str, Any]) -> str:
 
 
 def _schedule_from_definition(deployment: Deployment, definition: Mapping[str, Any], position: int) -> DeploymentSchedule:
-    known = {"slug", *SCHEDULE_FIELDS}
+    known = {"slug", *SCHEDULE_FIELDS, *SCHEDULE_POLICY_FIELDS}
     unknown = sorted(set(definition) - known)
     if unknown:
         raise ValidationError(
@@ -195,12 +228,17 @@ def _schedule_from_definition(deployment: Deployment, definition: Mapping[str, A
     values["cron"] = values.get("cron") or ""
     values["rrule"] = values.get("rrule") or ""
     values["parameters"] = values.get("parameters") or {}
+    values["overlap_policy"] = values.get("overlap_policy") or ""
     slug = values.pop("slug", None) or default_schedule_slug(values)
     return DeploymentSchedule(deployment=deployment, slug=slug, **values)
 
 
 def _definition(schedule: DeploymentSchedule) -> tuple[Any, ...]:
     return tuple(getattr(schedule, name) for name in SCHEDULE_FIELDS)
+
+
+def _policies(schedule: DeploymentSchedule) -> tuple[Any, ...]:
+    return tuple(getattr(schedule, name) for name in SCHEDULE_POLICY_FIELDS)
 
 
 def schedule_soon(deployment_id: Any) -> None:

@@ -12,6 +12,10 @@ class NotFound(OrchestratorError):
     """The named object does not exist."""
 
 
+class Forbidden(OrchestratorError):
+    """The person's role does not allow this (accounts.roles)."""
+
+
 class InvalidTransition(OrchestratorError):
     """The state machine does not allow this move."""
 

@@ -27,6 +27,33 @@ def state_class(state_type: str) -> str:
 register.filter("state_class", state_class)
 
 
+@register.filter
+def scatter_dots(scatter: Any) -> str:
+    """The duration scatter's dots as SVG, built here rather than in a template loop: a day can
+    hold thousands of runs, and the template engine would take seconds over them."""
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    parts = []
+    for dot in scatter.dots:
+        state = escape(dot.state_type)
+        started = timezone.localtime(dot.started).strftime("%H:%M:%S")
+        parts.append(
+            f'<a href="{escape(dot.url)}"><circle class="dot {state_class(state)}" data-state="{state}" '
+            f'cx="{dot.x}" cy="{dot.y}" r="4"><title>{escape(dot.name)}: {escape(dot.duration)}, '
+            f"started {started}</title></circle></a>"
+        )
+    return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped
+
+
+@register.filter
+def indent_x(depth: int) -> int:
+    """The x of a Gantt row's label, indented by its nesting depth (runs.timeline.INDENT)."""
+    from runs.timeline import INDENT
+
+    return 4 + INDENT * int(depth or 0)
+
+
 @register.simple_tag
 def state_badge(obj: Any = None, *, type: str = "", name: str = "") -> str:
     """The badge of a state, coloured by its type, everywhere: {% state_badge run %} for

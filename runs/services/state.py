@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts import audit
 from orchestrator.core.errors import InvalidTransition, NotFound, OrchestratorError, StateConflict, ValidationError
 from orchestrator.core.states import (
     ACTIVE,
@@ -180,9 +181,14 @@ def request_cancellation(run: FlowRun, *, by: str) -> FlowRun:
         return run
     if run.state_type in TERMINAL:
         raise InvalidTransition(run.state_type, S.CANCELLING, f"the run already ended as {run.state_name}")
-    if run.state_type == S.SCHEDULED:
-        return set_state(run, S.CANCELLED, message=f"Cancelled by {by}")
-    return set_state(run, S.CANCELLING, message=f"Cancellation requested by {by}")
+    before = {"state": run.state_type}
+    with transaction.atomic():
+        if run.state_type == S.SCHEDULED:
+            set_state(run, S.CANCELLED, message=f"Cancelled by {by}")
+        else:
+            set_state(run, S.CANCELLING, message=f"Cancellation requested by {by}")
+        audit.record("flow_run.cancel", run, before=before, after={"state": run.state_type})
+    return run
 
 
 def find_flow_run(id_or_name: str) -> FlowRun:

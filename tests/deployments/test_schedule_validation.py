@@ -115,6 +115,7 @@ def test_editing_a_schedule_inline_on_its_deployment_replaces_its_future_runs(ad
         "flow": deployment.flow_id, "name": deployment.name, "entrypoint": deployment.entrypoint,
         "work_pool": deployment.work_pool_id, "parameters": '{"name": "Leo"}', "parameter_schema": "{}",
         "enforce_parameter_schema": "on", "tags": '["tutorial", "test"]', "job_variables": "{}", "pull_steps": "[]",
+        "overlap_policy": "allow",
     }
     response = admin_client.post(reverse("admin:deployments_deployment_change", args=[deployment.pk]), {**page, **inline})
 

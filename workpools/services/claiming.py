@@ -15,6 +15,7 @@ from orchestrator.core.states import StateType
 from runs.models import FlowRun
 from runs.services import set_state
 from workpools.models import Worker, WorkPool, WorkQueue
+from workpools.services.policies import apply_run_policies
 from workpools.services.waiting import claims_waiting as claims_waiting  # re-exported (tests read it here)
 from workpools.services.waiting import wait_for_due_runs
 
@@ -41,7 +42,9 @@ def claim_runs(
     runs of a deployment at its limit are left out in the query itself, so they cannot fill
     the page and starve other deployments. Rows are also taken FOR UPDATE SKIP LOCKED and
     each move is a compare-and-swap on SCHEDULED, so a double claim is impossible even if
-    the pool lock were bypassed. Also records that the worker polled its queues.
+    the pool lock were bypassed. Deployments' overlap and lateness policies are applied under
+    the same lock first (workpools.services.policies). Also records that the worker polled its
+    queues.
     """
     now = timezone.now()
     horizon = now + timedelta(seconds=max(0.0, prefetch_seconds))
@@ -83,9 +86,13 @@ def claim_runs(
             for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list("id", "concurrency_limit")
             if limit is not None
         }
-        in_use: dict[Any, int] = dict.fromkeys(limits, 0)
-        for counted in active.filter(deployment_id__in=list(limits)).values("deployment_id").annotate(n=Count("id")):
+        # Overlap and lateness policies cancel what must not run and cap what may start.
+        caps = apply_run_policies(pool, now=now, horizon=horizon)
+        in_use: dict[Any, int] = dict.fromkeys({*limits, *caps}, 0)
+        for counted in active.filter(deployment_id__in=list(in_use)).values("deployment_id").annotate(n=Count("id")):
             in_use[counted["deployment_id"]] = counted["n"]
+        for dep, more in caps.items():
+            limits[dep] = min(limits.get(dep, INFINITE), in_use[dep] + more)
         full = {dep for dep, limit in limits.items() if in_use[dep] >= limit}
 
         claimed: list[Any] = []

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from accounts import audit
 from orchestrator.core.errors import NotFound, OrchestratorError, ValidationError
 from orchestrator.core.names import check_name, name_problem
 from orchestrator.core.states import StateType
@@ -57,6 +58,7 @@ def create_work_pool(
                 base_job_template=template, job_variables=job_variables or {},
             )
             WorkQueue.objects.create(pool=pool, name=WorkPool.DEFAULT_QUEUE_NAME, priority=1)
+            audit.record("work_pool.create", pool, after={"type": type, "concurrency_limit": concurrency_limit})
     except IntegrityError:
         raise ValidationError(f"A work pool named {name!r} already exists.", {"name": ["Already taken."]}) from None
     return pool
@@ -71,7 +73,10 @@ def get_work_pool(name: str) -> WorkPool:
 
 def set_work_pool_paused(pool: WorkPool, paused: bool) -> WorkPool:
     """Pause or resume a pool: workers claim nothing from a paused pool."""
-    WorkPool.objects.filter(pk=pool.pk).update(paused=paused)
+    with transaction.atomic():
+        WorkPool.objects.filter(pk=pool.pk).update(paused=paused)
+        audit.record("work_pool.pause" if paused else "work_pool.resume", pool,
+                     before={"paused": pool.paused}, after={"paused": paused})
     pool.paused = paused
     if not paused:
         wakeups.notify_pools([pool.pk])
@@ -80,7 +85,10 @@ def set_work_pool_paused(pool: WorkPool, paused: bool) -> WorkPool:
 
 def set_work_queue_paused(queue: WorkQueue, paused: bool) -> WorkQueue:
     """Pause or resume one queue: workers claim nothing from a paused queue."""
-    WorkQueue.objects.filter(pk=queue.pk).update(paused=paused)
+    with transaction.atomic():
+        WorkQueue.objects.filter(pk=queue.pk).update(paused=paused)
+        audit.record("work_queue.pause" if paused else "work_queue.resume", queue,
+                     before={"paused": queue.paused}, after={"paused": paused})
     queue.paused = paused
     if not paused:
         wakeups.notify_pools([queue.pool_id])
@@ -129,7 +137,10 @@ def set_concurrency_limit(obj: WorkPool | WorkQueue, limit: int | None) -> WorkP
     """Set (or with None clear) a pool's or queue's concurrency limit. Lowering it below the
     runs in flight stops new claims until enough of them finish; nothing is interrupted."""
     check_concurrency_limit(limit)
-    type(obj).objects.filter(pk=obj.pk).update(concurrency_limit=limit)
+    with transaction.atomic():
+        type(obj).objects.filter(pk=obj.pk).update(concurrency_limit=limit)
+        audit.record(f"{obj._meta.model_name}.set_concurrency_limit", obj,
+                     before={"concurrency_limit": obj.concurrency_limit}, after={"concurrency_limit": limit})
     obj.concurrency_limit = limit
     wakeups.notify_pools([obj.pk if isinstance(obj, WorkPool) else obj.pool_id])
     return obj
@@ -153,6 +164,7 @@ def delete_work_pool(pool: WorkPool) -> None:
                 f"Work pool {pool.name!r} is used by deployments ({names}); delete them or deploy them to another pool first."
             )
         FlowRun.objects.filter(work_pool=pool, state_type=StateType.SCHEDULED).update(work_queue=None)
+        audit.record("work_pool.delete", pool)
         pool.delete()
 
 
@@ -181,10 +193,12 @@ def create_work_queue(
     clean_tags = list(dict.fromkeys(t.strip() for t in (tags or []) if t and t.strip()))
     try:
         with transaction.atomic():
-            return WorkQueue.objects.create(
+            queue = WorkQueue.objects.create(
                 pool=pool, name=name, priority=priority, concurrency_limit=concurrency_limit,
                 tags=clean_tags, description=description, paused=paused,
             )
+            audit.record("work_queue.create", queue, after={"priority": priority, "tags": clean_tags})
+            return queue
     except IntegrityError:
         raise ValidationError(
             f"Work pool {pool.name!r} already has a queue named {name!r}.", {"name": ["Already taken."]}
@@ -223,5 +237,6 @@ def delete_work_queue(queue: WorkQueue) -> int:
             )
         default = queue.pool.queues.filter(name=WorkPool.DEFAULT_QUEUE_NAME).first()
         moved = FlowRun.objects.filter(work_queue=queue, state_type=StateType.SCHEDULED).update(work_queue=default)
+        audit.record("work_queue.delete", queue)
         queue.delete()
     return moved

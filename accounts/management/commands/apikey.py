@@ -1,4 +1,4 @@
-"""`manage.py apikey create NAME [--scope read|trigger|write|worker] [--pool POOL]`,
+"""`manage.py apikey create NAME [--scope read|trigger|write|worker|metrics] [--pool POOL]`,
 `manage.py apikey ls`, `manage.py apikey revoke NAME`."""
 
 from __future__ import annotations

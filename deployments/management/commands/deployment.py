@@ -2,6 +2,7 @@
 
     deployment run FLOW/DEPLOYMENT [--param k=v]... [--params JSON] [--start-in 10m | --start-at ISO] [--watch]
     deployment execute FLOW/DEPLOYMENT [--param KEY=VALUE]...    run it here, without a worker
+    deployment backfill FLOW/DEPLOYMENT --start ISO --end ISO [--schedule SLUG]... [--dry-run] [--max N]
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 
 from django.core.management.base import CommandError
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
 
 from deployments.models import Deployment
 from deployments.services import delete_deployment, get_deployment, set_deployment_paused
+from deployments.services.backfill import DEFAULT_BACKFILL_MAX, backfill_deployment, backfill_window_text
 from orchestrator.cli import ServiceCommand, follow_run, limit_text
 from orchestrator.core.parameters import parameters_from_strings
 from orchestrator.core.states import StateType
@@ -55,6 +57,19 @@ def parse_start_at(text: str) -> datetime:
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
 
+def parse_moment(option: str, text: str) -> datetime:
+    """An ISO 8601 date (midnight) or date and time; without an offset, in the server's timezone."""
+    try:
+        moment = parse_datetime(text) or (
+            datetime.combine(parsed, datetime.min.time()) if (parsed := parse_date(text)) else None
+        )
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise CommandError(f"{option} takes an ISO 8601 date or date and time like 2026-05-01T09:00, not {text!r}.")
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
 def command_parameters(schema: dict[str, Any], params: list[str], params_json: str | None) -> dict[str, Any]:
     """--params JSON overlaid with --param KEY=VALUE pairs read for `schema`."""
     values: dict[str, Any] = {}
@@ -70,7 +85,10 @@ def command_parameters(schema: dict[str, Any], params: list[str], params_json: s
 
 
 class Command(ServiceCommand):
-    help = "Work with deployments: ls, inspect, run, pause, resume, delete, execute (run here, without a worker)."
+    help = (
+        "Work with deployments: ls, inspect, run, pause, resume, delete, execute (run here, without a worker), "
+        "backfill."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -91,6 +109,17 @@ class Command(ServiceCommand):
         when.add_argument("--start-at", metavar="ISO", help="Start at this date and time.")
         run.add_argument("--watch", action="store_true",
                          help="Follow its states and logs until it ends; exit 0 only when it COMPLETED.")
+        backfill = actions.add_parser(
+            "backfill", help="Make the runs the deployment's schedules would have made between --start and --end."
+        )
+        backfill.add_argument("deployment", metavar="FLOW/DEPLOYMENT")
+        backfill.add_argument("--start", required=True, metavar="ISO", help="From this date and time (included).")
+        backfill.add_argument("--end", required=True, metavar="ISO", help="Up to this date and time (included).")
+        backfill.add_argument("--schedule", action="append", default=[], metavar="SLUG",
+                              help="Only this schedule (repeatable; default: every active schedule).")
+        backfill.add_argument("--dry-run", action="store_true", help="List the runs it would make; make none.")
+        backfill.add_argument("--max", type=int, default=DEFAULT_BACKFILL_MAX, metavar="N",
+                              help=f"Refuse to make more than N runs (default {DEFAULT_BACKFILL_MAX}).")
         execute = actions.add_parser("execute", help="Create a run of the deployment and run it here, now.")
         execute.add_argument("deployment", metavar="FLOW/DEPLOYMENT")
         self.add_param_arguments(execute)
@@ -180,6 +209,22 @@ class Command(ServiceCommand):
         deleted = delete_deployment(d)
         extra = f" and {deleted} run(s) that had not started" if deleted else ""
         self.stdout.write(f"Deleted deployment '{name}' ({deployment_id}){extra}.")
+
+    def do_backfill(self, deployment: str, start: str, end: str, schedule: list[str], dry_run: bool, max: int,
+                    **_: Any) -> None:
+        d = get_deployment(deployment)
+        result = backfill_deployment(
+            d, start=parse_moment("--start", start), end=parse_moment("--end", end), dry_run=dry_run, max_runs=max,
+            schedule_slugs=schedule or None, created_by="backfill:cli",
+        )
+        rows = backfill_window_text(result)
+        if rows:
+            self.table(f"Backfill of {d.full_name}", ["Fire time", "Schedule", "Run"], rows)
+        made = len(result.missing)
+        if dry_run:
+            self.stdout.write(f"Dry run: would create {made} run(s); {len(rows) - made} exist already.")
+        else:
+            self.stdout.write(f"Created {len(result.created)} run(s); {len(rows) - len(result.created)} existed already.")
 
     def do_execute(self, deployment: str, param: list[str], **_: Any) -> None:
         from deployments.services import create_local_flow_run
