@@ -5,11 +5,13 @@ cluster's control plane is faked."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from orchestrator.core.states import StateType
@@ -31,10 +33,14 @@ def cluster(docker_client: Any) -> Iterator[FakeKubernetes]:
     fake.run_pods_in_docker(docker_client, LABELS)
     yield fake
     fake.stop()
-    left = docker_client.containers.list(all=True, filters={"label": "org.orchestrator.test=kubernetes-kubelet"})
-    for container in left:
-        container.remove(force=True)
-    assert not left, "pods' containers left behind"
+    selector = {"label": "org.orchestrator.test=kubernetes-kubelet"}
+    try:  # the kubelet removes each pod's container once it has ended
+        wait_for(lambda: not docker_client.containers.list(all=True, filters=selector), 60,
+                 "the kubelet to remove the pods' containers")
+    finally:
+        for container in docker_client.containers.list(all=True, filters=selector):
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
 
 
 @pytest.fixture
