@@ -20,8 +20,13 @@ import time
 from typing import Any
 
 from orchestrator.client.base import ClaimedRun, HeldRun
-from orchestrator.client.http import KEY_VARIABLE, URL_VARIABLE
-from workpools.infrastructure.base import Infrastructure, RunHandle, describe_exit, job_configuration
+from workpools.infrastructure.base import (
+    Infrastructure,
+    RunHandle,
+    describe_exit,
+    job_configuration,
+    remote_run_environment,
+)
 from workpools.infrastructure.process import ENV_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -241,26 +246,7 @@ class DockerInfrastructure(Infrastructure):
         return labels
 
     def environment(self, run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None) -> dict[str, str]:
-        credentials = credentials or {}
-        api_url = config.get("api_url") or credentials.get(URL_VARIABLE) or ""
-        if not api_url:
-            raise ValueError(
-                "A docker pool's runs reach the orchestrator over HTTP: set the pool's job variable api_url "
-                "(e.g. http://127.0.0.1:8000/api/) or start the worker with --api-url."
-            )
-        if not credentials.get(KEY_VARIABLE):
-            raise ValueError("No run token for the container: the worker must issue one (issue_run_token).")
-        env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
-        env.update({
-            URL_VARIABLE: api_url,
-            KEY_VARIABLE: credentials[KEY_VARIABLE],
-            "ORCHESTRATOR_RUN_ID": run.id,
-            "PYTHONUNBUFFERED": "1",
-        })
-        env.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")  # the engine reads settings
-        if "RUN_HEARTBEAT_SECONDS" in self.transport_env:
-            env["RUN_HEARTBEAT_SECONDS"] = self.transport_env["RUN_HEARTBEAT_SECONDS"]
-        return env
+        return remote_run_environment(run, config, credentials, transport_env=self.transport_env, pool_type="docker")
 
     def ensure_image(self, image: str, policy: str) -> None:
         import docker.errors
