@@ -37,6 +37,7 @@ test-fast: $(VENV)/.installed
 lint: export ORCHESTRATOR_HOME ?= $(CURDIR)/.test-home
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 

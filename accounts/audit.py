@@ -83,18 +83,26 @@ def _jsonable(values: dict[str, Any] | None) -> Any:
 
 
 def record(
-    action: str, obj: Any = None, *, before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+    action: str,
+    obj: Any = None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
     object_repr: str | None = None,
 ) -> AuditEntry:
     """Append one entry: `action` (noun.verb) on `obj` by the current actor, now."""
     actor = current_actor()
     meta = getattr(obj, "_meta", None)
     return AuditEntry.objects.create(
-        at=timezone.now(), actor=actor.name[:200], source=actor.source, action=action,
+        at=timezone.now(),
+        actor=actor.name[:200],
+        source=actor.source,
+        action=action,
         object_type=meta.label if meta is not None else "",
         object_id=str(obj.pk) if obj is not None and getattr(obj, "pk", None) is not None else "",
         object_repr=(object_repr if object_repr is not None else str(obj) if obj is not None else "")[:300],
-        before=_jsonable(before), after=_jsonable(after),
+        before=_jsonable(before),
+        after=_jsonable(after),
     )
 
 

@@ -39,11 +39,19 @@ class ApiKey(models.Model):
     hashed_key = models.CharField(max_length=64, help_text="sha256 of the whole key, hex.")
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
     pool = models.ForeignKey(
-        "workpools.WorkPool", on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys",
+        "workpools.WorkPool",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_keys",
         help_text="The one pool a worker key may act on.",
     )
     flow_run = models.ForeignKey(
-        "runs.FlowRun", on_delete=models.CASCADE, null=True, blank=True, related_name="run_tokens",
+        "runs.FlowRun",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="run_tokens",
         help_text="The one flow run a run token may act on.",
     )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="After this the key no longer works.")
@@ -59,13 +67,15 @@ class ApiKey(models.Model):
             models.CheckConstraint(condition=Q(scope__in=Scope.values), name="apikey_scope_valid"),
             # A worker key is bound to exactly one pool; other keys to none.
             models.CheckConstraint(
-                condition=(Q(scope=Scope.WORKER) & Q(pool__isnull=False)) | (~Q(scope=Scope.WORKER) & Q(pool__isnull=True)),
+                condition=(Q(scope=Scope.WORKER) & Q(pool__isnull=False))
+                | (~Q(scope=Scope.WORKER) & Q(pool__isnull=True)),
                 name="apikey_pool_iff_worker",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="apikey_name_not_empty"),
             # A run token is bound to exactly one flow run; other keys to none.
             models.CheckConstraint(
-                condition=(Q(scope=Scope.RUN) & Q(flow_run__isnull=False)) | (~Q(scope=Scope.RUN) & Q(flow_run__isnull=True)),
+                condition=(Q(scope=Scope.RUN) & Q(flow_run__isnull=False))
+                | (~Q(scope=Scope.RUN) & Q(flow_run__isnull=True)),
                 name="apikey_flow_run_iff_run",
             ),
         ]

@@ -163,5 +163,7 @@ def role_required(action: Action) -> Callable[[Callable[..., HttpResponse]], Cal
 
 def role_context(request: HttpRequest) -> dict[str, Any]:
     """Template context processor: `can.trigger`, `can.cancel`, `can.pause`, `can.change`."""
-    return {"can": SimpleLazyObject(lambda: permissions_of(request.user)), "role": SimpleLazyObject(
-        lambda: role_of(request.user) or "")}
+    return {
+        "can": SimpleLazyObject(lambda: permissions_of(request.user)),
+        "role": SimpleLazyObject(lambda: role_of(request.user) or ""),
+    }

@@ -55,7 +55,9 @@ def create_api_key(name: str, *, scope: str = Scope.READ, pool: Any = None) -> t
                 audit.record("api_key.create", key, after={"scope": scope, "pool": str(pool) if pool else None})
         except IntegrityError:
             if ApiKey.objects.filter(name=name).exists():  # lost a race for the name
-                raise ValidationError(f"An API key named {name!r} already exists.", {"name": ["Already taken."]}) from None
+                raise ValidationError(
+                    f"An API key named {name!r} already exists.", {"name": ["Already taken."]}
+                ) from None
             continue  # the random prefix collided: draw again
         return key, token
     raise ValidationError("Could not generate a unique key; try again.")
@@ -76,8 +78,12 @@ def issue_run_token(run: Any) -> tuple[ApiKey, str]:
         try:
             with transaction.atomic():
                 key = ApiKey.objects.create(
-                    name=f"run:{run.pk}:{token[len(KEY_PREFIX):PREFIX_LENGTH]}", prefix=token[:PREFIX_LENGTH],
-                    hashed_key=hash_key(token), scope=Scope.RUN, flow_run=run, expires_at=expires_at,
+                    name=f"run:{run.pk}:{token[len(KEY_PREFIX) : PREFIX_LENGTH]}",
+                    prefix=token[:PREFIX_LENGTH],
+                    hashed_key=hash_key(token),
+                    scope=Scope.RUN,
+                    flow_run=run,
+                    expires_at=expires_at,
                 )
         except IntegrityError:
             continue  # the random prefix collided: draw again
@@ -89,7 +95,12 @@ def authenticate_api_key(token: str) -> ApiKey | None:
     """The active, unexpired key `token` is, or None. Compares hashes in constant time."""
     if not token.startswith(KEY_PREFIX) or len(token) <= PREFIX_LENGTH:
         return None
-    key = ApiKey.objects.active().select_related("pool", "flow_run__work_pool").filter(prefix=token[:PREFIX_LENGTH]).first()
+    key = (
+        ApiKey.objects.active()
+        .select_related("pool", "flow_run__work_pool")
+        .filter(prefix=token[:PREFIX_LENGTH])
+        .first()
+    )
     if key is None or not hmac.compare_digest(key.hashed_key, hash_key(token)):
         return None
     now = timezone.now()

@@ -31,7 +31,6 @@ class AutomationViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
         automation = self.get_object()
         return self.respond(services.update_automation(automation, **self.parse(request, automation).validated_data))
 
-
     @extend_schema(responses=AutomationFiringSerializer(many=True), summary=f"The last {RECENT_FIRINGS} firings")
     @action(detail=True, pagination_class=None)
     def firings(self, request: Any, pk: str) -> Response:

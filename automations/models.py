@@ -22,9 +22,11 @@ class AutomationQuerySet(models.QuerySet["Automation"]):
     def matching(self, run: object, state_type: str) -> list[Automation]:
         """Enabled automations watching `state_type` whose deployment and tag (each optional,
         at least one set) both match `run`."""
-        candidates = self.filter(enabled=True, state_type=state_type).filter(
-            Q(deployment__isnull=True) | Q(deployment_id=getattr(run, "deployment_id", None))
-        ).select_related("target_deployment")
+        candidates = (
+            self.filter(enabled=True, state_type=state_type)
+            .filter(Q(deployment__isnull=True) | Q(deployment_id=getattr(run, "deployment_id", None)))
+            .select_related("target_deployment")
+        )
         tags = set(getattr(run, "tags", None) or [])
         return [a for a in candidates if not a.tag or a.tag in tags]
 
@@ -35,7 +37,11 @@ class Automation(models.Model):
     enabled = models.BooleanField(default=True)
     # When: a run of this deployment and/or carrying this tag enters this state.
     deployment = models.ForeignKey(
-        "deployments.Deployment", on_delete=models.CASCADE, null=True, blank=True, related_name="automations",
+        "deployments.Deployment",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="automations",
         help_text="Watch runs of this deployment.",
     )
     tag = models.CharField(max_length=100, blank=True, help_text="Watch runs carrying this tag.")
@@ -43,11 +49,16 @@ class Automation(models.Model):
     # Then:
     action = models.CharField(max_length=20, choices=ActionKind.choices)
     target_deployment = models.ForeignKey(
-        "deployments.Deployment", on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+        "deployments.Deployment",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="run_deployment: the deployment to run.",
     )
     parameters = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='run_deployment: parameter name -> "$.path" into the event (e.g. '
         '"$.flow_run.parameters.name", "$.flow_run.id") or a value used as it is.',
     )
@@ -100,9 +111,7 @@ class AutomationFiring(models.Model):
     state = models.ForeignKey("runs.FlowRunState", on_delete=models.CASCADE, related_name="+")
     flow_run = models.ForeignKey("runs.FlowRun", on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=10, choices=FiringStatus.choices, default=FiringStatus.PENDING)
-    created_run = models.ForeignKey(
-        "runs.FlowRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    created_run = models.ForeignKey("runs.FlowRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

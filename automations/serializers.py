@@ -10,8 +10,18 @@ class AutomationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Automation
         fields = [
-            "id", "name", "enabled", "deployment", "tag", "state_type", "action", "target_deployment",
-            "parameters", "url", "created_at", "updated_at",
+            "id",
+            "name",
+            "enabled",
+            "deployment",
+            "tag",
+            "state_type",
+            "action",
+            "target_deployment",
+            "parameters",
+            "url",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -20,7 +30,17 @@ class AutomationInputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Automation
-        fields = ["name", "enabled", "deployment", "tag", "state_type", "action", "target_deployment", "parameters", "url"]
+        fields = [
+            "name",
+            "enabled",
+            "deployment",
+            "tag",
+            "state_type",
+            "action",
+            "target_deployment",
+            "parameters",
+            "url",
+        ]
 
 
 class AutomationFiringSerializer(serializers.ModelSerializer):
@@ -28,4 +48,15 @@ class AutomationFiringSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AutomationFiring
-        fields = ["id", "flow_run", "state", "state_type", "status", "created_run", "attempts", "last_error", "created_at", "finished_at"]
+        fields = [
+            "id",
+            "flow_run",
+            "state",
+            "state_type",
+            "status",
+            "created_run",
+            "attempts",
+            "last_error",
+            "created_at",
+            "finished_at",
+        ]

@@ -135,7 +135,9 @@ def deliver_notification(firing_id: int) -> bool:
     AutomationFiring.objects.filter(pk=firing.pk).update(attempts=firing.attempts + 1)
     try:
         response = requests.post(
-            firing.automation.url, json=body, timeout=settings.NOTIFICATION_TIMEOUT_SECONDS,
+            firing.automation.url,
+            json=body,
+            timeout=settings.NOTIFICATION_TIMEOUT_SECONDS,
             headers={"Idempotency-Key": f"automation-firing-{firing.pk}"},
         )
     except requests.RequestException as error:

@@ -95,9 +95,24 @@ def start_web(*, workers: int = 2, threads: int = 16) -> tuple[subprocess.Popen,
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "orchestrator.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-         str(workers), "--threads", str(threads), "--graceful-timeout", "5"],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "orchestrator.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--graceful-timeout",
+            "5",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
@@ -116,7 +131,11 @@ def start_worker(pool: str, *args: str, env: dict[str, str] | None = None) -> su
     """A real `manage.py runworker` on `pool`; returns once it polls for work."""
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "runworker", "--pool", pool, *args],
-        cwd=ROOT, env=env or dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env or dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     assert worker.stdout is not None
@@ -150,8 +169,13 @@ def counting_deployment(pool: Any, name: str, marker_dir: str) -> Any:
 
     flow, _ = Flow.objects.get_or_create(name="count_me")
     return Deployment.objects.create(
-        flow=flow, name=name, work_pool=pool, path=str(FLOWS), entrypoint="counting.py:count_me",
-        parameters={"marker_dir": marker_dir}, enforce_parameter_schema=False,
+        flow=flow,
+        name=name,
+        work_pool=pool,
+        path=str(FLOWS),
+        entrypoint="counting.py:count_me",
+        parameters={"marker_dir": marker_dir},
+        enforce_parameter_schema=False,
     )
 
 

@@ -85,8 +85,15 @@ def main() -> None:
         h.table(
             f"API create-run, {args.clients} concurrent clients x {args.per_client} creates (keep-alive)",
             ["p50 ms", "p90 ms", "max ms", "creates/s", "errors"],
-            [(h.median(latencies) * 1000, h.p(latencies, 0.9) * 1000, max(latencies) * 1000,
-              len(latencies) / elapsed, dict(errors) or 0)],
+            [
+                (
+                    h.median(latencies) * 1000,
+                    h.p(latencies, 0.9) * 1000,
+                    max(latencies) * 1000,
+                    len(latencies) / elapsed,
+                    dict(errors) or 0,
+                )
+            ],
         )
 
         # --- part 2: a burst while workers are busy -------------------------------------------
@@ -105,7 +112,11 @@ def main() -> None:
                     with lock:
                         retry_after_missing += 1
             except requests.ConnectionError as error:
-                kind = "connection reset" if "reset" in str(error).lower() else f"connection error ({type(error).__name__})"
+                kind = (
+                    "connection reset"
+                    if "reset" in str(error).lower()
+                    else f"connection error ({type(error).__name__})"
+                )
             except requests.RequestException as error:
                 kind = type(error).__name__
             with lock:

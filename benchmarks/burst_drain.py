@@ -75,7 +75,9 @@ def drain(runs: int, workers: int) -> tuple[object, ...]:
     counts = h.executions(marker)
     once = len(counts) == runs and set(counts.values()) == {1}
     failed = ours.exclude(state_type="COMPLETED").count()
-    assert once and not failed, f"{failed} runs did not complete; executions: {len(counts)} runs, max {max(counts.values(), default=0)}"
+    assert once and not failed, (
+        f"{failed} runs did not complete; executions: {len(counts)} runs, max {max(counts.values(), default=0)}"
+    )
     return workers, first or 0.0, drained, runs / drained, "yes", peak
 
 

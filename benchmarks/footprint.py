@@ -44,25 +44,59 @@ def main() -> None:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         # CPU seconds: what a busy machine cannot inflate the way it inflates wall time.
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    modules = subprocess.run(
-        [sys.executable, "-c", "import sys, runpy; sys.argv = ['manage.py', 'workpool', 'ls'];\n"
-         "try:\n    runpy.run_path('manage.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-         "import sys as s; print(len(s.modules), file=s.stderr); print(' '.join(sorted(m for m in ('celery', 'rest_framework', 'pydantic', 'kombu', 'drf_spectacular') if m in s.modules)), file=s.stderr)"],
-        cwd=h.ROOT, capture_output=True, text=True,
-    ).stderr.strip().splitlines()
+    modules = (
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, runpy; sys.argv = ['manage.py', 'workpool', 'ls'];\n"
+                "try:\n    runpy.run_path('manage.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+                "import sys as s; print(len(s.modules), file=s.stderr); print(' '.join(sorted(m for m in ('celery', 'rest_framework', 'pydantic', 'kombu', 'drf_spectacular') if m in s.modules)), file=s.stderr)",
+            ],
+            cwd=h.ROOT,
+            capture_output=True,
+            text=True,
+        )
+        .stderr.strip()
+        .splitlines()
+    )
     h.table(
         f"`manage.py workpool ls` ({args.repeat} runs)",
         ["p50 wall s", "min wall s", "p50 CPU s", "modules loaded", "heavy packages loaded"],
-        [(h.median(walls), min(walls), h.median(cpus), modules[0] if modules else "?",
-          (modules[1] if len(modules) > 1 else "") or "none")],
+        [
+            (
+                h.median(walls),
+                min(walls),
+                h.median(cpus),
+                modules[0] if modules else "?",
+                (modules[1] if len(modules) > 1 else "") or "none",
+            )
+        ],
     )
 
     worker = h.start_worker(tag, "--name", f"{tag}-w")
     web, _ = h.start_web()
     celery = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "orchestrator", "worker", "--beat", "--concurrency", "2",
-         "--loglevel", "WARNING", "--hostname", f"{tag}@%h"],
-        cwd=h.ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "orchestrator",
+            "worker",
+            "--beat",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"{tag}@%h",
+        ],
+        cwd=h.ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         time.sleep(args.settle + 10)  # Celery takes a while to fork its pool

@@ -71,18 +71,28 @@ def measure(pool_type: str, url: str, key: str, runs: int, gap: float) -> dict[s
         from tests.support.images import build_test_image
 
         job_variables = {
-            "image": build_test_image(), "image_pull_policy": "Never", "api_url": url,
+            "image": build_test_image(),
+            "image_pull_policy": "Never",
+            "api_url": url,
             "volumes": [f"{flows}:{flows}:ro", f"{marker}:{marker}"],
         }
     pool = create_work_pool(f"bench-{pool_type}-{os.getpid()}", type=pool_type, job_variables=job_variables)
     flow, _ = Flow.objects.get_or_create(name="count_me")
     dep = Deployment.objects.create(
-        flow=flow, name=pool.name, work_pool=pool, path=str(flows), entrypoint="counting.py:count_me",
-        parameters={"marker_dir": marker}, enforce_parameter_schema=False,
+        flow=flow,
+        name=pool.name,
+        work_pool=pool,
+        path=str(flows),
+        entrypoint="counting.py:count_me",
+        parameters={"marker_dir": marker},
+        enforce_parameter_schema=False,
     )
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--poll-interval", "0.5"],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {key}"

@@ -76,7 +76,11 @@ def main() -> None:
     rows.append(("next_due_at (idle worker, before sleeping)", median, worst, ""))
     median, worst, n = timed(claim_one_rolled_back, args.repeat)
     rows.append(("claiming a due run (claim_runs, max_runs=1)", median, worst, f"{n} claimed"))
-    h.table(f"Claims with {total:,} runs in the table ({args.repeat} repetitions)", ["operation", "p50 ms", "max ms", "note"], rows)
+    h.table(
+        f"Claims with {total:,} runs in the table ({args.repeat} repetitions)",
+        ["operation", "p50 ms", "max ms", "note"],
+        rows,
+    )
 
     _, key = create_api_key(f"bench-scale-{time.time_ns()}", scope="read")
     client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -107,7 +111,11 @@ def main() -> None:
         median, worst, response = timed(lambda url=url: client.get(url), args.repeat)
         count = len(response.json().get("results", []))
         rows.append((label, median, worst, str(count)))
-    h.table(f"REST API run lists with {total:,} runs ({args.repeat} requests each)", ["GET /api/flow-runs/", "p50 ms", "max ms", "rows"], rows)
+    h.table(
+        f"REST API run lists with {total:,} runs ({args.repeat} requests each)",
+        ["GET /api/flow-runs/", "p50 ms", "max ms", "rows"],
+        rows,
+    )
 
 
 def _ago(days: int) -> str:

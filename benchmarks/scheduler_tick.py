@@ -51,8 +51,14 @@ def main() -> None:
     pool = create_work_pool("bench-pool")
     flow = Flow.objects.create(name="bench-flow")
     deployments = Deployment.objects.bulk_create(
-        Deployment(flow=flow, name=f"bench-{i:05d}", entrypoint="flows/bench.py:bench", work_pool=pool,
-                   parameters={"i": i}, tags=["bench"])
+        Deployment(
+            flow=flow,
+            name=f"bench-{i:05d}",
+            entrypoint="flows/bench.py:bench",
+            work_pool=pool,
+            parameters={"i": i},
+            tags=["bench"],
+        )
         for i in range(args.deployments)
     )
     zones = ["UTC", "Europe/Berlin", "America/New_York"]

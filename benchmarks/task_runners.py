@@ -111,7 +111,9 @@ def main() -> None:
         measure(name, runner, parallelism)
         total = time.perf_counter() - started
         maps = sum(wall for runner_name, _, _, wall, _ in figures if runner_name == name)
-        print(f"{name}: the flow run took {total:.1f} s, of which {total - maps:.1f} s outside the maps (cluster start and stop)")
+        print(
+            f"{name}: the flow run took {total:.1f} s, of which {total - maps:.1f} s outside the maps (cluster start and stop)"
+        )
     print()
     print(f"{'runner':<8} {'tasks':<14} {'wall (s)':>9} {'per task overhead (ms)':>24}")
     for name, what, _, wall, overhead in figures:

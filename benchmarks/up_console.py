@@ -32,8 +32,9 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "VERBOSE"}}
     env["ORCHESTRATOR_HOME"] = tempfile.mkdtemp(prefix="orch-bench-up-")
     command = [sys.executable, "manage.py", "up", "--port", str(args.port), *(["--verbose"] if args.verbose else [])]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
     reader.start()
@@ -60,8 +61,10 @@ def main() -> None:
     reader.join(timeout=5)
     errors = [line for line in lines if "ERROR" in line or "Traceback" in line]
     print(f"mode: {'verbose' if args.verbose else 'quiet'}; load average {os.getloadavg()[0]:.1f}")
-    print(f"console lines while running: {running_lines} in {args.minutes:g} min "
-          f"({running_lines / args.minutes:.1f} per minute); {len(lines)} in all")
+    print(
+        f"console lines while running: {running_lines} in {args.minutes:g} min "
+        f"({running_lines / args.minutes:.1f} per minute); {len(lines)} in all"
+    )
     print(f"ERROR/Traceback lines: {len(errors)}")
     print(f"Ctrl-C to exit: {stopped_in:.1f} s (exit code {proc.returncode})")
     for line in errors[:10]:

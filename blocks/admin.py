@@ -30,7 +30,9 @@ class VariableAdmin(admin.ModelAdmin):
 
 class SecretForm(forms.ModelForm):
     value = forms.CharField(
-        widget=forms.PasswordInput(render_value=False), strip=False, max_length=services.MAX_SECRET_CHARS,
+        widget=forms.PasswordInput(render_value=False),
+        strip=False,
+        max_length=services.MAX_SECRET_CHARS,
         help_text="Stored encrypted; never shown again. Leave empty to keep the current value.",
     )
 

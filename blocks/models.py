@@ -17,7 +17,9 @@ name_validator = RegexValidator(
 class Variable(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100, unique=True, validators=[name_validator])
-    value = models.JSONField(null=True, blank=True, help_text="Any JSON value: a string, a number, a list, an object...")
+    value = models.JSONField(
+        null=True, blank=True, help_text="Any JSON value: a string, a number, a list, an object..."
+    )
     tags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

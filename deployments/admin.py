@@ -10,11 +10,30 @@ from orchestrator.admin_utils import AuditedAdmin, RolePermissions, apply_each
 from orchestrator.core.errors import ValidationError
 
 SCHEDULE_FIELDS = [
-    "slug", "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active", "parameters",
-    "catchup", "catchup_max_runs", "overlap_policy", "max_lateness_seconds",
+    "slug",
+    "kind",
+    "cron",
+    "interval_seconds",
+    "anchor_at",
+    "rrule",
+    "timezone",
+    "active",
+    "parameters",
+    "catchup",
+    "catchup_max_runs",
+    "overlap_policy",
+    "max_lateness_seconds",
 ]
 # Run-affecting fields of a deployment: its not-yet-started scheduled runs copied the old values.
-RUN_FIELDS = {"parameters", "parameter_schema", "enforce_parameter_schema", "tags", "work_pool", "work_queue", "job_variables"}
+RUN_FIELDS = {
+    "parameters",
+    "parameter_schema",
+    "enforce_parameter_schema",
+    "tags",
+    "work_pool",
+    "work_queue",
+    "job_variables",
+}
 
 
 class BackfillWindowForm(forms.Form):
@@ -63,7 +82,8 @@ class DeploymentAdminForm(forms.ModelForm):
         if "parameters" in cleaned and "parameter_schema" in cleaned:
             try:
                 cleaned["parameters"] = services.check_default_parameters(
-                    cleaned["parameter_schema"], cleaned["parameters"],
+                    cleaned["parameter_schema"],
+                    cleaned["parameters"],
                     enforce=cleaned.get("enforce_parameter_schema", True),
                 )
             except ValidationError as error:
@@ -110,7 +130,14 @@ class FlowAdmin(admin.ModelAdmin):
 class DeploymentAdmin(AuditedAdmin, RolePermissions, admin.ModelAdmin):
     form = DeploymentAdminForm
     list_display = [
-        "__str__", "work_pool", "work_queue", "tags", "paused", "concurrency_limit", "overlap_policy", "updated_at",
+        "__str__",
+        "work_pool",
+        "work_queue",
+        "tags",
+        "paused",
+        "concurrency_limit",
+        "overlap_policy",
+        "updated_at",
     ]
     list_filter = ["paused", "work_pool"]
     list_select_related = ["flow", "work_pool", "work_queue"]

@@ -62,7 +62,8 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     queryset = Deployment.objects.select_related("flow", "work_pool", "work_queue")
     serializer_class = DeploymentSerializer
     input_serializers = {
-        "partial_update": DeploymentUpdateSerializer, "runs": FlowRunCreateSerializer,
+        "partial_update": DeploymentUpdateSerializer,
+        "runs": FlowRunCreateSerializer,
         "backfill": BackfillCreateSerializer,
     }
     filterset_class = DeploymentFilter
@@ -72,7 +73,6 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     def partial_update(self, request: Any, pk: str) -> Response:
         deployment = self.get_object()
         return self.respond(services.update_deployment(deployment, **self.parse(request, deployment).validated_data))
-
 
     @extend_schema(request=None, responses=DeploymentSerializer)
     @action(detail=True, methods=["post"])
@@ -86,14 +86,20 @@ class DeploymentViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
 
     @extend_schema(
         summary="Make the runs the schedules would have made in a window (idempotent; dry_run lists them)",
-        request=BackfillCreateSerializer, responses={200: BackfillSerializer},
+        request=BackfillCreateSerializer,
+        responses={200: BackfillSerializer},
     )
     @action(detail=True, methods=["post"])
     def backfill(self, request: Any, pk: str) -> Response:
         data = self.parse(request)
         result = services.backfill_deployment(
-            self.get_object(), start=data["start"], end=data["end"], dry_run=data["dry_run"],
-            max_runs=data["max_runs"], schedule_slugs=data["schedules"] or None, created_by=f"backfill:{actor(request)}",
+            self.get_object(),
+            start=data["start"],
+            end=data["end"],
+            dry_run=data["dry_run"],
+            max_runs=data["max_runs"],
+            schedule_slugs=data["schedules"] or None,
+            created_by=f"backfill:{actor(request)}",
         )
         return Response(BackfillSerializer(result).data, status=200 if result.dry_run else 201)
 
@@ -168,7 +174,6 @@ class WebhookViewSet(mixins.DestroyModelMixin, ReadApiViewSet):
     def partial_update(self, request: Any, pk: str) -> Response:
         webhook = self.get_object()
         return self.respond(update_validated(webhook, **self.parse(request, webhook).validated_data))
-
 
 
 class WebhookReceiveView(APIView):

@@ -56,9 +56,7 @@ class Deployment(models.Model):
     entrypoint = models.CharField(
         max_length=500, help_text="path/to/file.py:function, relative to the working directory."
     )
-    path = models.CharField(
-        max_length=1000, blank=True, help_text="Working directory the entrypoint is relative to."
-    )
+    path = models.CharField(max_length=1000, blank=True, help_text="Working directory the entrypoint is relative to.")
     pull_steps = models.JSONField(default=list, blank=True)
     parameters = models.JSONField(default=dict, blank=True, help_text="Default parameters.")
     parameter_schema = models.JSONField(default=dict, blank=True)
@@ -68,18 +66,25 @@ class Deployment(models.Model):
         "workpools.WorkPool", on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
     )
     work_queue = models.ForeignKey(
-        "workpools.WorkQueue", on_delete=models.SET_NULL, null=True, blank=True, related_name="deployments",
+        "workpools.WorkQueue",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deployments",
         help_text="Empty: routed to the first queue of the pool whose tags match.",
     )
     job_variables = models.JSONField(default=dict, blank=True)
     paused = models.BooleanField(default=False)
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
     overlap_policy = models.CharField(
-        max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.ALLOW,
+        max_length=16,
+        choices=OverlapPolicy.choices,
+        default=OverlapPolicy.ALLOW,
         help_text="What happens to a due run while another run of this deployment is still active.",
     )
     max_lateness_seconds = models.PositiveIntegerField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="A run not started this many seconds after its scheduled time is cancelled instead "
         "(empty: runs however late).",
     )
@@ -159,21 +164,30 @@ class DeploymentSchedule(models.Model):
     active = models.BooleanField(default=True)
     parameters = models.JSONField(default=dict, blank=True, help_text="Overrides for this schedule's runs.")
     catchup = models.CharField(
-        max_length=4, choices=CatchUp.choices, default=CatchUp.SKIP,
+        max_length=4,
+        choices=CatchUp.choices,
+        default=CatchUp.SKIP,
         help_text="Runs missed while the scheduler was down: skip them, run once, or run each (up to the cap).",
     )
     catchup_max_runs = models.PositiveIntegerField(
         default=10, help_text="With 'run every missed run': at most this many, the latest ones."
     )
     overlap_policy = models.CharField(
-        max_length=16, choices=OverlapPolicy.choices, blank=True, default="",
+        max_length=16,
+        choices=OverlapPolicy.choices,
+        blank=True,
+        default="",
         help_text="For this schedule's runs; empty: the deployment's policy.",
     )
     max_lateness_seconds = models.PositiveIntegerField(
-        null=True, blank=True, help_text="For this schedule's runs; empty: the deployment's.",
+        null=True,
+        blank=True,
+        help_text="For this schedule's runs; empty: the deployment's.",
     )
     scheduled_through_at = models.DateTimeField(
-        null=True, blank=True, editable=False,
+        null=True,
+        blank=True,
+        editable=False,
         help_text="The scheduler has made runs for every fire time up to here (empty: start from now).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -184,9 +198,7 @@ class DeploymentSchedule(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["deployment", "slug"], name="schedule_unique_slug_per_deployment"),
             models.CheckConstraint(
-                condition=(
-                    Q(kind=ScheduleKind.CRON, interval_seconds__isnull=True, rrule="") & ~Q(cron="")
-                )
+                condition=(Q(kind=ScheduleKind.CRON, interval_seconds__isnull=True, rrule="") & ~Q(cron=""))
                 | (Q(kind=ScheduleKind.INTERVAL, interval_seconds__gt=0, cron="", rrule=""))
                 | (Q(kind=ScheduleKind.RRULE, cron="", interval_seconds__isnull=True) & ~Q(rrule="")),
                 name="schedule_kind_matches_fields",
@@ -234,11 +246,15 @@ class Webhook(models.Model):
     name = models.CharField(max_length=100, unique=True)
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="webhooks")
     slug = models.CharField(
-        max_length=64, unique=True, default=new_webhook_slug, editable=False,
+        max_length=64,
+        unique=True,
+        default=new_webhook_slug,
+        editable=False,
         help_text="The secret part of the URL: whoever knows it can start runs.",
     )
     parameter_mapping = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='Parameter name -> "$.path.in.body" (a value from the JSON body; "$" is the whole body) '
         "or any other value, used as it is.",
     )

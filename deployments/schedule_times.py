@@ -364,8 +364,13 @@ class _CronFields:
 
 # rrule -----------------------------------------------------------------------------------------
 
-_PERIOD = {WEEKLY: timedelta(weeks=1), DAILY: timedelta(days=1), HOURLY: timedelta(hours=1),
-           MINUTELY: timedelta(minutes=1), SECONDLY: timedelta(seconds=1)}
+_PERIOD = {
+    WEEKLY: timedelta(weeks=1),
+    DAILY: timedelta(days=1),
+    HOURLY: timedelta(hours=1),
+    MINUTELY: timedelta(minutes=1),
+    SECONDLY: timedelta(seconds=1),
+}
 
 
 @lru_cache(maxsize=1024)
@@ -451,10 +456,24 @@ def _describe_interval(spec: ScheduleSpec) -> str:
     return words
 
 
-_FREQ_WORDS = {"YEARLY": "year", "MONTHLY": "month", "WEEKLY": "week", "DAILY": "day",
-               "HOURLY": "hour", "MINUTELY": "minute", "SECONDLY": "second"}
-_DAY_WORDS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday",
-              "SA": "Saturday", "SU": "Sunday"}
+_FREQ_WORDS = {
+    "YEARLY": "year",
+    "MONTHLY": "month",
+    "WEEKLY": "week",
+    "DAILY": "day",
+    "HOURLY": "hour",
+    "MINUTELY": "minute",
+    "SECONDLY": "second",
+}
+_DAY_WORDS = {
+    "MO": "Monday",
+    "TU": "Tuesday",
+    "WE": "Wednesday",
+    "TH": "Thursday",
+    "FR": "Friday",
+    "SA": "Saturday",
+    "SU": "Sunday",
+}
 
 
 def _describe_rrule(text: str) -> str:
@@ -466,8 +485,9 @@ def _describe_rrule(text: str) -> str:
     parts = dict(part.split("=", 1) for part in rule_line.upper().split(";") if "=" in part)
     words = _plural(int(parts.get("INTERVAL", "1")), _FREQ_WORDS[parts["FREQ"]]).capitalize()
     if "BYDAY" in parts:
-        words += " on " + ", ".join(_DAY_WORDS.get(day[-2:], day) if day[:-2] in ("", "+1") else day
-                                    for day in parts["BYDAY"].split(","))
+        words += " on " + ", ".join(
+            _DAY_WORDS.get(day[-2:], day) if day[:-2] in ("", "+1") else day for day in parts["BYDAY"].split(",")
+        )
     if "BYMONTHDAY" in parts:
         words += f" on day {parts['BYMONTHDAY'].replace(',', ', ')}"
     hours, minutes = parts.get("BYHOUR", ""), parts.get("BYMINUTE", "0")

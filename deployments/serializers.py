@@ -26,10 +26,28 @@ class DeploymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Deployment
         fields = [
-            "id", "flow", "flow_name", "name", "full_name", "description", "version", "entrypoint", "path",
-            "parameters", "parameter_schema", "enforce_parameter_schema", "tags", "work_pool", "work_queue",
-            "job_variables", "paused", "concurrency_limit", "overlap_policy", "max_lateness_seconds",
-            "created_at", "updated_at",
+            "id",
+            "flow",
+            "flow_name",
+            "name",
+            "full_name",
+            "description",
+            "version",
+            "entrypoint",
+            "path",
+            "parameters",
+            "parameter_schema",
+            "enforce_parameter_schema",
+            "tags",
+            "work_pool",
+            "work_queue",
+            "job_variables",
+            "paused",
+            "concurrency_limit",
+            "overlap_policy",
+            "max_lateness_seconds",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -41,7 +59,12 @@ class DeploymentUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Deployment
         fields = [
-            "description", "parameters", "tags", "job_variables", "concurrency_limit", "overlap_policy",
+            "description",
+            "parameters",
+            "tags",
+            "job_variables",
+            "concurrency_limit",
+            "overlap_policy",
             "max_lateness_seconds",
         ]
 
@@ -50,9 +73,22 @@ class DeploymentScheduleSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeploymentSchedule
         fields = [
-            "id", "slug", "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active",
-            "parameters", "catchup", "catchup_max_runs", "overlap_policy", "max_lateness_seconds",
-            "created_at", "updated_at",
+            "id",
+            "slug",
+            "kind",
+            "cron",
+            "interval_seconds",
+            "anchor_at",
+            "rrule",
+            "timezone",
+            "active",
+            "parameters",
+            "catchup",
+            "catchup_max_runs",
+            "overlap_policy",
+            "max_lateness_seconds",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -64,7 +100,8 @@ class FlowRunCreateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=200, help_text="Default: a generated adjective-animal.")
     scheduled_time = TimestampField(required=False, help_text="Default: now.")
     job_variables = JSONObjectField(
-        required=False, default=dict,
+        required=False,
+        default=dict,
         help_text="Override the deployment's job variables for this run (checked against the pool's base job template).",
     )
     idempotency_key = serializers.CharField(
@@ -78,7 +115,17 @@ class WebhookSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Webhook
-        fields = ["id", "name", "deployment", "deployment_name", "slug", "url", "parameter_mapping", "active", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "deployment",
+            "deployment_name",
+            "slug",
+            "url",
+            "parameter_mapping",
+            "active",
+            "created_at",
+        ]
 
     def get_url(self, webhook: Webhook) -> str:
         request = self.context.get("request")

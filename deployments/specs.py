@@ -36,12 +36,11 @@ from workpools.services.pools import check_concurrency_limit
 DEFAULT_SPEC_FILE = "deployments.yaml"
 
 
-
-
 @dataclass
 class DeploymentDefinition:
     """One deployment as a person described it. `parameter_strings` are `--param k=v` texts,
     read for the flow's schema once it is loaded; `pull_steps` None means "no pull steps"."""
+
     name: str
     entrypoint: str
     work_pool: str
@@ -63,6 +62,7 @@ class DeploymentDefinition:
 @dataclass
 class DeploySpec:
     """A spec file's content: top-level pull steps and the deployments."""
+
     deployments: list[DeploymentDefinition]
     project_dir: Path
     source: str = DEFAULT_SPEC_FILE
@@ -161,7 +161,8 @@ class _Schedule(_Entry):
     max_lateness_seconds: int | None = None
 
     messages: ClassVar[dict[str, str]] = {
-        "active": "active must be true or false.", "parameters": "parameters must be a mapping.",
+        "active": "active must be true or false.",
+        "parameters": "parameters must be a mapping.",
         "interval": "interval is a whole number of seconds, at least 1.",
         "max_lateness_seconds": "max_lateness_seconds must be a whole number of seconds, 0 or more.",
     }
@@ -202,12 +203,17 @@ class _Deployment(_Entry):
     max_lateness_seconds: int | None = pydantic.Field(default=None, ge=0)
 
     messages: ClassVar[dict[str, str]] = {
-        "name": "required, a non-empty string.", "entrypoint": "required, a non-empty string.",
-        "description": "must be text.", "version": "must be text.", "tags": "must be a list of strings.",
+        "name": "required, a non-empty string.",
+        "entrypoint": "required, a non-empty string.",
+        "description": "must be text.",
+        "version": "must be text.",
+        "tags": "must be a list of strings.",
         "parameters": "must be a mapping of parameter names to values.",
         "work_pool": "required: a mapping with `name` (and optionally work_queue_name, job_variables).",
-        "schedules": "must be a list.", "enforce_parameter_schema": "must be true or false.",
-        "pull": "must be a list of steps.", "overlap_policy": "must be text: allow, skip, buffer_one or cancel_running.",
+        "schedules": "must be a list.",
+        "enforce_parameter_schema": "must be true or false.",
+        "pull": "must be a list of steps.",
+        "overlap_policy": "must be text: allow, skip, buffer_one or cancel_running.",
         "max_lateness_seconds": "must be a whole number of seconds, 0 or more.",
     }
 
@@ -265,10 +271,15 @@ def parse_spec(data: Any, *, project_dir: Path, source: str = DEFAULT_SPEC_FILE)
         spec = _SpecFile.parse(data)
     except ValidationError as error:
         field_name = next(iter(error.errors))
-        text = f"unknown top-level key {field_name!r} (known: pull, deployments)." if str(error).startswith("unknown field") else str(error)
+        text = (
+            f"unknown top-level key {field_name!r} (known: pull, deployments)."
+            if str(error).startswith("unknown field")
+            else str(error)
+        )
         raise ValidationError(f"{source}: {text}") from None
     definitions = [
-        _parse_deployment(item, position, spec.pull or [], source) for position, item in enumerate(spec.deployments, start=1)
+        _parse_deployment(item, position, spec.pull or [], source)
+        for position, item in enumerate(spec.deployments, start=1)
     ]
     return DeploySpec(deployments=definitions, project_dir=project_dir, source=source)
 
@@ -292,8 +303,13 @@ def _parse_deployment(item: Any, position: int, pull: list[Any], source: str) ->
         pool = _WorkPool.parse(raw_pool)
     except ValidationError as error:
         field_name = next(iter(error.errors))
-        raise bad(f"work_pool.{field_name}", str(error) if field_name in raw_pool or "unknown" in str(error) else _Deployment.messages["work_pool"]) from None
-    raw_schedules = entry.schedules if entry.schedules is not None else ([entry.schedule] if entry.schedule is not None else [])
+        raise bad(
+            f"work_pool.{field_name}",
+            str(error) if field_name in raw_pool or "unknown" in str(error) else _Deployment.messages["work_pool"],
+        ) from None
+    raw_schedules = (
+        entry.schedules if entry.schedules is not None else ([entry.schedule] if entry.schedule is not None else [])
+    )
     raw_schedules = raw_schedules or []
     if not isinstance(raw_schedules, list):
         raise bad("schedules", _Deployment.messages["schedules"])
@@ -304,12 +320,21 @@ def _parse_deployment(item: Any, position: int, pull: list[Any], source: str) ->
         except ValidationError as error:
             raise bad(f"schedules[{number}]", str(error)) from None
     return DeploymentDefinition(
-        name=entry.name, entrypoint=entry.entrypoint, work_pool=pool.name, work_queue=pool.work_queue_name or None,
-        job_variables=pool.job_variables or {}, description=str(entry.description or ""),
-        version=str(entry.version or ""), tags=list(entry.tags or []), parameters=entry.parameters or {},
-        schedules=schedules, concurrency_limit=entry.concurrency_limit,
-        enforce_parameter_schema=entry.enforce_parameter_schema, pull_steps=entry.pull if "pull" in item else pull,
-        overlap_policy=entry.overlap_policy, max_lateness_seconds=entry.max_lateness_seconds,
+        name=entry.name,
+        entrypoint=entry.entrypoint,
+        work_pool=pool.name,
+        work_queue=pool.work_queue_name or None,
+        job_variables=pool.job_variables or {},
+        description=str(entry.description or ""),
+        version=str(entry.version or ""),
+        tags=list(entry.tags or []),
+        parameters=entry.parameters or {},
+        schedules=schedules,
+        concurrency_limit=entry.concurrency_limit,
+        enforce_parameter_schema=entry.enforce_parameter_schema,
+        pull_steps=entry.pull if "pull" in item else pull,
+        overlap_policy=entry.overlap_policy,
+        max_lateness_seconds=entry.max_lateness_seconds,
     )
 
 
@@ -365,7 +390,9 @@ def spec_entry(definition: DeploymentDefinition) -> dict[str, Any]:
 
 def _schedule_entry(definition: Mapping[str, Any]) -> dict[str, Any]:
     kind = definition["kind"]
-    entry: dict[str, Any] = {"interval": definition["interval_seconds"]} if kind == "interval" else {kind: definition[kind]}
+    entry: dict[str, Any] = (
+        {"interval": definition["interval_seconds"]} if kind == "interval" else {kind: definition[kind]}
+    )
     entry["timezone"] = definition.get("timezone") or "UTC"
     return entry
 
@@ -386,19 +413,34 @@ def save_to_spec_file(path: Path, definition: DeploymentDefinition, pull_steps: 
         data["pull"] = pull_steps
     elif (data.get("pull") or []) != pull_steps:
         entry["pull"] = pull_steps  # this deployment gets its code another way than the file's others
-    entries = [e for e in data.get("deployments") or [] if not (isinstance(e, dict) and e.get("name") == definition.name)]
+    entries = [
+        e for e in data.get("deployments") or [] if not (isinstance(e, dict) and e.get("name") == definition.name)
+    ]
     entries.append(entry)
     data["deployments"] = entries
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def flow_deployment(
-    flow: Any, name: str, *, work_pool_name: str, work_queue_name: str | None = None,
-    parameters: dict[str, Any] | None = None, tags: list[str] | None = None, description: str | None = None,
-    version: str = "", cron: str | None = None, interval: int | None = None, rrule: str | None = None,
-    timezone: str = "UTC", schedules: list[dict[str, Any]] | None = None, entrypoint: str | None = None,
-    pull_steps: list[dict[str, Any]] | None = None, job_variables: dict[str, Any] | None = None,
-    concurrency_limit: int | None = None, enforce_parameter_schema: bool = True,
+    flow: Any,
+    name: str,
+    *,
+    work_pool_name: str,
+    work_queue_name: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    description: str | None = None,
+    version: str = "",
+    cron: str | None = None,
+    interval: int | None = None,
+    rrule: str | None = None,
+    timezone: str = "UTC",
+    schedules: list[dict[str, Any]] | None = None,
+    entrypoint: str | None = None,
+    pull_steps: list[dict[str, Any]] | None = None,
+    job_variables: dict[str, Any] | None = None,
+    concurrency_limit: int | None = None,
+    enforce_parameter_schema: bool = True,
 ) -> DeploymentDefinition:
     """A deployment of a flow object, as `my_flow.to_deployment(...)` describes it. The
     entrypoint defaults to the file defining the flow (made relative to the project directory
@@ -414,8 +456,17 @@ def flow_deployment(
         if value is not None:
             definitions.append(schedule_definition({kind: value, "timezone": timezone}))
     return DeploymentDefinition(
-        name=name, entrypoint=entrypoint, work_pool=work_pool_name, work_queue=work_queue_name,
-        job_variables=job_variables or {}, description=flow.description if description is None else description,
-        version=version, tags=list(tags or []), parameters=dict(parameters or {}), schedules=definitions,
-        concurrency_limit=concurrency_limit, enforce_parameter_schema=enforce_parameter_schema, pull_steps=pull_steps,
+        name=name,
+        entrypoint=entrypoint,
+        work_pool=work_pool_name,
+        work_queue=work_queue_name,
+        job_variables=job_variables or {},
+        description=flow.description if description is None else description,
+        version=version,
+        tags=list(tags or []),
+        parameters=dict(parameters or {}),
+        schedules=definitions,
+        concurrency_limit=concurrency_limit,
+        enforce_parameter_schema=enforce_parameter_schema,
+        pull_steps=pull_steps,
     )

@@ -102,8 +102,10 @@ def detect_git(directory: Path) -> GitSource | None:
     root = Path(repo.working_tree_dir).resolve()
     warnings = []
     if root != directory.resolve():
-        warnings.append(f"You are not at the root of the repository ({root}): entrypoints will be relative to "
-                        "the root, as in the clone workers make; deploy from the root to keep them short.")
+        warnings.append(
+            f"You are not at the root of the repository ({root}): entrypoints will be relative to "
+            "the root, as in the clone workers make; deploy from the root to keep them short."
+        )
     if repo.is_dirty(untracked_files=True):
         warnings.append("The working tree has changes that are not committed and pushed: workers will not see them.")
     try:
@@ -119,7 +121,9 @@ def detect_git(directory: Path) -> GitSource | None:
     else:
         ahead = sum(1 for _ in repo.iter_commits(f"{tracking.path}..{branch.path}"))
         if ahead:
-            warnings.append(f"Branch {branch.name!r} has {ahead} commit(s) not pushed to {remote.name!r}: workers will not see them.")
+            warnings.append(
+                f"Branch {branch.name!r} has {ahead} commit(s) not pushed to {remote.name!r}: workers will not see them."
+            )
     return GitSource(url, branch.name, root, warnings)
 
 
@@ -138,11 +142,17 @@ class Wizard:
 
         flows = discover_flows(self.directory)
         if not flows:
-            raise ValidationError(f"No flows found in {self.directory}: decorate a function with @flow, or pass ENTRYPOINT.")
+            raise ValidationError(
+                f"No flows found in {self.directory}: decorate a function with @flow, or pass ENTRYPOINT."
+            )
         pools = list(WorkPool.objects.order_by("name").values_list("name", flat=True))
         if not pools:
-            raise ValidationError("There is no work pool to deploy to: create one with `manage.py workpool create NAME`.")
-        chosen = flows[self.choose("Which flow would you like to deploy?", [f"{f.name}  ({f.entrypoint})" for f in flows])]
+            raise ValidationError(
+                "There is no work pool to deploy to: create one with `manage.py workpool create NAME`."
+            )
+        chosen = flows[
+            self.choose("Which flow would you like to deploy?", [f"{f.name}  ({f.entrypoint})" for f in flows])
+        ]
         name = self.ask("Deployment name", default="default")
         parameters = self.ask_parameters(flow_parameter_schema(chosen.entrypoint, self.directory))
         schedules = self.ask_schedule()
@@ -152,7 +162,11 @@ class Wizard:
         path, _, function = chosen.entrypoint.partition(":")
         entrypoint = f"{(self.directory / path).relative_to(project_dir).as_posix()}:{function}"
         definition = DeploymentDefinition(
-            name=name, entrypoint=entrypoint, work_pool=pool, schedules=schedules, pull_steps=pull_steps,
+            name=name,
+            entrypoint=entrypoint,
+            work_pool=pool,
+            schedules=schedules,
+            pull_steps=pull_steps,
             parameters=parameters,
         )
         report(deploy_definitions([definition], project_dir=project_dir))
@@ -234,7 +248,9 @@ class Wizard:
         labels = ["Cron (e.g. 0 9 * * 1-5)", "Interval (every N seconds)", "RRule (e.g. FREQ=WEEKLY;BYDAY=MO)"]
         kind = kinds[self.choose("What kind of schedule?", labels)]
         while True:
-            text = self.ask({"cron": "Cron expression", "interval": "Interval in seconds", "rrule": "Recurrence rule"}[kind])
+            text = self.ask(
+                {"cron": "Cron expression", "interval": "Interval in seconds", "rrule": "Recurrence rule"}[kind]
+            )
             zone = self.ask("Timezone", default="UTC")
             definition: dict[str, Any] = {"kind": kind, "timezone": zone}
             if kind == "interval":
@@ -258,7 +274,9 @@ class Wizard:
             return [], self.directory
         for warning in source.warnings:
             self.say(f"Warning: {warning}")
-        question = f"Would you like your workers to pull your flow code from its remote repository ({source.repository})?"
+        question = (
+            f"Would you like your workers to pull your flow code from its remote repository ({source.repository})?"
+        )
         if not self.confirm(question, default=True):
             return [], self.directory
         options: dict[str, Any] = {"repository": source.repository}

@@ -11,9 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "flow", "task", "get_run_logger", "task_input_hash", "get_flow_run_result", "State", "FlowRunStopped", "Variable", "Secret",
-    "create_markdown_artifact", "create_table_artifact", "create_link_artifact", "create_progress_artifact",
-    "update_progress_artifact", "pause_flow_run", "suspend_flow_run", "PauseTimeout",
+    "flow",
+    "task",
+    "get_run_logger",
+    "task_input_hash",
+    "get_flow_run_result",
+    "State",
+    "FlowRunStopped",
+    "Variable",
+    "Secret",
+    "create_markdown_artifact",
+    "create_table_artifact",
+    "create_link_artifact",
+    "create_progress_artifact",
+    "update_progress_artifact",
+    "pause_flow_run",
+    "suspend_flow_run",
+    "PauseTimeout",
 ]
 
 

@@ -58,8 +58,10 @@ class AuditedAdmin:
 
         # Only what really changed: JSON fields report a change whenever their text differs.
         fields = [
-            name for name in form.changed_data
-            if name in form.fields and (not change or plain(form.initial.get(name)) != plain(form.cleaned_data.get(name)))
+            name
+            for name in form.changed_data
+            if name in form.fields
+            and (not change or plain(form.initial.get(name)) != plain(form.cleaned_data.get(name)))
         ]
         before = {name: plain(form.initial.get(name)) for name in fields} if change else None
         super().save_model(request, obj, form, change)  # type: ignore[misc]

@@ -64,7 +64,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def _conflict(exc: InvalidTransition) -> dict[str, str]:
     if isinstance(exc, StateConflict):
-        return {"kind": "state_conflict", "expected": str(exc.expected), "actual": str(exc.actual), "to_type": str(exc.to_type)}
+        return {
+            "kind": "state_conflict",
+            "expected": str(exc.expected),
+            "actual": str(exc.actual),
+            "to_type": str(exc.to_type),
+        }
     return {"kind": "invalid_transition", "from_type": str(exc.from_type), "to_type": str(exc.to_type)}
 
 
@@ -135,5 +140,3 @@ class KeyRateThrottle(throttling.SimpleRateThrottle):
         else:
             ident = f"addr:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
-
-

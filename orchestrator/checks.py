@@ -29,9 +29,9 @@ def check_database(app_configs: Any, **kwargs: Any) -> list:
 @register(deploy=True)
 def check_production_defaults(app_configs: Any, **kwargs: Any) -> list:
     found = []
-    if settings.CELERY_BROKER_URL.startswith("filesystem://") and settings.DATABASES["default"][
-        "ENGINE"
-    ].endswith("postgresql"):
+    if settings.CELERY_BROKER_URL.startswith("filesystem://") and settings.DATABASES["default"]["ENGINE"].endswith(
+        "postgresql"
+    ):
         found.append(
             Warning(
                 "PostgreSQL is configured but Celery still uses the embedded filesystem broker.",

@@ -42,7 +42,11 @@ class ServiceCommand(BaseCommand):
         return getattr(self, f"do_{action}")(**options)
 
     def table(
-        self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = "",
+        self,
+        title: str,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        caption: str = "",
         no_wrap: Iterable[str] = (),
     ) -> None:
         """Print a table. Columns named in `no_wrap` (ids, times) are never broken over lines,

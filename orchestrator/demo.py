@@ -39,24 +39,87 @@ POOLS = [
 STRING_PARAM = {"type": "string"}
 DEPLOYMENTS = [
     # flow, deployment, pool, tags, parameters, schema properties, schedule (kind, value)
-    ("leonardo_dicapriflow", "leonardo-deployment", "my-process-pool", ["tutorial"], {"name": "Leo"},
-     {"name": STRING_PARAM}, None),
-    ("etl", "orders-hourly", "data-pipelines", ["etl", "orders"], {"source": "orders", "full": False},
-     {"source": STRING_PARAM, "full": {"type": "boolean", "default": False}}, ("cron", "0 * * * *")),
-    ("etl", "customers-daily", "data-pipelines", ["etl"], {"source": "customers", "full": True},
-     {"source": STRING_PARAM, "full": {"type": "boolean", "default": False}}, ("cron", "30 2 * * *")),
-    ("etl", "events-5min", "data-pipelines", ["etl", "events"], {"source": "events", "full": False},
-     {"source": STRING_PARAM, "full": {"type": "boolean", "default": False}}, ("interval", 300)),
-    ("reports", "weekly-revenue", "data-pipelines", ["reports", "finance"], {"weeks": 1},
-     {"weeks": {"type": "integer", "default": 1}}, ("cron", "0 7 * * 1")),
-    ("reports", "daily-kpis", "data-pipelines", ["reports"], {"weeks": 0},
-     {"weeks": {"type": "integer", "default": 0}}, ("cron", "0 6 * * *")),
-    ("train_model", "nightly", "ml-training", ["ml"], {"epochs": 10, "lr": 0.001, "layers": [64, 32]},
-     {"epochs": {"type": "integer"}, "lr": {"type": "number"}, "layers": {"type": "array"}}, ("cron", "0 1 * * *")),
-    ("train_model", "experiment", "ml-training", ["ml", "experiment"], {"epochs": 2, "lr": 0.01, "layers": [16]},
-     {"epochs": {"type": "integer"}, "lr": {"type": "number"}, "layers": {"type": "array"}}, None),
-    ("sync_crm", "every-15-min", "my-process-pool", ["crm"], {"since_minutes": 15},
-     {"since_minutes": {"type": "integer", "default": 15}}, ("interval", 900)),
+    (
+        "leonardo_dicapriflow",
+        "leonardo-deployment",
+        "my-process-pool",
+        ["tutorial"],
+        {"name": "Leo"},
+        {"name": STRING_PARAM},
+        None,
+    ),
+    (
+        "etl",
+        "orders-hourly",
+        "data-pipelines",
+        ["etl", "orders"],
+        {"source": "orders", "full": False},
+        {"source": STRING_PARAM, "full": {"type": "boolean", "default": False}},
+        ("cron", "0 * * * *"),
+    ),
+    (
+        "etl",
+        "customers-daily",
+        "data-pipelines",
+        ["etl"],
+        {"source": "customers", "full": True},
+        {"source": STRING_PARAM, "full": {"type": "boolean", "default": False}},
+        ("cron", "30 2 * * *"),
+    ),
+    (
+        "etl",
+        "events-5min",
+        "data-pipelines",
+        ["etl", "events"],
+        {"source": "events", "full": False},
+        {"source": STRING_PARAM, "full": {"type": "boolean", "default": False}},
+        ("interval", 300),
+    ),
+    (
+        "reports",
+        "weekly-revenue",
+        "data-pipelines",
+        ["reports", "finance"],
+        {"weeks": 1},
+        {"weeks": {"type": "integer", "default": 1}},
+        ("cron", "0 7 * * 1"),
+    ),
+    (
+        "reports",
+        "daily-kpis",
+        "data-pipelines",
+        ["reports"],
+        {"weeks": 0},
+        {"weeks": {"type": "integer", "default": 0}},
+        ("cron", "0 6 * * *"),
+    ),
+    (
+        "train_model",
+        "nightly",
+        "ml-training",
+        ["ml"],
+        {"epochs": 10, "lr": 0.001, "layers": [64, 32]},
+        {"epochs": {"type": "integer"}, "lr": {"type": "number"}, "layers": {"type": "array"}},
+        ("cron", "0 1 * * *"),
+    ),
+    (
+        "train_model",
+        "experiment",
+        "ml-training",
+        ["ml", "experiment"],
+        {"epochs": 2, "lr": 0.01, "layers": [16]},
+        {"epochs": {"type": "integer"}, "lr": {"type": "number"}, "layers": {"type": "array"}},
+        None,
+    ),
+    (
+        "sync_crm",
+        "every-15-min",
+        "my-process-pool",
+        ["crm"],
+        {"since_minutes": 15},
+        {"since_minutes": {"type": "integer", "default": 15}},
+        ("interval", 900),
+    ),
     ("cleanup", "weekend", "my-process-pool", ["ops"], {}, {}, ("cron", "0 3 * * 0,6")),
 ]
 # How often each deployment runs, relative to the others.
@@ -80,7 +143,12 @@ class SeedReport:
 
 
 def seed_demo(
-    *, runs: int, days: float = 30, detailed: int = 2000, seed: int = 8, batch: int = 20000,
+    *,
+    runs: int,
+    days: float = 30,
+    detailed: int = 2000,
+    seed: int = 8,
+    batch: int = 20000,
     progress: Callable[[str], None] = lambda message: None,
 ) -> SeedReport:
     """Create the demo pools, deployments and workers (or reuse them), then `runs` runs spread
@@ -107,8 +175,10 @@ def seed_demo(
         progress(f"{counts.runs:,} runs, {counts.states:,} states")
     if detailed:
         newest = (
-            FlowRun.objects.exclude(state_type=S.SCHEDULED).filter(expected_start_at__lte=now)
-            .order_by("-expected_start_at").values_list("id", "state_type", "started_at", "ended_at", "state_at")
+            FlowRun.objects.exclude(state_type=S.SCHEDULED)
+            .filter(expected_start_at__lte=now)
+            .order_by("-expected_start_at")
+            .values_list("id", "state_type", "started_at", "ended_at", "state_at")
         )[:detailed]
         with transaction.atomic():
             tasks, logs = [], []
@@ -135,14 +205,18 @@ def _ensure_deployments(now: datetime) -> list[Deployment]:
         pools[name] = pool
         for queue_name, priority, tags, queue_limit in queues:
             WorkQueue.objects.get_or_create(
-                pool=pool, name=queue_name,
+                pool=pool,
+                name=queue_name,
                 defaults={"priority": priority, "tags": tags, "concurrency_limit": queue_limit, "last_polled_at": now},
             )
         for i, alive in enumerate((True, name != "ml-training")):
             Worker.objects.update_or_create(
-                pool=pool, name=f"{name}-worker-{i + 1}",
+                pool=pool,
+                name=f"{name}-worker-{i + 1}",
                 defaults={
-                    "hostname": f"host-{i + 1}.example.internal", "pid": 4100 + i, "limit": 4,
+                    "hostname": f"host-{i + 1}.example.internal",
+                    "pid": 4100 + i,
+                    "limit": 4,
                     "last_heartbeat_at": now if alive else now - timedelta(minutes=7),
                 },
             )
@@ -151,9 +225,12 @@ def _ensure_deployments(now: datetime) -> list[Deployment]:
         flow, _ = Flow.objects.get_or_create(name=flow_name)
         required = [key for key, prop in properties.items() if "default" not in prop]
         deployment, _ = Deployment.objects.get_or_create(
-            flow=flow, name=name,
+            flow=flow,
+            name=name,
             defaults={
-                "entrypoint": f"flows/{flow_name}.py:{flow_name}", "work_pool": pools[pool_name], "tags": tags,
+                "entrypoint": f"flows/{flow_name}.py:{flow_name}",
+                "work_pool": pools[pool_name],
+                "tags": tags,
                 "parameters": params,
                 "parameter_schema": {"type": "object", "properties": properties, "required": required},
             },
@@ -161,7 +238,9 @@ def _ensure_deployments(now: datetime) -> list[Deployment]:
         if schedule and not deployment.schedules.exists():
             kind, value = schedule
             fields: dict[str, Any] = {"cron": value} if kind == "cron" else {"interval_seconds": value}
-            DeploymentSchedule.objects.create(deployment=deployment, slug=f"{kind}-1", kind=ScheduleKind(kind), **fields)
+            DeploymentSchedule.objects.create(
+                deployment=deployment, slug=f"{kind}-1", kind=ScheduleKind(kind), **fields
+            )
         deployments.append(deployment)
     return deployments
 
@@ -182,9 +261,7 @@ def _make_runs(
     # so one day's runs sit together on disk as they would in production.
     starts = [(now + timedelta(seconds=rng.uniform(60, 86400)), "upcoming") for _ in range(upcoming)]
     starts += [(now - timedelta(seconds=rng.uniform(120, 1800)), "late") for _ in range(min(5, total - upcoming))]
-    starts += [
-        (now - timedelta(seconds=span * rng.random() ** 1.15), "past") for _ in range(total - len(starts))
-    ]
+    starts += [(now - timedelta(seconds=span * rng.random() ** 1.15), "past") for _ in range(total - len(starts))]
     starts.sort()
     for expected, kind in starts:
         if kind == "upcoming":  # as the scheduler would have made them
@@ -215,7 +292,7 @@ def _make_runs(
             "started_at": None,
             "ended_at": None,
             "run_count": 0,
-            "created_by": "schedule" if rng.random() < .85 else "ui:demo",
+            "created_by": "schedule" if rng.random() < 0.85 else "ui:demo",
             "created_at": min(expected, now) - timedelta(minutes=5),
         }
         state_at = expected
@@ -288,11 +365,21 @@ def _details(
         task_state = S.FAILED if failed else S.COMPLETED
         if state_type == S.RUNNING and n == len(TASKS) - 1:
             task_state, end = S.RUNNING, None
-        tasks.append({
-            "id": task_id, "flow_run_id": run_id, "name": f"{task}-{n}", "task_key": task,
-            "state_type": task_state, "state_name": task_state.label, "state_at": end or at,
-            "started_at": at, "ended_at": end, "run_count": 1, "created_at": at,
-        })
+        tasks.append(
+            {
+                "id": task_id,
+                "flow_run_id": run_id,
+                "name": f"{task}-{n}",
+                "task_key": task,
+                "state_type": task_state,
+                "state_name": task_state.label,
+                "state_at": end or at,
+                "started_at": at,
+                "ended_at": end,
+                "run_count": 1,
+                "created_at": at,
+            }
+        )
         logs.append(_log(run_id, task_id, 20, "orchestrator.task_runs", f"Running {task}", at))
         if rng.random() < 0.2:
             logs.append(_log(run_id, task_id, 30, "orchestrator.task_runs", "Slow response; retrying once", at))
@@ -307,8 +394,14 @@ def _details(
 
 
 def _log(run_id: Any, task_id: Any, level: int, logger: str, message: str, at: datetime) -> dict[str, Any]:
-    return {"flow_run_id": run_id, "task_run_id": task_id, "level": level, "logger": logger, "message": message,
-            "timestamp": at}
+    return {
+        "flow_run_id": run_id,
+        "task_run_id": task_id,
+        "level": level,
+        "logger": logger,
+        "message": message,
+        "timestamp": at,
+    }
 
 
 def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -346,10 +439,12 @@ class _Writer:
         with connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row([
-                        to_json(row.get(name, default)) if is_json else row.get(name, default)
-                        for name, default, is_json in plan
-                    ])
+                    copy.write_row(
+                        [
+                            to_json(row.get(name, default)) if is_json else row.get(name, default)
+                            for name, default, is_json in plan
+                        ]
+                    )
 
     def _to_json(self, value: Any) -> str | None:
         """JSON text for a JSON column; the demo shares a few dicts and lists across many rows,

@@ -99,8 +99,15 @@ class DirectClient(OrchestratorClient):
 
     # --- workers ---
     def register_worker(
-        self, pool: str, *, name: str, limit: int | None = None, queues: list[str] | None = None,
-        create_pool: bool = True, hostname: str = "", pid: int | None = None,
+        self,
+        pool: str,
+        *,
+        name: str,
+        limit: int | None = None,
+        queues: list[str] | None = None,
+        create_pool: bool = True,
+        hostname: str = "",
+        pid: int | None = None,
     ) -> WorkerInfo:
         if queues:
             try:
@@ -130,7 +137,11 @@ class DirectClient(OrchestratorClient):
         call_with_retry(lambda: mark_worker_stopped(self._worker(worker)), what="marking the worker stopped")
 
     def claim_runs(
-        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0,
+        self,
+        worker: WorkerInfo,
+        *,
+        prefetch_seconds: float = 0.0,
+        wait_seconds: float = 0.0,
         max_runs: int | None = None,
     ) -> list[ClaimedRun]:
         # A claim lost with its connection is handed out again by the next one (unstarted runs).
@@ -139,8 +150,11 @@ class DirectClient(OrchestratorClient):
             waiter.listen()  # before looking: a run created during this claim still wakes the worker
             waiter.claimed(timezone.now() + timedelta(seconds=max(0.0, prefetch_seconds)))
             runs = runs_to_start(
-                self._worker(worker), queue_ids=worker.queue_ids, prefetch_seconds=prefetch_seconds,
-                wait_seconds=wait_seconds, max_runs=max_runs,
+                self._worker(worker),
+                queue_ids=worker.queue_ids,
+                prefetch_seconds=prefetch_seconds,
+                wait_seconds=wait_seconds,
+                max_runs=max_runs,
             )
             return [claimed_run(run) for run in runs]
 
@@ -197,7 +211,13 @@ class DirectClient(OrchestratorClient):
         return call_with_retry(create, what="creating a flow run")
 
     def set_flow_run_state(
-        self, run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
+        self,
+        run_id: str,
+        state_type: str,
+        *,
+        expected: str,
+        name: str | None = None,
+        message: str = "",
         retry: bool = True,
     ) -> FlowRunInfo:
         since = timezone.now()
@@ -215,12 +235,22 @@ class DirectClient(OrchestratorClient):
         return call_with_retry(move, what=f"moving flow run {run_id} to {state_type}", applied=applied)
 
     def create_subflow_run(
-        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        self,
+        parent_run_id: str,
+        flow_name: str,
+        *,
+        description: str,
+        parameters: dict[str, Any],
+        task_key: str,
         dynamic_key: str,
     ) -> FlowRunInfo:
         run = create_subflow_run(
-            self._flow_run(parent_run_id), flow_name, description=description, parameters=parameters,
-            task_key=task_key, dynamic_key=dynamic_key,
+            self._flow_run(parent_run_id),
+            flow_name,
+            description=description,
+            parameters=parameters,
+            task_key=task_key,
+            dynamic_key=dynamic_key,
         )
         return flow_run_info(run)
 
@@ -228,7 +258,13 @@ class DirectClient(OrchestratorClient):
         record_flow_run_result(self._flow_run(run_id), result_uri=result_uri)
 
     def pause_flow_run(
-        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        self,
+        run_id: str,
+        *,
+        key: str,
+        schema: dict[str, Any] | None,
+        timeout_seconds: float,
+        suspend: bool,
         description: str = "",
     ) -> RunInputInfo:
         run = self._flow_run(run_id)
@@ -243,7 +279,9 @@ class DirectClient(OrchestratorClient):
 
     def set_flow_run_retries(self, run_id: str, *, retries: int, retry_delay_seconds: float) -> None:
         call_with_retry(
-            lambda: set_flow_run_retries(self._flow_run(run_id), retries=retries, retry_delay_seconds=retry_delay_seconds),
+            lambda: set_flow_run_retries(
+                self._flow_run(run_id), retries=retries, retry_delay_seconds=retry_delay_seconds
+            ),
             what="setting retries",
         )
 
@@ -273,8 +311,17 @@ class DirectClient(OrchestratorClient):
         )
 
     def set_task_run_state(
-        self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
-        result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        self,
+        task_run_id: str,
+        state_type: str,
+        *,
+        expected: str,
+        name: str | None = None,
+        message: str = "",
+        result: Any = None,
+        store_result: bool = False,
+        cache_key: str = "",
+        cache_expires_at: datetime | None = None,
         result_uri: str = "",
     ) -> TaskRunInfo:
         since = timezone.now()
@@ -283,8 +330,15 @@ class DirectClient(OrchestratorClient):
             task_run = self._task_run(task_run_id)
             extra: dict[str, Any] = {"result": result} if store_result else {}
             set_task_run_state(
-                task_run, state_type, expected=expected, name=name, message=message, cache_key=cache_key,
-                cache_expires_at=cache_expires_at, result_uri=result_uri, **extra,
+                task_run,
+                state_type,
+                expected=expected,
+                name=name,
+                message=message,
+                cache_key=cache_key,
+                cache_expires_at=cache_expires_at,
+                result_uri=result_uri,
+                **extra,
             )
             return task_run_info(task_run)
 
@@ -311,13 +365,21 @@ class DirectClient(OrchestratorClient):
         if task_run is None:
             return None
         return CachedResult(
-            task_run_id=str(task_run.pk), task_run_name=task_run.name, value=task_run.result,
+            task_run_id=str(task_run.pk),
+            task_run_name=task_run.name,
+            value=task_run.result,
             result_uri=task_run.result_uri,
         )
 
     # --- artifacts ---
     def create_artifact(
-        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        self,
+        flow_run_id: str,
+        *,
+        type: str,
+        data: Any,
+        key: str = "",
+        description: str = "",
         task_run_id: str | None = None,
     ) -> str:
         run = self._flow_run(flow_run_id)

@@ -105,8 +105,11 @@ def debian_mirror(sources: list[Path] | None = None) -> str:
     updates suites are not mirrors of the release, so they are passed over."""
     if sources is None:
         etc = Path("/etc/apt")
-        sources = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list")),
-                   *sorted((etc / "sources.list.d").glob("*.sources"))]
+        sources = [
+            etc / "sources.list",
+            *sorted((etc / "sources.list.d").glob("*.list")),
+            *sorted((etc / "sources.list.d").glob("*.sources")),
+        ]
     for path in sources:
         try:
             text = path.read_text()
@@ -115,8 +118,12 @@ def debian_mirror(sources: list[Path] | None = None) -> str:
         if path.suffix == ".sources":
             for stanza in re.split(r"\n\s*\n", text):
                 fields = _deb822(stanza)
-                if "deb" in fields.get("types", "").split() and SUITE in fields.get("suites", "").split() \
-                        and "main" in fields.get("components", "").split() and fields.get("enabled", "yes") != "no":
+                if (
+                    "deb" in fields.get("types", "").split()
+                    and SUITE in fields.get("suites", "").split()
+                    and "main" in fields.get("components", "").split()
+                    and fields.get("enabled", "yes") != "no"
+                ):
                     return fields["uris"].split()[0]
         else:
             for line in text.splitlines():
@@ -173,8 +180,10 @@ def ensure_base_image(*, tag: str = BASE_IMAGE, log: Log = print) -> str:
             repository, _, version = tag.rpartition(":")
             log(f"images: docker import as {tag}")
             client.api.import_image_from_file(
-                str(archive), repository=repository, tag=version,
-                changes=['ENV LANG=C.UTF-8', 'CMD ["python3"]'],
+                str(archive),
+                repository=repository,
+                tag=version,
+                changes=["ENV LANG=C.UTF-8", 'CMD ["python3"]'],
             )
     if not _image_exists(client, tag):
         raise ImageBuildError(f"docker import did not produce {tag}.")
@@ -217,8 +226,20 @@ def ensure_wheelhouse(project_dir: Path = PROJECT_DIR, *, log: Log = print) -> P
         # A copy of the checkout without its virtualenv and data, so pip does not walk them.
         with tempfile.TemporaryDirectory(prefix="orchestrator-src-") as source:
             _copy_context_files(project_dir, Path(source))
-            _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                  "--wheel-dir", str(partial), f"{source}[{IMAGE_EXTRAS}]", *IMAGE_ONLY_REQUIREMENTS])
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--wheel-dir",
+                    str(partial),
+                    f"{source}[{IMAGE_EXTRAS}]",
+                    *IMAGE_ONLY_REQUIREMENTS,
+                ]
+            )
         for own in partial.glob("django_orchestrator-*.whl"):
             own.unlink()
         (partial / ".complete").touch()
@@ -252,14 +273,18 @@ def _ignored(relative: str, patterns: list[str]) -> bool:
 def context_files(project_dir: Path = PROJECT_DIR) -> list[str]:
     """The checkout's files that go into the build context: tracked and untracked-but-not-
     git-ignored files (as git sees them), minus .dockerignore's patterns, sorted."""
-    listed = subprocess.run(
-        ["git", "-C", str(project_dir), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "-C", str(project_dir), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     patterns = _dockerignore(project_dir)
     return sorted(
-        name for name in set(listed)
-        if name and (project_dir / name).is_file() and not _ignored(name, patterns)
+        name for name in set(listed) if name and (project_dir / name).is_file() and not _ignored(name, patterns)
     )
 
 
@@ -290,7 +315,11 @@ def _build_context(project_dir: Path, wheelhouse: Path | None) -> tuple[bytes, s
 
 
 def ensure_project_image(
-    project_dir: Path = PROJECT_DIR, *, base_image: str | None = None, offline: bool = True, log: Log = print,
+    project_dir: Path = PROJECT_DIR,
+    *,
+    base_image: str | None = None,
+    offline: bool = True,
+    log: Log = print,
 ) -> str:
     """The project's image built from its Dockerfile, tagged `orchestrator:ctx-<hash>` where the
     hash covers the build context and the base image's id; built only when that tag is missing.
@@ -310,8 +339,15 @@ def ensure_project_image(
         log(f"images: docker build of {project_dir / 'Dockerfile'} on {base} as {tag}")
         lines: list[str] = []
         for chunk in client.api.build(
-            fileobj=io.BytesIO(context), custom_context=True, tag=tag, buildargs={"BASE_IMAGE": base},
-            network_mode="host", rm=True, forcerm=True, decode=True, labels={"org.orchestrator.context": context_hash},
+            fileobj=io.BytesIO(context),
+            custom_context=True,
+            tag=tag,
+            buildargs={"BASE_IMAGE": base},
+            network_mode="host",
+            rm=True,
+            forcerm=True,
+            decode=True,
+            labels={"org.orchestrator.context": context_hash},
         ):
             if "stream" in chunk:
                 lines.extend(chunk["stream"].rstrip("\n").splitlines())
@@ -325,9 +361,13 @@ def ensure_project_image(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.images", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["base", "wheelhouse", "image"], help="what to build (and cache)")
-    parser.add_argument("--into", type=Path, help="wheelhouse: also copy the wheels into this folder "
-                        "(e.g. .wheelhouse, for `docker build .` offline)")
+    parser.add_argument(
+        "--into",
+        type=Path,
+        help="wheelhouse: also copy the wheels into this folder (e.g. .wheelhouse, for `docker build .` offline)",
+    )
     args = parser.parse_args(argv)
+
     def log(message: str) -> None:
         print(message, file=sys.stderr)
 

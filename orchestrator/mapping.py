@@ -18,9 +18,10 @@ def _is_path(value: Any) -> bool:
 def mapping_errors(mapping: Any) -> list[str]:
     """What is wrong with a parameter mapping, in words (empty when nothing)."""
     if not isinstance(mapping, dict):
-        return ["Expected an object: parameter name -> \"$.path\" or a value."]
+        return ['Expected an object: parameter name -> "$.path" or a value.']
     return [
-        f"{name!r}: {path!r} has an empty step." for name, path in mapping.items()
+        f"{name!r}: {path!r} has an empty step."
+        for name, path in mapping.items()
         if _is_path(path) and path != "$" and "" in path[2:].split(".")
     ]
 

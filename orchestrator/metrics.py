@@ -43,12 +43,16 @@ UNFINISHED = [state for state in StateType if state not in TERMINAL]
 
 REGISTRY = CollectorRegistry()
 API_REQUESTS = Counter(
-    "orchestrator_api_requests", "API requests answered by this process.", ["method", "route", "status"],
+    "orchestrator_api_requests",
+    "API requests answered by this process.",
+    ["method", "route", "status"],
     registry=REGISTRY,
 )
 API_LATENCY = Histogram(
-    "orchestrator_api_request_duration_seconds", "Time to answer an API request, in this process.",
-    ["method", "route"], registry=REGISTRY,
+    "orchestrator_api_request_duration_seconds",
+    "Time to answer an API request, in this process.",
+    ["method", "route"],
+    registry=REGISTRY,
 )
 
 
@@ -70,12 +74,14 @@ class OrchestratorCollector(Collector):
         since = now - timedelta(seconds=settings.METRICS_WINDOW_SECONDS)
 
         unfinished = GaugeMetricFamily(
-            "orchestrator_flow_runs_unfinished", "Flow runs not yet finished, by state and deployment.",
+            "orchestrator_flow_runs_unfinished",
+            "Flow runs not yet finished, by state and deployment.",
             labels=["state", "deployment"],
         )
         for row in (
             FlowRun.objects.filter(state_type__in=UNFINISHED)
-            .values("state_type", "deployment__flow__name", "deployment__name").annotate(n=Count("id"))
+            .values("state_type", "deployment__flow__name", "deployment__name")
+            .annotate(n=Count("id"))
         ):
             label = _deployment_label(row["deployment__flow__name"], row["deployment__name"])
             unfinished.add_metric([row["state_type"], label], row["n"])
@@ -88,7 +94,8 @@ class OrchestratorCollector(Collector):
         )
         for row in (
             FlowRun.objects.filter(state_type__in=TERMINAL, expected_start_at__gte=since)
-            .values("state_type", "deployment__flow__name", "deployment__name").annotate(n=Count("id"))
+            .values("state_type", "deployment__flow__name", "deployment__name")
+            .annotate(n=Count("id"))
         ):
             label = _deployment_label(row["deployment__flow__name"], row["deployment__name"])
             finished.add_metric([row["state_type"], label], row["n"])
@@ -120,7 +127,9 @@ class OrchestratorCollector(Collector):
 
     def _queues(self, now: Any) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
-            "orchestrator_work_queue_depth", "Runs due now and not yet claimed, per work queue.", labels=["pool", "queue"]
+            "orchestrator_work_queue_depth",
+            "Runs due now and not yet claimed, per work queue.",
+            labels=["pool", "queue"],
         )
         oldest = GaugeMetricFamily(
             "orchestrator_work_queue_oldest_due_seconds",
@@ -130,7 +139,8 @@ class OrchestratorCollector(Collector):
         due = {
             row["work_queue_id"]: row
             for row in FlowRun.objects.filter(state_type=StateType.SCHEDULED, next_scheduled_start_at__lte=now)
-            .values("work_queue_id").annotate(n=Count("id"), oldest=Min("next_scheduled_start_at"))
+            .values("work_queue_id")
+            .annotate(n=Count("id"), oldest=Min("next_scheduled_start_at"))
         }
         for queue in WorkQueue.objects.select_related("pool").order_by("pool__name", "name"):
             row = due.get(queue.pk)
@@ -152,18 +162,21 @@ class OrchestratorCollector(Collector):
             max(0.0, (started - due).total_seconds()) for due, started, _, _ in rows if due is not None and started
         ]
         durations = [
-            max(0.0, (ended - started).total_seconds()) for _, started, ended, state in rows
+            max(0.0, (ended - started).total_seconds())
+            for _, started, ended, state in rows
             if ended is not None and started is not None and state in TERMINAL
         ]
         yield _histogram(
             "orchestrator_flow_run_pickup_latency_seconds",
             "From when a run was due to when it started running, for runs of the last METRICS_WINDOW_SECONDS.",
-            pickups, PICKUP_BUCKETS,
+            pickups,
+            PICKUP_BUCKETS,
         )
         yield _histogram(
             "orchestrator_flow_run_duration_seconds",
             "How long finished runs of the last METRICS_WINDOW_SECONDS ran.",
-            durations, DURATION_BUCKETS,
+            durations,
+            DURATION_BUCKETS,
         )
 
 
@@ -187,8 +200,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _from_allowed_address(request):
         keyword, _, token = request.headers.get("Authorization", "").partition(" ")
         if keyword.lower() != "bearer" or not token.strip():
-            response = HttpResponse("Send a metrics key: Authorization: Bearer <key>.\n", status=401,
-                                    content_type="text/plain")
+            response = HttpResponse(
+                "Send a metrics key: Authorization: Bearer <key>.\n", status=401, content_type="text/plain"
+            )
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
         key = authenticate_api_key(token.strip())
@@ -196,7 +210,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             return HttpResponse("Invalid or revoked API key.\n", status=401, content_type="text/plain")
         if key.scope != Scope.METRICS:
             return HttpResponse(
-                f"This API key has scope {str(key.scope)!r}; /metrics needs a 'metrics' key.\n", status=403,
+                f"This API key has scope {str(key.scope)!r}; /metrics needs a 'metrics' key.\n",
+                status=403,
                 content_type="text/plain",
             )
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

@@ -59,7 +59,9 @@ class NulInUrlMiddleware:
         if "\x00" in request.path:
             where = "path"
         else:
-            where = next((key for key, values in request.GET.lists() if "\x00" in key or any("\x00" in v for v in values)), None)
+            where = next(
+                (key for key, values in request.GET.lists() if "\x00" in key or any("\x00" in v for v in values)), None
+            )
         if where is not None:
             message = f"{where}: a URL cannot contain a NUL character (%00)."
             if request.path.startswith(LIMITED_PREFIXES):

@@ -143,7 +143,6 @@ class SchemaForm(forms.Form):
                 self.add_error(target, problem if target else f"{key}: {problem}")
 
 
-
 def _json_policy_problem(text: str) -> str | None:
     """What the input policy refuses in JSON typed into a field (too deep, a NUL or a lone
     surrogate inside), else None; text that is not JSON is a string value, not refused here."""

@@ -195,9 +195,7 @@ CELERY_BEAT_SCHEDULE = {
     "schedule-deployments": _every(SCHEDULER_INTERVAL_SECONDS, "deployments.tasks.schedule_deployments"),
     "mark-late-runs": _every(LATE_RUNS_INTERVAL_SECONDS, "runs.tasks.mark_late_runs"),
     "fail-expired-pauses": _every(LATE_RUNS_INTERVAL_SECONDS, "runs.tasks.fail_expired_pauses"),
-    "reap-crashed-runs-and-offline-workers": _every(
-        REAPER_INTERVAL_SECONDS, "workpools.tasks.recover_lost_runs"
-    ),
+    "reap-crashed-runs-and-offline-workers": _every(REAPER_INTERVAL_SECONDS, "workpools.tasks.recover_lost_runs"),
     "delete-old-runs": _every(RETENTION_INTERVAL_SECONDS, "runs.tasks.delete_old_runs"),
 }
 

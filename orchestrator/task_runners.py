@@ -18,6 +18,11 @@ from orchestrator.sdk.task_runners import (
 )
 
 __all__ = [
-    "DaskTaskRunner", "RayTaskRunner", "TaskRunCancelled", "TaskRunCrashed", "TaskRunFuture", "TaskRunner",
+    "DaskTaskRunner",
+    "RayTaskRunner",
+    "TaskRunCancelled",
+    "TaskRunCrashed",
+    "TaskRunFuture",
+    "TaskRunner",
     "ThreadTaskRunner",
 ]

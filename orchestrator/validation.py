@@ -27,7 +27,9 @@ def save_validated(obj: M) -> M:
             for field, messages in error.message_dict.items()
         }
         field, messages = next(iter(errors.items()))
-        raise ValidationError(messages[0] if field == "non_field_errors" else f"{field}: {messages[0]}", errors) from None
+        raise ValidationError(
+            messages[0] if field == "non_field_errors" else f"{field}: {messages[0]}", errors
+        ) from None
     obj.save()
     return obj
 
@@ -42,7 +44,6 @@ def update_validated(obj: M, **fields: object) -> M:
         if after:
             audit.record(f"{obj._meta.model_name}.update", obj, before=before, after=after)
     return obj
-
 
 
 @deconstructible

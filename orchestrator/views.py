@@ -30,12 +30,18 @@ def home(request: HttpRequest) -> HttpResponse:
         "chart": recent_history_chart(now),
         "chart_view": view,
         "scatter": build_duration_scatter(
-            list(FlowRun.objects.between(*day).filter(started_at__isnull=False)
-                 .only("id", "name", "state_type", "started_at", "ended_at")[:SCATTER_MAX_RUNS]),
+            list(
+                FlowRun.objects.between(*day)
+                .filter(started_at__isnull=False)
+                .only("id", "name", "state_type", "started_at", "ended_at")[:SCATTER_MAX_RUNS]
+            ),
             *day,
-        ) if view == "scatter" else None,
-        "late_runs": runs.late(now, after=timedelta(seconds=settings.LATE_RUN_SECONDS))
-        .order_by("next_scheduled_start_at")[:ATTENTION_ROWS],
+        )
+        if view == "scatter"
+        else None,
+        "late_runs": runs.late(now, after=timedelta(seconds=settings.LATE_RUN_SECONDS)).order_by(
+            "next_scheduled_start_at"
+        )[:ATTENTION_ROWS],
         "failed_runs": runs.failed_since(now - timedelta(hours=24)).order_by("-expected_start_at")[:ATTENTION_ROWS],
         "pools": pool_overview(now=now),
     }

@@ -50,8 +50,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(FlowRun)
 class FlowRunAdmin(RolePermissions, admin.ModelAdmin):
     list_display = [
-        "name", "state_name", "flow", "deployment", "work_pool", "work_queue", "worker",
-        "expected_start_at", "started_at", "ended_at",
+        "name",
+        "state_name",
+        "flow",
+        "deployment",
+        "work_pool",
+        "work_queue",
+        "worker",
+        "expected_start_at",
+        "started_at",
+        "ended_at",
     ]
     list_filter = ["state_type", "work_pool", "created_at"]
     list_select_related = ["flow", "deployment__flow", "work_pool", "work_queue__pool", "worker"]
@@ -60,12 +68,35 @@ class FlowRunAdmin(RolePermissions, admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     fields = [
-        "id", "name", "flow", "deployment", "work_pool", "work_queue", "worker",
-        "state_type", "state_name", "state_at", "state_message",
-        "parameters", "job_variables", "tags",
-        "expected_start_at", "next_scheduled_start_at", "started_at", "ended_at",
-        "run_count", "retries", "retry_delay_seconds", "idempotency_key", "created_by",
-        "heartbeat_at", "pid", "hostname", "created_at", "updated_at", "logs",
+        "id",
+        "name",
+        "flow",
+        "deployment",
+        "work_pool",
+        "work_queue",
+        "worker",
+        "state_type",
+        "state_name",
+        "state_at",
+        "state_message",
+        "parameters",
+        "job_variables",
+        "tags",
+        "expected_start_at",
+        "next_scheduled_start_at",
+        "started_at",
+        "ended_at",
+        "run_count",
+        "retries",
+        "retry_delay_seconds",
+        "idempotency_key",
+        "created_by",
+        "heartbeat_at",
+        "pid",
+        "hostname",
+        "created_at",
+        "updated_at",
+        "logs",
     ]
     readonly_fields = [f for f in fields if f not in ("name", "tags")]
     inlines = [FlowRunStateInline, TaskRunInline]

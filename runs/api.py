@@ -58,10 +58,27 @@ from runs.services import request_cancellation
 
 # What an engine and a worker do with a run (with a worker key: only runs of its pool).
 ENGINE_ACTIONS = (
-    "execution", "set_state", "heartbeat", "process", "retries", "result_location", "result", "pause", "run_input",
+    "execution",
+    "set_state",
+    "heartbeat",
+    "process",
+    "retries",
+    "result_location",
+    "result",
+    "pause",
+    "run_input",
 )
 # What a run token (a run's own job) may do with its run, and with its subflow runs (accounts.permissions).
-RUN_TOKEN_ACTIONS = ("execution", "set_state", "heartbeat", "retries", "result_location", "result", "pause", "run_input")
+RUN_TOKEN_ACTIONS = (
+    "execution",
+    "set_state",
+    "heartbeat",
+    "retries",
+    "result_location",
+    "result",
+    "pause",
+    "run_input",
+)
 
 
 class FlowRunPagination(CursorPagination):
@@ -124,8 +141,13 @@ class FlowRunFilter(filters.FilterSet):
         `flowrun ls` use it; the declarations above only parse and document the parameters."""
         data = self.form.cleaned_data
         return queryset.matching(
-            states=data.get("state") or [], deployment=data.get("deployment"), pool=data.get("pool") or None,
-            queue=data.get("queue") or "", tag=data.get("tag") or "", since=data.get("since"), until=data.get("until"),
+            states=data.get("state") or [],
+            deployment=data.get("deployment"),
+            pool=data.get("pool") or None,
+            queue=data.get("queue") or "",
+            tag=data.get("tag") or "",
+            since=data.get("since"),
+            until=data.get("until"),
         )
 
 
@@ -133,8 +155,12 @@ class FlowRunViewSet(ReadApiViewSet):
     queryset = FlowRun.objects.with_related()
     serializer_class = FlowRunSerializer
     input_serializers = {
-        "set_state": FlowRunSetStateSerializer, "retries": RetriesSerializer, "process": RunProcessSerializer,
-        "result_location": ResultLocationSerializer, "pause": PauseSerializer, "resume": ResumeSerializer,
+        "set_state": FlowRunSetStateSerializer,
+        "retries": RetriesSerializer,
+        "process": RunProcessSerializer,
+        "result_location": ResultLocationSerializer,
+        "pause": PauseSerializer,
+        "resume": ResumeSerializer,
     }
     filterset_class = FlowRunFilter
     pagination_class = FlowRunPagination
@@ -161,7 +187,11 @@ class FlowRunViewSet(ReadApiViewSet):
         another state, or the move is not allowed)."""
         run, data = self.get_object(), self.parse(request)
         services.set_state(
-            run, data["state_type"], expected=data["expected"], name=data["name"] or None, message=data["message"],
+            run,
+            data["state_type"],
+            expected=data["expected"],
+            name=data["name"] or None,
+            message=data["message"],
             retry=data["retry"],
         )
         return Response(FlowRunInfoSerializer(flow_run_info(run)).data)
@@ -231,7 +261,9 @@ class FlowRunViewSet(ReadApiViewSet):
         has none."""
         run = self.get_object()
         serializer, value = read_result(run.result_uri, allow_pickle=False)
-        return Response(FlowRunResultSerializer({"result_uri": run.result_uri, "serializer": serializer, "value": value}).data)
+        return Response(
+            FlowRunResultSerializer({"result_uri": run.result_uri, "serializer": serializer, "value": value}).data
+        )
 
     @extend_schema(request=RetriesSerializer, responses={204: None})
     @action(detail=True, methods=["post"])
@@ -317,8 +349,14 @@ class TaskRunDetailViewSet(mixins.RetrieveModelMixin, ApiViewSet):
         task_run, data = self.get_object(), self.parse(request)
         extra = {"result": data["result"]} if "result" in data else {}
         services.set_task_run_state(
-            task_run, data["state_type"], expected=data["expected"], name=data["name"] or None,
-            message=data["message"], cache_key=data["cache_key"], cache_expires_at=data["cache_expires_at"], **extra,
+            task_run,
+            data["state_type"],
+            expected=data["expected"],
+            name=data["name"] or None,
+            message=data["message"],
+            cache_key=data["cache_key"],
+            cache_expires_at=data["cache_expires_at"],
+            **extra,
         )
         return self.respond(task_run)
 
@@ -351,7 +389,8 @@ class LogPagination(CursorPagination):
 
 class LogFilter(filters.FilterSet):
     level = filters.NumberFilter(
-        field_name="level", lookup_expr="gte",
+        field_name="level",
+        lookup_expr="gte",
         help_text="At least this level: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL.",
     )
     since = TimestampFilter(field_name="timestamp", lookup_expr="gte", help_text="Logged at or after.")
@@ -380,7 +419,11 @@ class LogViewSet(InRunMixin, mixins.ListModelMixin, ApiViewSet):
         batch = LogCreateSerializer(data=request.data, many=True, max_length=MAX_LOG_BATCH)
         batch.is_valid(raise_exception=True)
         records = [
-            {**{k: v for k, v in line.items() if k != "task_run"}, "flow_run_id": self.run.pk, "task_run_id": line["task_run"]}
+            {
+                **{k: v for k, v in line.items() if k != "task_run"},
+                "flow_run_id": self.run.pk,
+                "task_run_id": line["task_run"],
+            }
             for line in batch.validated_data
         ]
         return Response({"stored": services.write_logs(records)}, status=201)
@@ -419,7 +462,11 @@ class ArtifactViewSet(ReadApiViewSet):
         run = get_object_or_404(FlowRun.objects.select_related("work_pool"), pk=data["flow_run"])
         self.check_object_permissions(request, run)
         artifact = services.create_artifact(
-            run, type=data["type"], data=data["data"], key=data["key"], description=data["description"],
+            run,
+            type=data["type"],
+            data=data["data"],
+            key=data["key"],
+            description=data["description"],
             task_run_id=data["task_run"],
         )
         return self.respond(artifact, status=201)

@@ -16,7 +16,15 @@ from orchestrator.core.states import StateType
 S = StateType
 # Bottom to top: the good news first, the bad news on top where the eye lands.
 STACK_ORDER = [
-    S.COMPLETED, S.RUNNING, S.PENDING, S.SCHEDULED, S.PAUSED, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED,
+    S.COMPLETED,
+    S.RUNNING,
+    S.PENDING,
+    S.SCHEDULED,
+    S.PAUSED,
+    S.CANCELLING,
+    S.CANCELLED,
+    S.CRASHED,
+    S.FAILED,
 ]
 
 WIDTH, HEIGHT = 720, 180
@@ -95,7 +103,10 @@ def hourly_window(now: datetime | None = None, hours: int = 24) -> tuple[datetim
 
 
 def build_history_chart(
-    counts: list[tuple[datetime, str, int]], since: datetime, until: datetime, hours: int = 24,
+    counts: list[tuple[datetime, str, int]],
+    since: datetime,
+    until: datetime,
+    hours: int = 24,
     step: timedelta = HOUR,
 ) -> HistoryChart:
     """Lay out `counts` ((time, state_type, runs) rows) as `hours` stacked bars of `step`
@@ -142,8 +153,10 @@ def recent_history_chart(now: datetime | None = None) -> HistoryChart:
     now = timezone.localtime(now or timezone.now())
     day_since, until = hourly_window(now, BARS)
     first = (
-        FlowRun.objects.between(day_since, until).order_by("expected_start_at")
-        .values_list("expected_start_at", flat=True).first()
+        FlowRun.objects.between(day_since, until)
+        .order_by("expected_start_at")
+        .values_list("expected_start_at", flat=True)
+        .first()
     )
     for step in STEPS[:-1]:
         since = _floor(now, step) - step * (BARS - 1)

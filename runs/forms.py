@@ -36,9 +36,7 @@ class RunFilterForm(forms.Form):
     since = TimestampFormField(
         required=False, label="From", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    until = TimestampFormField(
-        required=False, label="To", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
+    until = TimestampFormField(required=False, label="To", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
     def __init__(self, data: Any, **kwargs: Any) -> None:
         data = data.copy()

@@ -48,4 +48,6 @@ def fire(run: FlowRun, change: StateChange) -> None:
         try:
             hook(run, change)
         except Exception:
-            log.exception("State hook %s failed for run %s (%s)", getattr(hook, "__name__", hook), run.pk, change.to_name)
+            log.exception(
+                "State hook %s failed for run %s (%s)", getattr(hook, "__name__", hook), run.pk, change.to_name
+            )

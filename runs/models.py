@@ -257,16 +257,26 @@ class FlowRun(models.Model):
         max_length=200, blank=True, help_text="What created it: schedule, ui:alice, api:key-name, script, ..."
     )
     schedule_slug = models.CharField(
-        max_length=100, blank=True, default="",
+        max_length=100,
+        blank=True,
+        default="",
         help_text="The slug of the deployment schedule that made this run; empty for runs made otherwise.",
     )
     # A subflow: the run whose flow called this one, and the task run standing for the call there.
     parent_flow_run = models.ForeignKey(
-        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="child_runs",
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="child_runs",
         help_text="The flow run that called this one as a subflow.",
     )
     parent_task_run = models.ForeignKey(
-        "runs.TaskRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="child_flow_runs",
+        "runs.TaskRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="child_flow_runs",
         help_text="The task run in the parent that stands for this subflow call.",
     )
     result_uri = models.CharField(
@@ -288,9 +298,7 @@ class FlowRun(models.Model):
                 condition=Q(idempotency_key__isnull=False),
                 name="flowrun_unique_idempotency_key_per_deployment",
             ),
-            models.CheckConstraint(
-                condition=Q(state_type__in=StateType.values), name="flowrun_state_type_valid"
-            ),
+            models.CheckConstraint(condition=Q(state_type__in=StateType.values), name="flowrun_state_type_valid"),
             # One run per (deployment, schedule, fire time), whoever inserts it: two schedulers
             # at once insert-ignore against this. A constraint of its own rather than an
             # idempotency key built from slug and time: it cannot collide with a caller's key,
@@ -313,7 +321,8 @@ class FlowRun(models.Model):
             models.Index(fields=["work_queue", "-expected_start_at"], name="flowrun_queue_time"),
             # A deployment's next run (the dashboard): its SCHEDULED runs by when they may start.
             models.Index(
-                fields=["deployment", "next_scheduled_start_at"], condition=Q(state_type=StateType.SCHEDULED),
+                fields=["deployment", "next_scheduled_start_at"],
+                condition=Q(state_type=StateType.SCHEDULED),
                 name="flowrun_deployment_next",
             ),
             # Concurrency limits and the reaper look at active runs per pool/worker.
@@ -321,7 +330,8 @@ class FlowRun(models.Model):
             models.Index(fields=["worker", "state_type"], name="flowrun_worker_state"),
             # Runs waiting to start, by when they may: late marking (and due runs in general).
             models.Index(
-                fields=["next_scheduled_start_at"], condition=Q(state_type=StateType.SCHEDULED),
+                fields=["next_scheduled_start_at"],
+                condition=Q(state_type=StateType.SCHEDULED),
                 name="flowrun_scheduled_due",
             ),
         ]
@@ -496,7 +506,9 @@ class FlowRunInput(models.Model):
     class Meta:
         ordering = ["flow_run", "id"]
         constraints = [models.UniqueConstraint(fields=["flow_run", "key"], name="flowruninput_unique_key")]
-        indexes = [models.Index(fields=["timeout_at"], condition=Q(provided_at__isnull=True), name="flowruninput_waiting")]
+        indexes = [
+            models.Index(fields=["timeout_at"], condition=Q(provided_at__isnull=True), name="flowruninput_waiting")
+        ]
 
     def __str__(self) -> str:
         return f"{self.flow_run_id}:{self.key}"

@@ -16,7 +16,10 @@ def deployment_info(dep: Any) -> DeploymentInfo | None:
     if dep is None:
         return None
     return DeploymentInfo(
-        id=str(dep.pk), full_name=dep.full_name, entrypoint=dep.entrypoint, path=dep.path,
+        id=str(dep.pk),
+        full_name=dep.full_name,
+        entrypoint=dep.entrypoint,
+        path=dep.path,
         pull_steps=list(dep.pull_steps or []),
     )
 
@@ -44,13 +47,19 @@ def flow_run_info(run: Any) -> FlowRunInfo:
 
 def task_run_info(task_run: Any) -> TaskRunInfo:
     return TaskRunInfo(
-        id=str(task_run.pk), name=task_run.name, state_type=str(task_run.state_type),
-        state_name=task_run.state_name, run_count=task_run.run_count,
+        id=str(task_run.pk),
+        name=task_run.name,
+        state_type=str(task_run.state_type),
+        state_name=task_run.state_name,
+        run_count=task_run.run_count,
     )
 
 
 def run_input_info(request: Any, run: Any) -> RunInputInfo:
     return RunInputInfo(
-        key=request.key, provided=request.provided_at is not None, value=request.value,
-        state_type=str(run.state_type), state_name=run.state_name,
+        key=request.key,
+        provided=request.provided_at is not None,
+        value=request.value,
+        state_type=str(run.state_type),
+        state_name=run.state_name,
     )

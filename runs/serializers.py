@@ -19,11 +19,34 @@ class FlowRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = FlowRun
         fields = [
-            "id", "name", "flow", "flow_name", "deployment", "work_pool", "work_queue", "worker",
-            "parameters", "tags", "state_type", "state_name", "state_at", "state_message",
-            "expected_start_at", "next_scheduled_start_at", "started_at", "ended_at", "run_count",
-            "retries", "retry_delay_seconds", "idempotency_key", "created_by", "created_at", "updated_at",
-            "parent_flow_run", "parent_task_run", "result_uri",
+            "id",
+            "name",
+            "flow",
+            "flow_name",
+            "deployment",
+            "work_pool",
+            "work_queue",
+            "worker",
+            "parameters",
+            "tags",
+            "state_type",
+            "state_name",
+            "state_at",
+            "state_message",
+            "expected_start_at",
+            "next_scheduled_start_at",
+            "started_at",
+            "ended_at",
+            "run_count",
+            "retries",
+            "retry_delay_seconds",
+            "idempotency_key",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "parent_flow_run",
+            "parent_task_run",
+            "result_uri",
         ]
 
 
@@ -37,8 +60,19 @@ class TaskRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TaskRun
         fields = [
-            "id", "name", "task_key", "dynamic_key", "tags", "state_type", "state_name", "state_at",
-            "state_message", "started_at", "ended_at", "run_count", "created_at",
+            "id",
+            "name",
+            "task_key",
+            "dynamic_key",
+            "tags",
+            "state_type",
+            "state_name",
+            "state_at",
+            "state_message",
+            "started_at",
+            "ended_at",
+            "run_count",
+            "created_at",
         ]
 
 
@@ -89,8 +123,13 @@ class SetStateSerializer(serializers.Serializer):
     expected = serializers.ChoiceField(
         choices=StateType.choices, help_text="The state the caller believes the run is in (compare-and-swap)."
     )
-    name = serializers.CharField(max_length=40, required=False, allow_blank=True, default="",
-                                 help_text="A name of the state (default: its usual one).")
+    name = serializers.CharField(
+        max_length=40,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A name of the state (default: its usual one).",
+    )
     message = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
 
 

@@ -96,16 +96,22 @@ def build_gantt(task_runs: list[Any], *, now: datetime | None = None) -> Gantt |
         finished = task.ended_at or now
         offset = ((began - start).total_seconds() / span * plot) if began else 0.0
         length = ((finished - began).total_seconds() / span * plot) if began else 0.0
-        rows.append(GanttRow(
-            label=task.name, state_type=task.state_type, state_name=task.state_name,
-            y=index * ROW + 4, x=round(GANTT_LABEL + offset, 2), width=round(max(length, 2.0), 2) if began else 0,
-            depth=depth, duration=_seconds_text((finished - began).total_seconds()) if began else "not started",
-            running=began is not None and task.ended_at is None,
-        ))
+        rows.append(
+            GanttRow(
+                label=task.name,
+                state_type=task.state_type,
+                state_name=task.state_name,
+                y=index * ROW + 4,
+                x=round(GANTT_LABEL + offset, 2),
+                width=round(max(length, 2.0), 2) if began else 0,
+                depth=depth,
+                duration=_seconds_text((finished - began).total_seconds()) if began else "not started",
+                running=began is not None and task.ended_at is None,
+            )
+        )
     axis_y = len(rows) * ROW + 6
     ticks = [
-        Tick(round(GANTT_LABEL + plot * i / 4, 2), "+" + _seconds_text(span * i / 4) if i else "0")
-        for i in range(5)
+        Tick(round(GANTT_LABEL + plot * i / 4, 2), "+" + _seconds_text(span * i / 4) if i else "0") for i in range(5)
     ]
     return Gantt(rows=rows, ticks=ticks, height=int(axis_y + 18), axis_y=axis_y)
 
@@ -135,7 +141,9 @@ class Scatter:
     baseline: int = SCATTER_HEIGHT - SCATTER_BOTTOM
 
 
-def build_duration_scatter(runs: list[Any], since: datetime, until: datetime, *, now: datetime | None = None) -> Scatter:
+def build_duration_scatter(
+    runs: list[Any], since: datetime, until: datetime, *, now: datetime | None = None
+) -> Scatter:
     """One dot per run that started: x its start time within [since, until], y its duration
     (unfinished runs: so far) against the longest."""
     now = now or timezone.now()
@@ -149,17 +157,23 @@ def build_duration_scatter(runs: list[Any], since: datetime, until: datetime, *,
     plot_height = SCATTER_HEIGHT - SCATTER_BOTTOM - SCATTER_TOP
     dots = [
         Dot(
-            x=round(SCATTER_LEFT + 3 + plot_width * min(max((r.started_at - since).total_seconds(), 0), window) / window, 2),
+            x=round(
+                SCATTER_LEFT + 3 + plot_width * min(max((r.started_at - since).total_seconds(), 0), window) / window, 2
+            ),
             y=round(SCATTER_HEIGHT - SCATTER_BOTTOM - plot_height * seconds / longest, 2),
-            state_type=r.state_type, name=r.name, url=pattern.replace(placeholder, str(r.pk)),
+            state_type=r.state_type,
+            name=r.name,
+            url=pattern.replace(placeholder, str(r.pk)),
             duration=_seconds_text(seconds),
             started=r.started_at,
         )
         for r, seconds in timed
     ]
     ticks = [
-        Tick(round(SCATTER_LEFT + plot_width * i / 8, 2),
-             timezone.localtime(since + timedelta(seconds=window * i / 8)).strftime("%H:%M"))
+        Tick(
+            round(SCATTER_LEFT + plot_width * i / 8, 2),
+            timezone.localtime(since + timedelta(seconds=window * i / 8)).strftime("%H:%M"),
+        )
         for i in range(8)  # the last one would be cut by the edge
     ]
     return Scatter(dots=dots, peak=_seconds_text(longest) if timed else "0 s", since=since, until=until, ticks=ticks)

@@ -66,7 +66,9 @@ def resume(request: HttpRequest, pk: UUID) -> HttpResponse:
     form = RunInputForm(waiting.schema, None, request.POST)
     if form.is_valid():
         try:
-            resume_flow_run(run, value=form.parameters() if waiting.schema else None, by=f"ui:{request.user.get_username()}")
+            resume_flow_run(
+                run, value=form.parameters() if waiting.schema else None, by=f"ui:{request.user.get_username()}"
+            )
         except ValidationError as error:
             form.add_service_errors(error)
         except OrchestratorError as error:
@@ -96,7 +98,12 @@ def cancel(request: HttpRequest, pk: UUID) -> HttpResponse:
 def _detail(run: FlowRun) -> dict[str, object]:
     """Everything the run page shows but the input form."""
     return {
-        **_header(run), **_timeline(run), **_task_runs(run), **_logs(run), **_relations(run), **_artifacts(run),
+        **_header(run),
+        **_timeline(run),
+        **_task_runs(run),
+        **_logs(run),
+        **_relations(run),
+        **_artifacts(run),
     }
 
 

@@ -20,12 +20,18 @@ from runs.models import FlowRun
 from workpools.models import WorkPool, WorkQueue
 from workpools.services import create_work_pool
 
+pytest_plugins = ["tests.browser"]  # Chromium fixtures: browser, page, signed_in
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def wait_for(
-    condition: Callable[[], Any], timeout: float = 30, what: str = "the condition", *,
-    processes: Iterable[Any] = (), interval: float = 0.05,
+    condition: Callable[[], Any],
+    timeout: float = 30,
+    what: str = "the condition",
+    *,
+    processes: Iterable[Any] = (),
+    interval: float = 0.05,
 ) -> Any:
     """Poll `condition` until it returns something truthy, and return that. Fails naming `what`
     after `timeout` seconds, or as soon as one of `processes` (a Popen, or anything with `.proc`
@@ -177,7 +183,10 @@ def pool(make_pool: Any) -> WorkPool:
 @pytest.fixture
 def make_deployment(db: None, pool: WorkPool):
     def make(
-        name: str = "leonardo-deployment", *, flow: str = "leonardo_dicapriflow", work_pool: WorkPool | None = None,
+        name: str = "leonardo-deployment",
+        *,
+        flow: str = "leonardo_dicapriflow",
+        work_pool: WorkPool | None = None,
         **kwargs: Any,
     ) -> Deployment:
         flow_obj, _ = Flow.objects.get_or_create(name=flow)
@@ -294,4 +303,3 @@ def pool_worker(api_as: Any, pool: WorkPool) -> Api:
 def anonymous(live_server: Any) -> Api:
     """A visitor with no key and no session."""
     return Api(live_server.url)
-

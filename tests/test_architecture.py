@@ -35,7 +35,9 @@ def test_the_runtime_imports_without_the_servers_settings(tmp_path: Path) -> Non
         "print('ok', f.parameter_schema['properties']['x']['type'])\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "ORCHESTRATOR_HOME": str(tmp_path / "none")}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok integer"
     assert not (tmp_path / "none").exists(), "importing the runtime created the server's data directory"

@@ -14,11 +14,7 @@ from deployments.models import Deployment, DeploymentSchedule, Flow
 from deployments.services import create_flow_run
 from orchestrator.core.states import StateType as S
 from runs.services import set_state
-from tests import test_browser_dashboard as shared
-
-# The browser fixtures of the dashboard's browser tests, shared (pytest finds them by name here).
-browser, page, signed_in = shared.browser, shared.page, shared.signed_in
-ARTIFACTS, expect = shared.ARTIFACTS, shared.expect
+from tests.browser import ARTIFACTS, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -51,14 +47,21 @@ def shot(page: Any, name: str) -> None:
 
 def failed_requests(page: Any) -> list[str]:
     failures: list[str] = []
-    page.on("response", lambda response: failures.append(f"{response.status} {response.url}") if response.status >= 400 else None)
+    page.on(
+        "response",
+        lambda response: failures.append(f"{response.status} {response.url}") if response.status >= 400 else None,
+    )
     return failures
 
 
 def long_deployment(pool: Any) -> Deployment:
     return Deployment.objects.create(
-        flow=Flow.objects.create(name="leonardo_dicapriflow"), name=LONG_NAME, work_pool=pool,
-        entrypoint="hello.py:leonardo_dicapriflow", parameters={"name": "Leo"}, enforce_parameter_schema=False,
+        flow=Flow.objects.create(name="leonardo_dicapriflow"),
+        name=LONG_NAME,
+        work_pool=pool,
+        entrypoint="hello.py:leonardo_dicapriflow",
+        parameters={"name": "Leo"},
+        enforce_parameter_schema=False,
     )
 
 
@@ -82,7 +85,9 @@ def test_the_deployments_table_keeps_next_run_on_one_line_with_its_day(signed_in
     dep = long_deployment(pool)
     dep.tags = ["tutorial", "nightly", "europe"]
     dep.save()
-    DeploymentSchedule.objects.create(deployment=dep, slug="weekdays", kind="cron", cron="30 2 * * 1-5", timezone="Europe/Berlin")
+    DeploymentSchedule.objects.create(
+        deployment=dep, slug="weekdays", kind="cron", cron="30 2 * * 1-5", timezone="Europe/Berlin"
+    )
     # Later today (or tomorrow, near midnight): a time alone would not say which day.
     create_flow_run(dep, scheduled_at=timezone.now() + timedelta(hours=1))
     page.goto(page.base + "/deployments/")
@@ -126,7 +131,9 @@ def test_a_finished_runs_page_wraps_names_between_parts_shows_whole_loggers_and_
 def test_the_admin_deployment_page_fits_the_window(signed_in: Any, pool: Any) -> None:
     page = signed_in
     dep = long_deployment(pool)
-    DeploymentSchedule.objects.create(deployment=dep, slug="mornings", kind="cron", cron="0 9 * * *", timezone="Europe/Berlin")
+    DeploymentSchedule.objects.create(
+        deployment=dep, slug="mornings", kind="cron", cron="0 9 * * *", timezone="Europe/Berlin"
+    )
     page.goto(f"{page.base}/admin/deployments/deployment/{dep.pk}/change/")
     expect(page.locator("#content h2").first).to_be_visible()
     width = page.evaluate("document.documentElement.scrollWidth")
@@ -146,6 +153,8 @@ def test_the_home_chart_shows_a_new_installs_first_runs_at_a_finer_scale(signed_
     page.goto(page.base + "/")
     expect(page.locator(".chart figcaption")).to_have_text("Runs per minute, last 24 minutes")
     expect(page.locator(".chart rect.seg")).to_have_count(4)
-    heights = [float(h) for h in page.locator(".chart rect.seg").evaluate_all("els => els.map(e => e.getAttribute('height'))")]
+    heights = [
+        float(h) for h in page.locator(".chart rect.seg").evaluate_all("els => els.map(e => e.getAttribute('height'))")
+    ]
     assert min(heights) > 100, heights  # full-height bars, not slivers
     shot(page, "home-chart")

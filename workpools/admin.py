@@ -29,8 +29,12 @@ class WorkPoolAdmin(AuditedAdmin, RolePermissions, admin.ModelAdmin):
         # A new pool gets its default queue: the same service the CLI and API use.
         # The form checked the template and job variables already (WorkPool.clean).
         created = services.create_work_pool(
-            obj.name, type=obj.type, concurrency_limit=obj.concurrency_limit, description=obj.description,
-            base_job_template=obj.base_job_template or None, job_variables=obj.job_variables or {},
+            obj.name,
+            type=obj.type,
+            concurrency_limit=obj.concurrency_limit,
+            description=obj.description,
+            base_job_template=obj.base_job_template or None,
+            job_variables=obj.job_variables or {},
         )
         obj.pk = created.pk
         obj._state.adding = False

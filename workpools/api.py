@@ -57,7 +57,6 @@ class WorkPoolViewSet(mixins.DestroyModelMixin, ReadApiViewSet):  # delete: 409 
         services.update_work_pool(pool, **data.validated_data)
         return self.respond(self.get_object())
 
-
     @extend_schema(request=None, responses=WorkPoolSerializer)
     @action(detail=True, methods=["post"])
     def pause(self, request: Any, name: str) -> Response:
@@ -121,7 +120,8 @@ class WorkQueueViewSet(InPoolMixin, mixins.ListModelMixin, ApiViewSet):
 
 class HeldRunsFilter(serializers.Serializer):
     state = serializers.ListField(
-        child=serializers.ChoiceField(choices=[S.PENDING, S.RUNNING, S.CANCELLING, S.PAUSED]), required=False,
+        child=serializers.ChoiceField(choices=[S.PENDING, S.RUNNING, S.CANCELLING, S.PAUSED]),
+        required=False,
         help_text="Repeatable; default: every unfinished state.",
     )
 
@@ -149,8 +149,12 @@ class WorkerViewSet(InPoolMixin, mixins.ListModelMixin, ApiViewSet):
         data = self.parse(request)
         queues = services.get_work_queues(self.pool, data["queues"]) if data["queues"] else None
         worker, _ = services.register_worker(
-            self.pool.name, name=data["name"], limit=data["limit"], create_pool=False,
-            hostname=data["hostname"] or None, pid=data["pid"],
+            self.pool.name,
+            name=data["name"],
+            limit=data["limit"],
+            create_pool=False,
+            hostname=data["hostname"] or None,
+            pid=data["pid"],
         )
         info = worker_info(worker, queue_ids=None if queues is None else [q.pk for q in queues])
         return Response(WorkerInfoSerializer(info).data)
@@ -176,8 +180,11 @@ class WorkerViewSet(InPoolMixin, mixins.ListModelMixin, ApiViewSet):
         worker = self.get_object()
         data = self.parse(request)
         runs = services.runs_to_start(
-            worker, queue_ids=data["queue_ids"], prefetch_seconds=data["prefetch_seconds"],
-            wait_seconds=data["wait_seconds"], max_runs=data["max_runs"],
+            worker,
+            queue_ids=data["queue_ids"],
+            prefetch_seconds=data["prefetch_seconds"],
+            wait_seconds=data["wait_seconds"],
+            max_runs=data["max_runs"],
         )
         return Response(ClaimedRunsSerializer({"runs": [claimed_run(run) for run in runs]}).data)
 
@@ -186,7 +193,9 @@ class WorkerViewSet(InPoolMixin, mixins.ListModelMixin, ApiViewSet):
     def runs(self, request: Any, pool_name: str, name: str) -> Response:
         """The worker's unfinished runs (or those in `state`), and where their processes live."""
         worker = self.get_object()
-        query = HeldRunsFilter(data={"state": request.query_params.getlist("state")} if "state" in request.query_params else {})
+        query = HeldRunsFilter(
+            data={"state": request.query_params.getlist("state")} if "state" in request.query_params else {}
+        )
         query.is_valid(raise_exception=True)
         held = FlowRun.objects.held_by(worker).order_by("state_at")
         if query.validated_data.get("state"):

@@ -43,8 +43,9 @@ class HeartbeatThread:
                     failing = False
                 except Exception as error:
                     if not failing:
-                        log.warning("Worker heartbeat failed (tried again every %g s): %s",
-                                    self.worker.heartbeat_seconds, error)
+                        log.warning(
+                            "Worker heartbeat failed (tried again every %g s): %s", self.worker.heartbeat_seconds, error
+                        )
                     failing = True
                 if self._stop.wait(self.worker.heartbeat_seconds):
                     return

@@ -36,12 +36,13 @@ class WorkPool(models.Model):
     )
     paused = models.BooleanField(default=False)
     base_job_template = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="JSON-schema `variables` and a `job_configuration` with {{ name }} placeholders; "
         "empty: the type's default (manage.py workpool get-default-base-job-template --type T).",
     )
     job_variables = models.JSONField(
-        default=dict, blank=True, help_text="Defaults for every run in the pool (e.g. {\"env\": {...}})."
+        default=dict, blank=True, help_text='Defaults for every run in the pool (e.g. {"env": {...}}).'
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -68,8 +69,10 @@ class WorkPool(models.Model):
         )
 
         try:
-            template = check_base_job_template(self.base_job_template) if self.base_job_template else (
-                default_base_job_template(self.type)
+            template = (
+                check_base_job_template(self.base_job_template)
+                if self.base_job_template
+                else (default_base_job_template(self.type))
             )
         except ValidationError as error:
             raise DjangoValidationError({"base_job_template": field_messages(error, "base_job_template")}) from None
@@ -84,14 +87,10 @@ class WorkQueue(models.Model):
     pool = models.ForeignKey(WorkPool, on_delete=models.CASCADE, related_name="queues")
     name = models.CharField(max_length=100, validators=[NameValidator("work queue name")])
     description = models.TextField(blank=True)
-    priority = models.PositiveIntegerField(
-        default=1, help_text="Lower numbers are served first."
-    )
+    priority = models.PositiveIntegerField(default=1, help_text="Lower numbers are served first.")
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
     paused = models.BooleanField(default=False)
-    tags = models.JSONField(
-        default=list, blank=True, help_text="Serve only deployments that carry all of these tags."
-    )
+    tags = models.JSONField(default=list, blank=True, help_text="Serve only deployments that carry all of these tags.")
     last_polled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -117,9 +116,7 @@ class Worker(models.Model):
     name = models.CharField(max_length=200)
     hostname = models.CharField(max_length=255, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
-    limit = models.PositiveIntegerField(
-        null=True, blank=True, help_text="The worker's own --limit on runs at once."
-    )
+    limit = models.PositiveIntegerField(null=True, blank=True, help_text="The worker's own --limit on runs at once.")
     started_at = models.DateTimeField(auto_now_add=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)

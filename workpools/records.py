@@ -35,13 +35,21 @@ def claimed_run(run: Any) -> ClaimedRun:
     except ValidationError as invalid:  # a template edited since: the run cannot start as it is
         configuration, error = {}, f"Its job configuration cannot be rendered: {invalid}"
     return ClaimedRun(
-        id=str(run.pk), name=run.name, deployment=deployment_info(run.deployment) if run.deployment_id else None,
-        job_variables=job_variables_for(run), job_configuration=configuration, configuration_error=error,
+        id=str(run.pk),
+        name=run.name,
+        deployment=deployment_info(run.deployment) if run.deployment_id else None,
+        job_variables=job_variables_for(run),
+        job_configuration=configuration,
+        configuration_error=error,
     )
 
 
 def held_run(run: Any) -> HeldRun:
     return HeldRun(
-        id=str(run.pk), name=run.name, state_type=str(run.state_type), state_name=run.state_name, pid=run.pid,
+        id=str(run.pk),
+        name=run.name,
+        state_type=str(run.state_type),
+        state_name=run.state_name,
+        pid=run.pid,
         hostname=run.hostname,
     )

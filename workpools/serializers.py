@@ -42,8 +42,17 @@ class WorkPoolSerializer(serializers.ModelSerializer):
     class Meta:
         model = WorkPool
         fields = [
-            "id", "name", "type", "description", "concurrency_limit", "paused", "base_job_template",
-            "job_variables", "health", "created_at", "updated_at",
+            "id",
+            "name",
+            "type",
+            "description",
+            "concurrency_limit",
+            "paused",
+            "base_job_template",
+            "job_variables",
+            "health",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -72,8 +81,18 @@ class WorkQueueSerializer(serializers.ModelSerializer):
     class Meta:
         model = WorkQueue
         fields = [
-            "id", "pool", "name", "description", "priority", "concurrency_limit", "paused", "tags",
-            "last_polled_at", "health", "created_at", "updated_at",
+            "id",
+            "pool",
+            "name",
+            "description",
+            "priority",
+            "concurrency_limit",
+            "paused",
+            "tags",
+            "last_polled_at",
+            "health",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -99,7 +118,18 @@ class WorkerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Worker
-        fields = ["id", "pool", "name", "hostname", "pid", "limit", "started_at", "last_heartbeat_at", "stopped_at", "health"]
+        fields = [
+            "id",
+            "pool",
+            "name",
+            "hostname",
+            "pid",
+            "limit",
+            "started_at",
+            "last_heartbeat_at",
+            "stopped_at",
+            "health",
+        ]
 
 
 # --- the worker endpoints (the HTTP transport of orchestrator.client) --------------------------
@@ -109,7 +139,9 @@ class WorkerRegisterSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1, default=None)
     queues = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list,
+        child=serializers.CharField(max_length=100),
+        required=False,
+        default=list,
         help_text="Names (or ids) of the queues it polls; empty: all of the pool's.",
     )
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
@@ -130,16 +162,25 @@ class WorkerInfoSerializer(serializers.Serializer):
 
 class ClaimSerializer(serializers.Serializer):
     queue_ids = serializers.ListField(
-        child=serializers.UUIDField(), required=False, allow_null=True, default=None,
+        child=serializers.UUIDField(),
+        required=False,
+        allow_null=True,
+        default=None,
         help_text="Claim only from these queues of the pool (default: all of them).",
     )
     prefetch_seconds = serializers.FloatField(required=False, min_value=0, max_value=86400, default=0)
     wait_seconds = serializers.FloatField(
-        required=False, min_value=0, max_value=60, default=0,
+        required=False,
+        min_value=0,
+        max_value=60,
+        default=0,
         help_text="When nothing is due, wait up to this long (at most CLAIM_MAX_WAIT_SECONDS) for a run to be.",
     )
     max_runs = serializers.IntegerField(
-        required=False, min_value=1, allow_null=True, default=None,
+        required=False,
+        min_value=1,
+        allow_null=True,
+        default=None,
         help_text="Hand out at most this many runs (what the worker can start before their lease runs out).",
     )
 

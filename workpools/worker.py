@@ -241,7 +241,9 @@ class WorkerLoop:
         except Exception as error:
             # Nothing stays PENDING forever: a run that cannot start fails with the reason.
             log.exception("Could not start flow run %s", run.id)
-            self._set(run.id, S.PENDING, S.FAILED, f"The worker could not start the flow run: {type(error).__name__}: {error}")
+            self._set(
+                run.id, S.PENDING, S.FAILED, f"The worker could not start the flow run: {type(error).__name__}: {error}"
+            )
             return
         self.children[run.id] = child
         self.record_processes()
@@ -350,9 +352,13 @@ class WorkerLoop:
         """On start, settle runs this worker (by name) held before a restart: adopt processes
         that are still alive on this host, crash runs whose process is gone."""
         held = self.client.read_held_runs(self.worker, states=UNFINISHED)
-        found = self.infrastructure.adopt(
-            held, hostname=self.hostname, worker_name=self.worker.name, on_output_for=self._child_output
-        ) if held else {}
+        found = (
+            self.infrastructure.adopt(
+                held, hostname=self.hostname, worker_name=self.worker.name, on_output_for=self._child_output
+            )
+            if held
+            else {}
+        )
         for run in held:
             child = found.get(run.id)
             what = self.infrastructure.what
@@ -361,9 +367,13 @@ class WorkerLoop:
                 self.say(f"adopting flow run {run.name!r} ({where}) from before the restart")
                 self.children[run.id] = child
             elif run.state_type == S.CANCELLING:
-                self._set(run.id, run.state_type, S.CANCELLED, f"Cancelled: its {what} was gone when the worker restarted.")
+                self._set(
+                    run.id, run.state_type, S.CANCELLED, f"Cancelled: its {what} was gone when the worker restarted."
+                )
             else:
-                self._set(run.id, run.state_type, S.CRASHED, f"The worker restarted and the flow run's {what} was gone.")
+                self._set(
+                    run.id, run.state_type, S.CRASHED, f"The worker restarted and the flow run's {what} was gone."
+                )
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -382,6 +392,3 @@ class WorkerLoop:
             log.warning("%s: %s", what, error)
         else:
             log.exception("%s", what)
-
-
-

@@ -31,6 +31,7 @@ BACKFILL_HARD_MAX = 10_000
 @dataclass(frozen=True)
 class BackfillSlot:
     """One fire time of one schedule in the window, and whether a run for it exists already."""
+
     schedule_slug: str
     fire_at: datetime
     exists: bool
@@ -101,7 +102,9 @@ def backfill_deployment(
     }
     existing = set(
         FlowRun.objects.filter(
-            deployment=deployment, schedule_slug__in=list(per_schedule), expected_start_at__gte=start,
+            deployment=deployment,
+            schedule_slug__in=list(per_schedule),
+            expected_start_at__gte=start,
             expected_start_at__lte=end,
         ).values_list("schedule_slug", "expected_start_at")
     )
@@ -126,16 +129,27 @@ def backfill_deployment(
         for slug in per_schedule:
             times = [slot.fire_at for slot in result.missing if slot.schedule_slug == slug]
             built = build_flow_runs(
-                deployment, times, parameters=by_slug[slug].parameters, queues=queues, created_by=created_by,
+                deployment,
+                times,
+                parameters=by_slug[slug].parameters,
+                queues=queues,
+                created_by=created_by,
                 schedule_slug=slug,
             )
             for run in built:
                 run.next_scheduled_start_at = max(run.expected_start_at, now)
             runs += built
         result.created = insert_flow_runs(runs)
-        audit.record("deployment.backfill", deployment, after={
-            "start": start, "end": end, "created": len(result.created), "schedules": list(per_schedule),
-        })
+        audit.record(
+            "deployment.backfill",
+            deployment,
+            after={
+                "start": start,
+                "end": end,
+                "created": len(result.created),
+                "schedules": list(per_schedule),
+            },
+        )
     return result
 
 

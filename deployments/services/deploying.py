@@ -104,7 +104,6 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
     )
     flow = _load_flow(definition.entrypoint, local_workdir(pull_steps, project_dir), fail)
 
-
     if not definition.work_pool:
         raise fail("it needs a work pool.")
     try:
@@ -139,9 +138,15 @@ def _prepare(definition: DeploymentDefinition, project_dir: Path) -> _Prepared:
         raise fail(next(iter(errors.values()))[0])
     fetches_code = any(_step_name(step) in ("git_clone", "pull_from_remote_storage") for step in pull_steps)
     return _Prepared(
-        definition=definition, flow_name=flow.name, flow_description=flow.description,
-        parameter_schema=schema, parameters=parameters, pool=pool, queue=queue,
-        path="" if fetches_code else str(project_dir), pull_steps=pull_steps,
+        definition=definition,
+        flow_name=flow.name,
+        flow_description=flow.description,
+        parameter_schema=schema,
+        parameters=parameters,
+        pool=pool,
+        queue=queue,
+        path="" if fetches_code else str(project_dir),
+        pull_steps=pull_steps,
     )
 
 
@@ -149,14 +154,21 @@ def _write(item: _Prepared) -> DeployResult:
     definition = item.definition
     flow = get_or_create_flow(item.flow_name, description=item.flow_description)
     values = {
-        "description": definition.description or "", "version": definition.version or "",
-        "entrypoint": definition.entrypoint, "path": item.path, "pull_steps": item.pull_steps,
-        "parameters": item.parameters, "parameter_schema": item.parameter_schema,
+        "description": definition.description or "",
+        "version": definition.version or "",
+        "entrypoint": definition.entrypoint,
+        "path": item.path,
+        "pull_steps": item.pull_steps,
+        "parameters": item.parameters,
+        "parameter_schema": item.parameter_schema,
         "enforce_parameter_schema": definition.enforce_parameter_schema,
-        "tags": list(dict.fromkeys(definition.tags or [])), "work_pool_id": item.pool.pk,
-        "work_queue_id": item.queue.pk if item.queue else None, "job_variables": definition.job_variables or {},
+        "tags": list(dict.fromkeys(definition.tags or [])),
+        "work_pool_id": item.pool.pk,
+        "work_queue_id": item.queue.pk if item.queue else None,
+        "job_variables": definition.job_variables or {},
         "concurrency_limit": definition.concurrency_limit,
-        "overlap_policy": definition.overlap_policy, "max_lateness_seconds": definition.max_lateness_seconds,
+        "overlap_policy": definition.overlap_policy,
+        "max_lateness_seconds": definition.max_lateness_seconds,
     }
     deployment = Deployment.objects.select_for_update().filter(flow=flow, name=definition.name).first()
     created = deployment is None
@@ -175,8 +187,12 @@ def _write(item: _Prepared) -> DeployResult:
         result = sync_schedules(deployment, definition.schedules)
     except ValidationError as error:
         raise ValidationError(f"Deployment {definition.name!r}: {error}", error.errors) from None
-    audit.record("deployment.create" if created else "deployment.deploy", deployment, before=None if created else before,
-                 after=values if created else after)
+    audit.record(
+        "deployment.create" if created else "deployment.deploy",
+        deployment,
+        before=None if created else before,
+        after=values if created else after,
+    )
     return DeployResult(deployment=deployment, created=created, schedules=result)
 
 

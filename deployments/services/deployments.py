@@ -22,9 +22,7 @@ def get_deployment(full_name: str) -> Deployment:
     if not sep or not flow_name or not name:
         raise NotFound(f"{full_name!r} is not a deployment name; use FLOW/DEPLOYMENT.")
     try:
-        return Deployment.objects.select_related("flow", "work_pool", "work_queue").get(
-            flow__name=flow_name, name=name
-        )
+        return Deployment.objects.select_related("flow", "work_pool", "work_queue").get(flow__name=flow_name, name=name)
     except Deployment.DoesNotExist:
         raise NotFound(f"No deployment named {full_name!r}.") from None
 
@@ -38,8 +36,12 @@ def set_deployment_paused(deployment: Deployment, paused: bool) -> Deployment:
     committed the runs this deletes; a later tick reads it paused."""
     with transaction.atomic():
         Deployment.objects.filter(pk=deployment.pk).update(paused=paused)
-        audit.record("deployment.pause" if paused else "deployment.resume", deployment,
-                     before={"paused": deployment.paused}, after={"paused": paused})
+        audit.record(
+            "deployment.pause" if paused else "deployment.resume",
+            deployment,
+            before={"paused": deployment.paused},
+            after={"paused": paused},
+        )
         deployment.paused = paused
         if paused:
             delete_future_runs(deployment.pk)
@@ -70,7 +72,6 @@ def delete_deployment(deployment: Deployment) -> int:
         audit.record("deployment.delete", deployment, before={"name": deployment.full_name})
         deployment.delete()
     return len(waiting)
-
 
 
 def get_or_create_flow(name: str, *, description: str = "") -> Flow:

@@ -59,7 +59,9 @@ def create_flow_run(
                 created_by=created_by,
                 **fields,
             )
-            audit.record("flow_run.create", run, after={"deployment": deployment.full_name, "parameters": run.parameters})
+            audit.record(
+                "flow_run.create", run, after={"deployment": deployment.full_name, "parameters": run.parameters}
+            )
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -89,9 +91,7 @@ def build_flow_runs(
     loaded them already). `fields` sets further columns (schedule_slug, ...). Save them with
     insert_flow_runs."""
     common = _deployment_run_fields(deployment, parameters=parameters, queues=queues)
-    return [
-        new_flow_run(name=None, scheduled_at=start, created_by=created_by, **common, **fields) for start in starts
-    ]
+    return [new_flow_run(name=None, scheduled_at=start, created_by=created_by, **common, **fields) for start in starts]
 
 
 def _deployment_run_fields(
@@ -152,4 +152,6 @@ def _require_json(parameters: dict[str, Any]) -> None:
             json.dumps(value, allow_nan=False)
         except (ValueError, TypeError) as error:
             reason = "must be a finite number" if isinstance(error, ValueError) else "is not JSON data"
-            raise ValidationError(f"Invalid parameter {key!r}: it {reason}.", {key: [f"This value {reason}."]}) from None
+            raise ValidationError(
+                f"Invalid parameter {key!r}: it {reason}.", {key: [f"This value {reason}."]}
+            ) from None

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Window:
     """How far ahead the scheduler keeps runs (settings SCHEDULER_*)."""
+
     min_runs: int
     min_ahead: timedelta
     max_runs: int
@@ -73,7 +74,11 @@ def schedule_deployments(
     if deployment_ids is None:  # a full pass: what /metrics reports as the scheduler's
         SchedulerPass.objects.update_or_create(
             name="scheduler",
-            defaults={"finished_at": timezone.now(), "duration_seconds": time.monotonic() - began, "runs_created": created},
+            defaults={
+                "finished_at": timezone.now(),
+                "duration_seconds": time.monotonic() - began,
+                "runs_created": created,
+            },
         )
     return created
 
@@ -146,7 +151,11 @@ def _fire_times_to_schedule(
     constraint makes a stale mark harmless."""
     spec = schedule.spec
     upcoming = schedule_times.upcoming_fire_times(
-        spec, now, min_runs=window.min_runs, min_ahead=window.min_ahead, max_runs=window.max_runs,
+        spec,
+        now,
+        min_runs=window.min_runs,
+        min_ahead=window.min_ahead,
+        max_runs=window.max_runs,
         horizon=window.horizon,
     )
     through = schedule.scheduled_through_at

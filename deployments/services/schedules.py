@@ -29,8 +29,16 @@ log = logging.getLogger(__name__)
 
 # What a schedule is, field by field: a change to any of these replaces its future runs.
 SCHEDULE_FIELDS = (
-    "kind", "cron", "interval_seconds", "anchor_at", "rrule", "timezone", "active", "parameters",
-    "catchup", "catchup_max_runs",
+    "kind",
+    "cron",
+    "interval_seconds",
+    "anchor_at",
+    "rrule",
+    "timezone",
+    "active",
+    "parameters",
+    "catchup",
+    "catchup_max_runs",
 )
 # Policies applied when its runs are claimed: a change to these keeps the runs already made.
 SCHEDULE_POLICY_FIELDS = ("overlap_policy", "max_lateness_seconds")
@@ -206,7 +214,9 @@ def default_schedule_slug(definition: Mapping[str, Any]) -> str:
     return f"{definition.get('kind') or 'schedule'}-{digest}"
 
 
-def _schedule_from_definition(deployment: Deployment, definition: Mapping[str, Any], position: int) -> DeploymentSchedule:
+def _schedule_from_definition(
+    deployment: Deployment, definition: Mapping[str, Any], position: int
+) -> DeploymentSchedule:
     known = {"slug", *SCHEDULE_FIELDS, *SCHEDULE_POLICY_FIELDS}
     unknown = sorted(set(definition) - known)
     if unknown:
@@ -244,6 +254,7 @@ def _policies(schedule: DeploymentSchedule) -> tuple[Any, ...]:
 def schedule_soon(deployment_id: Any) -> None:
     """Schedule the deployment right after commit, through Celery. A broker that cannot be
     reached is logged, not raised: the scheduler's next full pass catches up."""
+
     def send() -> None:
         # Not robust=True with a partial: Django's error logging for robust callbacks reads
         # __qualname__, which a partial lacks, so the request would fail after all.
@@ -255,7 +266,10 @@ def schedule_soon(deployment_id: Any) -> None:
         except Exception as error:  # one line: a broker outage is an operator's fact, not a bug
             log.warning(
                 "Could not queue the scheduling of deployment %s (the broker is unreachable: %s: %s); "
-                "the scheduler's next pass schedules it.", deployment_id, type(error).__name__, error,
+                "the scheduler's next pass schedules it.",
+                deployment_id,
+                type(error).__name__,
+                error,
             )
 
     transaction.on_commit(send)

@@ -13,8 +13,13 @@ from runs.services import insert_subflow_run
 
 
 def create_subflow_run(
-    parent: FlowRun, flow_name: str, *, description: str = "", parameters: dict[str, Any] | None = None,
-    task_key: str = "", dynamic_key: str = "0",
+    parent: FlowRun,
+    flow_name: str,
+    *,
+    description: str = "",
+    parameters: dict[str, Any] | None = None,
+    task_key: str = "",
+    dynamic_key: str = "0",
 ) -> FlowRun:
     """A child run of `parent` for flow `flow_name` with `parameters` (JSON values; the engine
     checks them against the function before the child starts). Raises ValidationError for a
@@ -24,8 +29,12 @@ def create_subflow_run(
         raise ValidationError("Parameters must be a JSON object.", {"parameters": ["Expected a JSON object."]})
     flow = get_or_create_flow(flow_name, description=description)
     run = insert_subflow_run(
-        parent, flow_id=flow.pk, parameters=jsonable_parameters(parameters or {}), task_key=task_key or flow.name,
-        dynamic_key=dynamic_key, flow_name=flow.name,
+        parent,
+        flow_id=flow.pk,
+        parameters=jsonable_parameters(parameters or {}),
+        task_key=task_key or flow.name,
+        dynamic_key=dynamic_key,
+        flow_name=flow.name,
     )
     run.flow = flow
     return run

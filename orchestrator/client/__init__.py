@@ -22,8 +22,21 @@ from orchestrator.client.base import (
 )
 
 __all__ = [
-    "CachedResult", "ClaimedRun", "DeploymentInfo", "FlowRunInfo", "HeldRun", "LogEntry", "OrchestratorClient",
-    "Refused", "RunInputInfo", "TaskRunInfo", "Unreachable", "WorkerInfo", "direct_client", "ensure_django", "get_client",
+    "CachedResult",
+    "ClaimedRun",
+    "DeploymentInfo",
+    "FlowRunInfo",
+    "HeldRun",
+    "LogEntry",
+    "OrchestratorClient",
+    "Refused",
+    "RunInputInfo",
+    "TaskRunInfo",
+    "Unreachable",
+    "WorkerInfo",
+    "direct_client",
+    "ensure_django",
+    "get_client",
 ]
 
 # The direct transport is the server answering in-process; it lives with the Django project

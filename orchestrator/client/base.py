@@ -155,8 +155,15 @@ class OrchestratorClient(ABC):
     # --- workers ---
     @abstractmethod
     def register_worker(
-        self, pool: str, *, name: str, limit: int | None = None, queues: list[str] | None = None,
-        create_pool: bool = True, hostname: str = "", pid: int | None = None,
+        self,
+        pool: str,
+        *,
+        name: str,
+        limit: int | None = None,
+        queues: list[str] | None = None,
+        create_pool: bool = True,
+        hostname: str = "",
+        pid: int | None = None,
     ) -> WorkerInfo:
         """workpools.services.register_worker (NotFound for an unknown pool or queue,
         ValidationError for a bad limit). `queues` are names (or ids) of the pool's queues."""
@@ -171,7 +178,11 @@ class OrchestratorClient(ABC):
 
     @abstractmethod
     def claim_runs(
-        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0,
+        self,
+        worker: WorkerInfo,
+        *,
+        prefetch_seconds: float = 0.0,
+        wait_seconds: float = 0.0,
         max_runs: int | None = None,
     ) -> list[ClaimedRun]:
         """The runs the worker should start now: ones it claimed earlier whose process it never
@@ -217,7 +228,13 @@ class OrchestratorClient(ABC):
 
     @abstractmethod
     def set_flow_run_state(
-        self, run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
+        self,
+        run_id: str,
+        state_type: str,
+        *,
+        expected: str,
+        name: str | None = None,
+        message: str = "",
         retry: bool = True,
     ) -> FlowRunInfo:
         """runs.services.set_state: compare-and-swap from `expected` (StateConflict, InvalidTransition).
@@ -225,7 +242,13 @@ class OrchestratorClient(ABC):
 
     @abstractmethod
     def create_subflow_run(
-        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        self,
+        parent_run_id: str,
+        flow_name: str,
+        *,
+        description: str,
+        parameters: dict[str, Any],
+        task_key: str,
         dynamic_key: str,
     ) -> FlowRunInfo:
         """A SCHEDULED child run of the RUNNING run `parent_run_id` for flow `flow_name`, with a
@@ -237,7 +260,13 @@ class OrchestratorClient(ABC):
 
     @abstractmethod
     def pause_flow_run(
-        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        self,
+        run_id: str,
+        *,
+        key: str,
+        schema: dict[str, Any] | None,
+        timeout_seconds: float,
+        suspend: bool,
         description: str = "",
     ) -> RunInputInfo:
         """runs.services.pause_flow_run: PAUSED (Paused, or Suspended) waiting for input under
@@ -264,8 +293,17 @@ class OrchestratorClient(ABC):
 
     @abstractmethod
     def set_task_run_state(
-        self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
-        result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        self,
+        task_run_id: str,
+        state_type: str,
+        *,
+        expected: str,
+        name: str | None = None,
+        message: str = "",
+        result: Any = None,
+        store_result: bool = False,
+        cache_key: str = "",
+        cache_expires_at: datetime | None = None,
         result_uri: str = "",
     ) -> TaskRunInfo:
         """runs.services.set_task_run_state; `result` (JSON) is stored when store_result, and
@@ -283,7 +321,13 @@ class OrchestratorClient(ABC):
     # --- artifacts ---
     @abstractmethod
     def create_artifact(
-        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        self,
+        flow_run_id: str,
+        *,
+        type: str,
+        data: Any,
+        key: str = "",
+        description: str = "",
         task_run_id: str | None = None,
     ) -> str:
         """Publish an artifact of the run (ValidationError for data that does not fit its type);

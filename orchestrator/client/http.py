@@ -85,8 +85,15 @@ class HttpClient(OrchestratorClient):
 
     # --- workers ---
     def register_worker(
-        self, pool: str, *, name: str, limit: int | None = None, queues: list[str] | None = None,
-        create_pool: bool = True, hostname: str = "", pid: int | None = None,
+        self,
+        pool: str,
+        *,
+        name: str,
+        limit: int | None = None,
+        queues: list[str] | None = None,
+        create_pool: bool = True,
+        hostname: str = "",
+        pid: int | None = None,
     ) -> WorkerInfo:
         # Fails at once rather than retrying: the worker is starting, and a wrong URL or key
         # should be one line on the terminal, not a minute of waiting.
@@ -101,7 +108,11 @@ class HttpClient(OrchestratorClient):
         self._request("POST", f"{_worker_path(worker)}stopped/")
 
     def claim_runs(
-        self, worker: WorkerInfo, *, prefetch_seconds: float = 0.0, wait_seconds: float = 0.0,
+        self,
+        worker: WorkerInfo,
+        *,
+        prefetch_seconds: float = 0.0,
+        wait_seconds: float = 0.0,
         max_runs: int | None = None,
     ) -> list[ClaimedRun]:
         body = {"queue_ids": worker.queue_ids, "prefetch_seconds": prefetch_seconds, "wait_seconds": wait_seconds}
@@ -132,10 +143,22 @@ class HttpClient(OrchestratorClient):
         )
 
     def set_flow_run_state(
-        self, run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
+        self,
+        run_id: str,
+        state_type: str,
+        *,
+        expected: str,
+        name: str | None = None,
+        message: str = "",
         retry: bool = True,
     ) -> FlowRunInfo:
-        body = {"state_type": state_type, "expected": expected, "name": name or "", "message": _text(message), "retry": retry}
+        body = {
+            "state_type": state_type,
+            "expected": expected,
+            "name": name or "",
+            "message": _text(message),
+            "retry": retry,
+        }
         try:
             data = self._request("POST", f"/flow-runs/{_q(run_id)}/set-state/", json=body)
         except StateConflict as conflict:
@@ -145,11 +168,20 @@ class HttpClient(OrchestratorClient):
         return _record(FlowRunInfo, data)
 
     def create_subflow_run(
-        self, parent_run_id: str, flow_name: str, *, description: str, parameters: dict[str, Any], task_key: str,
+        self,
+        parent_run_id: str,
+        flow_name: str,
+        *,
+        description: str,
+        parameters: dict[str, Any],
+        task_key: str,
         dynamic_key: str,
     ) -> FlowRunInfo:
         body = {
-            "flow_name": flow_name, "description": _text(description), "parameters": parameters, "task_key": task_key,
+            "flow_name": flow_name,
+            "description": _text(description),
+            "parameters": parameters,
+            "task_key": task_key,
             "dynamic_key": dynamic_key,
         }
         return _record(FlowRunInfo, self._request("POST", f"/flow-runs/{_q(parent_run_id)}/subflow-runs/", json=body))
@@ -158,11 +190,20 @@ class HttpClient(OrchestratorClient):
         self._request("POST", f"/flow-runs/{_q(run_id)}/result-location/", json={"result_uri": result_uri})
 
     def pause_flow_run(
-        self, run_id: str, *, key: str, schema: dict[str, Any] | None, timeout_seconds: float, suspend: bool,
+        self,
+        run_id: str,
+        *,
+        key: str,
+        schema: dict[str, Any] | None,
+        timeout_seconds: float,
+        suspend: bool,
         description: str = "",
     ) -> RunInputInfo:
         body = {
-            "key": key, "schema": schema, "timeout_seconds": timeout_seconds, "suspend": suspend,
+            "key": key,
+            "schema": schema,
+            "timeout_seconds": timeout_seconds,
+            "suspend": suspend,
             "description": _text(description),
         }
         return _record(RunInputInfo, self._request("POST", f"/flow-runs/{_q(run_id)}/pause/", json=body))
@@ -185,13 +226,26 @@ class HttpClient(OrchestratorClient):
         return _record(TaskRunInfo, self._request("POST", f"/flow-runs/{_q(flow_run_id)}/task-runs/", json=body))
 
     def set_task_run_state(
-        self, task_run_id: str, state_type: str, *, expected: str, name: str | None = None, message: str = "",
-        result: Any = None, store_result: bool = False, cache_key: str = "", cache_expires_at: datetime | None = None,
+        self,
+        task_run_id: str,
+        state_type: str,
+        *,
+        expected: str,
+        name: str | None = None,
+        message: str = "",
+        result: Any = None,
+        store_result: bool = False,
+        cache_key: str = "",
+        cache_expires_at: datetime | None = None,
         result_uri: str = "",
     ) -> TaskRunInfo:
         body: dict[str, Any] = {
-            "state_type": state_type, "expected": expected, "name": name or "", "message": _text(message),
-            "cache_key": cache_key, "cache_expires_at": cache_expires_at.isoformat() if cache_expires_at else None,
+            "state_type": state_type,
+            "expected": expected,
+            "name": name or "",
+            "message": _text(message),
+            "cache_key": cache_key,
+            "cache_expires_at": cache_expires_at.isoformat() if cache_expires_at else None,
             "result_uri": result_uri,
         }
         if store_result:
@@ -214,11 +268,21 @@ class HttpClient(OrchestratorClient):
 
     # --- artifacts ---
     def create_artifact(
-        self, flow_run_id: str, *, type: str, data: Any, key: str = "", description: str = "",
+        self,
+        flow_run_id: str,
+        *,
+        type: str,
+        data: Any,
+        key: str = "",
+        description: str = "",
         task_run_id: str | None = None,
     ) -> str:
         body = {
-            "flow_run": flow_run_id, "task_run": task_run_id, "type": type, "data": data, "key": key,
+            "flow_run": flow_run_id,
+            "task_run": task_run_id,
+            "type": type,
+            "data": data,
+            "key": key,
             "description": _text(description),
         }
         return str(self._request("POST", "/artifacts/", json=body)["id"])
@@ -242,10 +306,17 @@ class HttpClient(OrchestratorClient):
         for entry in entries:
             message = _text(entry.message)
             if len(message) > MAX_LOG_MESSAGE_CHARS:
-                message = message[:MAX_LOG_MESSAGE_CHARS] + f"... [{len(message) - MAX_LOG_MESSAGE_CHARS} characters cut]"
+                message = (
+                    message[:MAX_LOG_MESSAGE_CHARS] + f"... [{len(message) - MAX_LOG_MESSAGE_CHARS} characters cut]"
+                )
             by_run.setdefault(entry.flow_run_id, []).append(
-                {"task_run": entry.task_run_id, "level": entry.level, "logger": entry.logger, "message": message,
-                 "timestamp": entry.timestamp.isoformat()}
+                {
+                    "task_run": entry.task_run_id,
+                    "level": entry.level,
+                    "logger": entry.logger,
+                    "message": message,
+                    "timestamp": entry.timestamp.isoformat(),
+                }
             )
         for run_id, records in by_run.items():
             for chunk in _chunks(records, MAX_BODY_BYTES):
@@ -267,7 +338,13 @@ class HttpClient(OrchestratorClient):
         return session
 
     def _request(
-        self, method: str, path: str, *, json: Any = None, params: Any = None, timeout: float | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        timeout: float | None = None,
         retry: bool = True,
     ) -> Any:
         """One API call: its JSON answer (None for an empty one), or the error it maps to."""
@@ -397,4 +474,6 @@ def _record(cls: type[T], data: dict[str, Any]) -> T:
     try:
         return _adapter(cls).validate_python(data)
     except pydantic.ValidationError as error:
-        raise OrchestratorError(f"The orchestrator answered with a malformed {cls.__name__}: {error.errors()[0]['msg']}") from None
+        raise OrchestratorError(
+            f"The orchestrator answered with a malformed {cls.__name__}: {error.errors()[0]['msg']}"
+        ) from None

@@ -15,9 +15,7 @@ from orchestrator.core.errors import ValidationError
 
 NAME_MAX_LENGTH = 100
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-NAME_RULE = (
-    f"use 1 to {NAME_MAX_LENGTH} letters, digits, '-', '_' or '.', starting with a letter or digit"
-)
+NAME_RULE = f"use 1 to {NAME_MAX_LENGTH} letters, digits, '-', '_' or '.', starting with a letter or digit"
 
 
 def name_problem(value: object) -> str | None:

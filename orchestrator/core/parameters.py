@@ -159,8 +159,14 @@ _STRING_FORMATS: dict[str, Any] = {
 }
 _SIMPLE_TYPES: dict[str, Any] = {"integer": int, "number": float, "boolean": bool, "null": type(None)}
 _CONSTRAINTS = {
-    "minLength": "min_length", "maxLength": "max_length", "pattern": "pattern", "minimum": "ge",
-    "maximum": "le", "exclusiveMinimum": "gt", "exclusiveMaximum": "lt", "minItems": "min_length",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "pattern": "pattern",
+    "minimum": "ge",
+    "maximum": "le",
+    "exclusiveMinimum": "gt",
+    "exclusiveMaximum": "lt",
+    "minItems": "min_length",
     "maxItems": "max_length",
 }
 
@@ -312,7 +318,9 @@ def validate_call_parameters(fn: Callable[..., Any], values: dict[str, Any]) -> 
     except pydantic.ValidationError as error:
         _raise_invalid(error)
     given = checked.model_fields_set
-    result = {field.alias or name: getattr(checked, name) for name, field in model.model_fields.items() if name in given}
+    result = {
+        field.alias or name: getattr(checked, name) for name, field in model.model_fields.items() if name in given
+    }
     result.update(checked.model_extra or {})
     return result
 

@@ -40,9 +40,7 @@ def check_entrypoint(entrypoint: str) -> None:
         raise ValidationError(f"Entrypoint {entrypoint!r} {problem}.", {"entrypoint": [f"The file's path {problem}."]})
 
 
-def confined(
-    path: str | Path, base: Path, *, what: str, field: str = "entrypoint", inside: Path | None = None
-) -> Path:
+def confined(path: str | Path, base: Path, *, what: str, field: str = "entrypoint", inside: Path | None = None) -> Path:
     """`base / path` with symlinks and `..` resolved, if it stays inside `inside` (default:
     `base`; resolved too); else ValidationError naming `field`."""
     root = (inside or base).resolve()

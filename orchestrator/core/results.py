@@ -56,7 +56,9 @@ def serialize(value: Any) -> tuple[str, bytes]:
     try:
         data = base64.b64encode(cloudpickle.dumps(value)).decode()
     except Exception as error:
-        raise ResultError(f"The result ({type(value).__name__}) can be stored neither as JSON nor pickled: {error}") from error
+        raise ResultError(
+            f"The result ({type(value).__name__}) can be stored neither as JSON nor pickled: {error}"
+        ) from error
     return PICKLE, json.dumps({"serializer": PICKLE, "data": data}).encode()
 
 
@@ -110,7 +112,9 @@ def read_result(uri: str, *, allow_pickle: bool = True) -> tuple[str, Any]:
         with fs.open(path, "rb") as file:
             data = file.read()
     except FileNotFoundError:
-        raise NotFound(f"The result at {uri} is gone (memory:// results live only in the process that wrote them).") from None
+        raise NotFound(
+            f"The result at {uri} is gone (memory:// results live only in the process that wrote them)."
+        ) from None
     except Exception as error:
         raise ResultError(f"Could not read the result at {uri}: {type(error).__name__}: {error}") from error
     return deserialize(data, allow_pickle=allow_pickle)

@@ -167,4 +167,3 @@ def main(argv: list[str] | None = None, *, client: OrchestratorClient | None = N
     except Exception:
         traceback.print_exc()
         return 2
-

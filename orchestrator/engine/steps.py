@@ -155,8 +155,13 @@ def git_cache_dir(repository: str) -> Path:
 
 
 def git_clone(
-    cwd: Path, *, repository: str, branch: str | None = None, commit: str | None = None,
-    access_token_env: str | None = None, directory: str | None = None,
+    cwd: Path,
+    *,
+    repository: str,
+    branch: str | None = None,
+    commit: str | None = None,
+    access_token_env: str | None = None,
+    directory: str | None = None,
 ) -> Path:
     """Get `repository` at `branch` (default: the remote's HEAD) or `commit`, and return the
     checkout's directory (or `directory` inside it). The first run clones into the cache,
@@ -174,7 +179,9 @@ def git_clone(
     if access_token_env:
         token = os.environ.get(access_token_env, "")
         if not token:
-            raise PullStepError(f"git_clone: the environment variable {access_token_env} (the access token) is not set.")
+            raise PullStepError(
+                f"git_clone: the environment variable {access_token_env} (the access token) is not set."
+            )
     fetch_url = repository
     if token and repository.startswith("https://"):
         fetch_url = _authenticated(repository, token)
@@ -276,7 +283,7 @@ def pull_from_remote_storage(cwd: Path, *, url: str, directory: str | None = Non
     try:
         digest = hashlib.sha256()
         for path in files:
-            relative = path[len(root):].lstrip("/")
+            relative = path[len(root) :].lstrip("/")
             if not relative or ".." in Path(relative).parts or relative.startswith("/"):
                 raise PullStepError(f"pull_from_remote_storage: refusing the path {path!r} at {url}.")
             data = fs.cat_file(path)
@@ -298,7 +305,8 @@ def pull_from_remote_storage(cwd: Path, *, url: str, directory: str | None = Non
 
 
 STEPS: dict[str, Callable[..., Path]] = {
-    "set_working_directory": set_working_directory, "git_clone": git_clone,
+    "set_working_directory": set_working_directory,
+    "git_clone": git_clone,
     "pull_from_remote_storage": pull_from_remote_storage,
 }
 
@@ -317,7 +325,9 @@ def run_pull_steps(steps: list[Any], *, cwd: Path, log: Callable[[str], Any] | N
 def _run_steps(steps: list[Any], cwd: Path) -> Path:
     for position, step in enumerate(steps or [], start=1):
         if not isinstance(step, dict) or len(step) != 1:
-            raise PullStepError(f"Pull step {position} must be a mapping of one step name to its options, not {step!r}.")
+            raise PullStepError(
+                f"Pull step {position} must be a mapping of one step name to its options, not {step!r}."
+            )
         ((name, options),) = step.items()
         function = STEPS.get(str(name).rsplit(".", 1)[-1])
         if function is None:

@@ -176,7 +176,9 @@ class RunSession:
             with deferred():
                 self._shipper.flush(logs.FINAL_FLUSH_SECONDS)
 
-    def fail_before_start(self, message: str, error: BaseException | None = None, *, show_traceback: bool = False) -> Outcome:
+    def fail_before_start(
+        self, message: str, error: BaseException | None = None, *, show_traceback: bool = False
+    ) -> Outcome:
         """The run cannot start (pull step, import, parameters): PENDING -> FAILED."""
         if show_traceback and error is not None:
             self.engine_logger.error("%s\n%s", message, traceback_text(error))
@@ -229,7 +231,9 @@ class RunSession:
                 self._stop_heartbeat()
                 run = self.client.read_flow_run(self.run.id)
                 if run.state_type in (PENDING, RUNNING):
-                    self.client.set_flow_run_state(run.id, FAILED, expected=run.state_type, message=message, retry=False)
+                    self.client.set_flow_run_state(
+                        run.id, FAILED, expected=run.state_type, message=message, retry=False
+                    )
         except Exception:  # the orchestrator is unreachable: the worker or the reaper will see to it
             pass
 
@@ -242,7 +246,9 @@ class RunSession:
 # --- attempts ---------------------------------------------------------------------------------
 
 
-def run_attempts(session: RunSession, flow: Flow[..., Any], values: dict[str, Any], *, retry_in_process: bool) -> Outcome:
+def run_attempts(
+    session: RunSession, flow: Flow[..., Any], values: dict[str, Any], *, retry_in_process: bool
+) -> Outcome:
     """Run a PENDING run's flow until it ends. A failure with retries left comes back as
     AwaitingRetry: with `retry_in_process` (scripts, `deployment execute`) it waits for the
     delay and runs again here; otherwise (a worker's run) it returns, and a worker claims
@@ -300,16 +306,24 @@ def _run_body(session: RunSession, flow: Flow[..., Any], values: dict[str, Any])
     FAILED with the exception, or CRASHED on Ctrl-C."""
     runner = (flow.task_runner or ThreadTaskRunner()).duplicate()
     context = FlowRunContext(
-        flow=flow, run=session.run, client=session.client, logger=session.logger, runner=runner, log_prints=flow.log_prints
+        flow=flow,
+        run=session.run,
+        client=session.client,
+        logger=session.logger,
+        runner=runner,
+        log_prints=flow.log_prints,
     )
     session.logger.info("Using task runner '%s'", runner.name)
     token = flow_run_context.set(context)
     ended_cleanly = False
     try:
         runner.start(context)
-        with logs.prints_logged_to(session.logger if flow.log_prints else None), Scope(
-            timeout=flow.timeout_seconds,
-            timeout_message=f"Flow run exceeded its timeout of {seconds_text(flow.timeout_seconds or 0)}",
+        with (
+            logs.prints_logged_to(session.logger if flow.log_prints else None),
+            Scope(
+                timeout=flow.timeout_seconds,
+                timeout_message=f"Flow run exceeded its timeout of {seconds_text(flow.timeout_seconds or 0)}",
+            ),
         ):
             args, kwargs = call_arguments(flow.fn, values)
             result = flow.fn(*args, **kwargs)
@@ -397,8 +411,14 @@ def _answer(session: RunSession, outcome: Outcome, *, return_state: bool) -> Any
     """What the call of a flow gives back: its State, or its result (raising its failure)."""
     run = session.run
     state = State(
-        type=outcome.state_type, name=outcome.state_name, message=outcome.message, flow_run_id=run.id,
-        flow_run_name=run.name, result_uri=run.result_uri, _value=outcome.result, _error=outcome.error,
+        type=outcome.state_type,
+        name=outcome.state_name,
+        message=outcome.message,
+        flow_run_id=run.id,
+        flow_run_name=run.name,
+        result_uri=run.result_uri,
+        _value=outcome.result,
+        _error=outcome.error,
     )
     if return_state:
         return state
@@ -406,7 +426,13 @@ def _answer(session: RunSession, outcome: Outcome, *, return_state: bool) -> Any
 
 
 # Placeholder task runs end as their subflow run ended.
-_PLACEHOLDER_END: dict[str, str] = {COMPLETED: COMPLETED, FAILED: FAILED, CRASHED: CRASHED, CANCELLED: CANCELLED, CANCELLING: CANCELLED}
+_PLACEHOLDER_END: dict[str, str] = {
+    COMPLETED: COMPLETED,
+    FAILED: FAILED,
+    CRASHED: CRASHED,
+    CANCELLED: CANCELLED,
+    CANCELLING: CANCELLED,
+}
 
 
 def _run_subflow(flow: Flow[..., Any], values: dict[str, Any], parent: FlowRunContext, *, return_state: bool) -> Any:
@@ -416,8 +442,12 @@ def _run_subflow(flow: Flow[..., Any], values: dict[str, Any], parent: FlowRunCo
     client = parent.client
     key = parent.next_dynamic_key(f"subflow:{flow.name}")
     child = client.create_subflow_run(
-        parent.run.id, flow.name, description=flow.description, parameters=jsonable_parameters(values),
-        task_key=f"subflow.{flow.name}", dynamic_key=str(key),
+        parent.run.id,
+        flow.name,
+        description=flow.description,
+        parameters=jsonable_parameters(values),
+        task_key=f"subflow.{flow.name}",
+        dynamic_key=str(key),
     )
     parent.logger.info("Created subflow run '%s' for flow '%s'", child.name, flow.name)
     placeholder = _Placeholder(client, child.parent_task_run_id)

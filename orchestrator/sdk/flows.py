@@ -39,7 +39,10 @@ class Flow(Generic[P, R]):
         self.fn = fn
         self.name = name or fn.__name__
         check_non_negative(
-            f"flow {self.name!r}", retries=retries, retry_delay_seconds=retry_delay_seconds, timeout_seconds=timeout_seconds
+            f"flow {self.name!r}",
+            retries=retries,
+            retry_delay_seconds=retry_delay_seconds,
+            timeout_seconds=timeout_seconds,
         )
         self.description = description if description is not None else (inspect.getdoc(fn) or "")
         self.retries = retries
@@ -100,9 +103,16 @@ class Flow(Generic[P, R]):
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
 def flow(
-    *, name: str | None = None, description: str | None = None, retries: int | None = None,
-    retry_delay_seconds: float = 0, timeout_seconds: float | None = None, log_prints: bool = False,
-    persist_result: bool | None = None, result_storage: str | None = None, task_runner: TaskRunner | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float = 0,
+    timeout_seconds: float | None = None,
+    log_prints: bool = False,
+    persist_result: bool | None = None,
+    result_storage: str | None = None,
+    task_runner: TaskRunner | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a function a flow: `@flow` or `@flow(name=..., description=..., retries=...,

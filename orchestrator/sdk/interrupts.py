@@ -94,7 +94,9 @@ def _install_handler() -> None:
 
 
 def _set_async_exc(ident: int, exc_class: type[BaseException] | None) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_class) if exc_class else None)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exc_class) if exc_class else None
+    )
 
 
 class Scope:

@@ -25,12 +25,15 @@ ENGINE_LOGGER = f"{RUN_LOGGER}.engine"
 FLOW_RUN_LOGGER = f"{RUN_LOGGER}.flow_run"
 TASK_RUN_LOGGER = f"{RUN_LOGGER}.task_run"
 
+
 class RunLogger(logging.LoggerAdapter):
     """A logger bound to one run: its records carry the run's ids and the label shown on the
     console ("Flow run 'certain-cormorant'")."""
 
     def __init__(self, name: str, *, label: str, flow_run_id: str, task_run_id: str | None = None) -> None:
-        super().__init__(logging.getLogger(name), {"run_label": label, "flow_run_id": flow_run_id, "task_run_id": task_run_id})
+        super().__init__(
+            logging.getLogger(name), {"run_label": label, "flow_run_id": flow_run_id, "task_run_id": task_run_id}
+        )
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}

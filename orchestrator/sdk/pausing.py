@@ -52,19 +52,27 @@ def _typed(model: Any, info: RunInputInfo) -> Any:
     return model.model_validate(info.value)
 
 
-def _pause(what: str, model: Any, timeout: float, key: str | None, *, suspend: bool) -> tuple[FlowRunContext, RunInputInfo]:
+def _pause(
+    what: str, model: Any, timeout: float, key: str | None, *, suspend: bool
+) -> tuple[FlowRunContext, RunInputInfo]:
     context = _context(what)
     key = key or f"pause-{context.next_dynamic_key('__pause__')}"
     schema = model.model_json_schema() if model is not None else None
     info = context.client.pause_flow_run(
-        context.run.id, key=key, schema=schema, timeout_seconds=timeout, suspend=suspend,
+        context.run.id,
+        key=key,
+        schema=schema,
+        timeout_seconds=timeout,
+        suspend=suspend,
         description=(model.__doc__ or "").strip() if model is not None else "",
     )
     return context, info
 
 
 def pause_flow_run(
-    wait_for_input: Any = None, timeout: float = DEFAULT_TIMEOUT_SECONDS, key: str | None = None,
+    wait_for_input: Any = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    key: str | None = None,
     poll_interval: float = 1.0,
 ) -> Any:
     """Pause this flow run (PAUSED) until someone resumes it, with input when `wait_for_input`
@@ -94,7 +102,9 @@ def pause_flow_run(
             raise PauseTimeout(f"The flow run was paused for {timeout:g} s without {what}.")
 
 
-def suspend_flow_run(wait_for_input: Any = None, timeout: float = DEFAULT_TIMEOUT_SECONDS, key: str | None = None) -> Any:
+def suspend_flow_run(
+    wait_for_input: Any = None, timeout: float = DEFAULT_TIMEOUT_SECONDS, key: str | None = None
+) -> Any:
     """Suspend this deployment run (PAUSED/Suspended) and stop its process; once resumed (with
     input when `wait_for_input` is given) a worker runs the flow again, and this call then
     returns the input as the model. A suspension nobody resumes within `timeout` fails the run."""
@@ -102,5 +112,7 @@ def suspend_flow_run(wait_for_input: Any = None, timeout: float = DEFAULT_TIMEOU
     if info.provided:
         return _typed(wait_for_input, info)
     what = f"input ({wait_for_input.__name__})" if wait_for_input is not None else "a resume"
-    context.logger.info("Suspended: waiting up to %g s for %s; a worker runs the flow again once resumed.", timeout, what)
+    context.logger.info(
+        "Suspended: waiting up to %g s for %s; a worker runs the flow again once resumed.", timeout, what
+    )
     raise FlowRunSuspended(f"Suspended, waiting for {what}.")

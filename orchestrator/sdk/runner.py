@@ -31,8 +31,13 @@ class TaskRunFuture:
     ObjectRef) that a cluster runner passes to downstream tasks while this one is unfinished."""
 
     def __init__(
-        self, future: Future[Any], task_run_name: str, *, client: OrchestratorClient | None = None,
-        task_run_id: str | None = None, cluster_ref: Any = None,
+        self,
+        future: Future[Any],
+        task_run_name: str,
+        *,
+        client: OrchestratorClient | None = None,
+        task_run_id: str | None = None,
+        cluster_ref: Any = None,
     ) -> None:
         self._future = future
         self.task_run_name = task_run_name
@@ -88,7 +93,12 @@ class TaskRunner(ABC):
 
     @abstractmethod
     def submit(
-        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, dynamic_key: int,
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        dynamic_key: int,
         wait_for: Sequence[TaskRunFuture] = (),
     ) -> TaskRunFuture:
         """Run one call of `task` as a task run, after the futures among its arguments and in
@@ -110,8 +120,12 @@ class ThreadTaskRunner(TaskRunner):
     name = "ThreadTaskRunner"
 
     def __init__(self, max_workers: int | None = None, *, on_thread_exit: Callable[[], None] | None = None) -> None:
-        if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
-            raise ValueError(f"ThreadTaskRunner: max_workers must be a whole number of at least 1, not {max_workers!r}.")
+        if max_workers is not None and (
+            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+        ):
+            raise ValueError(
+                f"ThreadTaskRunner: max_workers must be a whole number of at least 1, not {max_workers!r}."
+            )
         self.max_workers = max_workers
         self.on_thread_exit = on_thread_exit
         self._context: FlowRunContext | None = None
@@ -137,7 +151,12 @@ class ThreadTaskRunner(TaskRunner):
         self._context = flow
 
     def submit(
-        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, dynamic_key: int,
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        dynamic_key: int,
         wait_for: Sequence[TaskRunFuture] = (),
     ) -> TaskRunFuture:
         from orchestrator.sdk.tasks import run_task

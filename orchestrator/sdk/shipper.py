@@ -179,9 +179,7 @@ class LogShipper:
                 self.client.send_logs(batch)
             except Exception as error:
                 if is_permanent(error):
-                    _say(
-                        f"Could not store {len(batch)} log line(s) of the run: {type(error).__name__}: {error}\n"
-                    )
+                    _say(f"Could not store {len(batch)} log line(s) of the run: {type(error).__name__}: {error}\n")
                     self._settle(len(batch), dropped=True)
                     return
                 if not reported:

@@ -177,9 +177,15 @@ class Task(Generic[P, R]):
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(
-    *, name: str | None = None, retries: int = 0, retry_delay_seconds: float | list[float] = 0,
-    timeout_seconds: float | None = None, cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
-    cache_expiration: timedelta | None = None, tags: Iterable[str] | None = None, persist_result: bool | None = None,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay_seconds: float | list[float] = 0,
+    timeout_seconds: float | None = None,
+    cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None,
+    cache_expiration: timedelta | None = None,
+    tags: Iterable[str] | None = None,
+    persist_result: bool | None = None,
     result_storage: str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
@@ -240,14 +246,18 @@ class _TaskRun:
     """One task run's record and its moves, as its executor sees them (in the flow process, or
     on a cluster worker)."""
 
-    def __init__(self, task: Task[..., Any], client: OrchestratorClient, flow_run: FlowRunInfo, info: TaskRunInfo) -> None:
+    def __init__(
+        self, task: Task[..., Any], client: OrchestratorClient, flow_run: FlowRunInfo, info: TaskRunInfo
+    ) -> None:
         self.task = task
         self.client = client
         self.flow_run = flow_run
         self.info = info
         self.name = info.name
         self.moves = 0  # moves made by this executor
-        self.logger = RunLogger(TASK_RUN_LOGGER, label=f"Task run '{self.name}'", flow_run_id=flow_run.id, task_run_id=info.id)
+        self.logger = RunLogger(
+            TASK_RUN_LOGGER, label=f"Task run '{self.name}'", flow_run_id=flow_run.id, task_run_id=info.id
+        )
 
     @classmethod
     def create(cls, task: Task[..., Any], flow: FlowRunContext, dynamic_key: int) -> _TaskRun:
@@ -255,7 +265,11 @@ class _TaskRun:
         name = task.task_run_name(dynamic_key)
         flow.logger.info("Created task run '%s' for task '%s'", name, task.name)
         info = flow.client.create_task_run(
-            flow.run.id, name=name, task_key=task.task_key, dynamic_key=str(dynamic_key), tags=task.tags,
+            flow.run.id,
+            name=name,
+            task_key=task.task_key,
+            dynamic_key=str(dynamic_key),
+            tags=task.tags,
         )
         return cls(task, flow.client, flow.run, info)
 
@@ -283,8 +297,14 @@ class _TaskRun:
 
 
 def run_task(
-    task: Task[..., R], flow: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic_key: int,
-    *, wait_for: tuple[TaskRunFuture, ...] = (), on_created: Callable[[TaskRunInfo], None] | None = None,
+    task: Task[..., R],
+    flow: FlowRunContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    dynamic_key: int,
+    *,
+    wait_for: tuple[TaskRunFuture, ...] = (),
+    on_created: Callable[[TaskRunInfo], None] | None = None,
 ) -> R:
     """Run one call of `task` in flow run `flow` as a task run, here: once the futures it waits
     for finished, a cached result, or attempts with retries and a timeout. Returns its result
@@ -306,7 +326,12 @@ def run_task(
 
 
 def execute_task_run(
-    run: _TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any], *, log_prints: bool, scopes: set[Scope],
+    run: _TaskRun,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    log_prints: bool,
+    scopes: set[Scope],
     attempts_made: int = 0,
 ) -> Any:
     """Execute a recorded task run whose arguments are ready: the one code path of every task
@@ -318,7 +343,11 @@ def execute_task_run(
     task = run.task
     bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
     context = TaskRunContext(
-        task=task, task_run=run.info, flow_run=run.flow_run, parameters=dict(bound.arguments), logger=run.logger,
+        task=task,
+        task_run=run.info,
+        flow_run=run.flow_run,
+        parameters=dict(bound.arguments),
+        logger=run.logger,
         client=run.client,
     )
 
@@ -340,8 +369,12 @@ def execute_task_run(
                 cached = None
         if cached is not None:
             run.move(
-                StateType.COMPLETED, "Cached", f"Cached result of task run '{cached.task_run_name}'",
-                result=cached.value, store_result=not cached.result_uri, result_uri=cached.result_uri,
+                StateType.COMPLETED,
+                "Cached",
+                f"Cached result of task run '{cached.task_run_name}'",
+                result=cached.value,
+                store_result=not cached.result_uri,
+                result_uri=cached.result_uri,
             )
             run.finished()
             return value
@@ -355,8 +388,13 @@ def execute_task_run(
 
 
 def _attempts(
-    run: _TaskRun, context: TaskRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], cache_key: str,
-    scopes: set[Scope], attempts_made: int,
+    run: _TaskRun,
+    context: TaskRunContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    cache_key: str,
+    scopes: set[Scope],
+    attempts_made: int,
 ) -> Any:
     task = run.task
     attempt = attempts_made
@@ -390,8 +428,12 @@ def _attempts(
             store, result = False, None  # in storage, not in the database
         expires = datetime.now(UTC) + task.cache_expiration if cache_key and task.cache_expiration else None
         run.move(
-            StateType.COMPLETED, result=result, store_result=store, cache_key=cache_key if store or uri else "",
-            cache_expires_at=expires, result_uri=uri,
+            StateType.COMPLETED,
+            result=result,
+            store_result=store,
+            cache_key=cache_key if store or uri else "",
+            cache_expires_at=expires,
+            result_uri=uri,
         )
         run.finished()
         return value

@@ -94,7 +94,6 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-
 @register.simple_tag
 def idempotency_key() -> str:
     """A fresh key per rendered run button: a double click sends the same key twice, and the

@@ -61,7 +61,12 @@ def _check_data(type_: str, data: Any) -> Any:
             raise _invalid("data", "A link artifact's URL starts with http:// or https://.")
         return {"url": url, "text": str(text) if text else url}
     if type_ == ArtifactType.PROGRESS:
-        if isinstance(data, bool) or not isinstance(data, (int, float)) or not math.isfinite(data) or not 0 <= data <= 100:
+        if (
+            isinstance(data, bool)
+            or not isinstance(data, (int, float))
+            or not math.isfinite(data)
+            or not 0 <= data <= 100
+        ):
             raise _invalid("data", "A progress artifact's data is a number from 0 to 100.")
         return float(data)
     raise _invalid("type", f"Unknown artifact type {type_!r} (use one of: {', '.join(ArtifactType.values)}).")

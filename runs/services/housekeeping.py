@@ -39,7 +39,10 @@ def mark_late_runs(*, now: datetime | None = None, batch_size: int = 500) -> int
             for run in late:
                 try:
                     set_state(
-                        run, S.SCHEDULED, name="Late", expected=S.SCHEDULED,
+                        run,
+                        S.SCHEDULED,
+                        name="Late",
+                        expected=S.SCHEDULED,
                         message=f"Not started {threshold:g} s after its scheduled time.",
                     )
                 except StateConflict:
@@ -49,9 +52,7 @@ def mark_late_runs(*, now: datetime | None = None, batch_size: int = 500) -> int
             return marked
 
 
-def delete_old_runs(
-    *, older_than: timedelta | None = None, now: datetime | None = None, batch_size: int = 1000
-) -> int:
+def delete_old_runs(*, older_than: timedelta | None = None, now: datetime | None = None, batch_size: int = 1000) -> int:
     """Delete finished runs that ended more than `older_than` ago (default: RUN_RETENTION_DAYS;
     0 keeps everything, the default), with their state history, task runs and logs. Returns
     how many runs were deleted.

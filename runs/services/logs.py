@@ -20,7 +20,9 @@ def write_logs(records: list[dict[str, Any]]) -> int:
     for record in records:
         missing = [f for f in ("flow_run_id", "timestamp") if not record.get(f)]
         if missing:
-            raise ValidationError(f"A log record needs {' and '.join(missing)}.", {f: ["This field is required."] for f in missing})
+            raise ValidationError(
+                f"A log record needs {' and '.join(missing)}.", {f: ["This field is required."] for f in missing}
+            )
     _check_task_runs_of_logs(records)
     rows = [
         Log(

@@ -29,8 +29,13 @@ MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
 
 
 def pause_flow_run(
-    run: FlowRun, *, key: str, schema: dict[str, Any] | None = None, timeout_seconds: float = 3600,
-    suspend: bool = False, description: str = "",
+    run: FlowRun,
+    *,
+    key: str,
+    schema: dict[str, Any] | None = None,
+    timeout_seconds: float = 3600,
+    suspend: bool = False,
+    description: str = "",
 ) -> FlowRunInput:
     """Pause the RUNNING run `run` for input under `key` (returned). When input was already
     given for that key (a suspended flow starting over), the run is not paused again and the
@@ -55,7 +60,8 @@ def pause_flow_run(
     with transaction.atomic():
         try:
             request, _ = FlowRunInput.objects.update_or_create(
-                flow_run=run, key=key,
+                flow_run=run,
+                key=key,
                 defaults={"schema": schema, "timeout_at": timeout_at, "description": description or ""},
             )
         except IntegrityError:

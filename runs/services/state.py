@@ -101,8 +101,18 @@ def set_state(
         state = FlowRunState.objects.create(flow_run_id=run.pk, type=to, name=name, timestamp=now, message=message)
         run.refresh_from_db(
             fields=[
-                "state_type", "state_name", "state_at", "state_message", "next_scheduled_start_at",
-                "started_at", "ended_at", "run_count", "worker", "pid", "heartbeat_at", "updated_at",
+                "state_type",
+                "state_name",
+                "state_at",
+                "state_message",
+                "next_scheduled_start_at",
+                "started_at",
+                "ended_at",
+                "run_count",
+                "worker",
+                "pid",
+                "heartbeat_at",
+                "updated_at",
             ]
         )
         change = hooks.StateChange(run.pk, expected, to, name, message, state_id=state.pk)
@@ -126,7 +136,13 @@ def set_state(
 
 
 def _compare_and_swap(
-    model: Any, pk: Any, *, expected: StateType, to: StateType, updates: dict[str, Any], noun: str,
+    model: Any,
+    pk: Any,
+    *,
+    expected: StateType,
+    to: StateType,
+    updates: dict[str, Any],
+    noun: str,
     only_if: Q | None = None,
 ) -> None:
     """UPDATE ... SET updates WHERE id=pk AND state_type=expected [AND only_if]. Raises

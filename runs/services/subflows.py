@@ -25,14 +25,21 @@ def insert_subflow_run(
     stands for it in the parent, in one transaction. The child belongs to no queue (no worker
     claims it: the parent's process runs it) and carries the parent's tags."""
     if parent.state_type != S.RUNNING:
-        raise InvalidTransition(parent.state_type, S.RUNNING, f"flow run {parent.name!r} is not running, so it cannot start a subflow")
+        raise InvalidTransition(
+            parent.state_type, S.RUNNING, f"flow run {parent.name!r} is not running, so it cannot start a subflow"
+        )
     with transaction.atomic():
         placeholder = create_task_run(
             parent.pk, name=f"{flow_name}-{dynamic_key}", task_key=task_key, dynamic_key=dynamic_key, tags=["subflow"]
         )
         child = insert_flow_run(
-            flow_id=flow_id, name=None, parameters=parameters, tags=list(parent.tags or []),
-            parent_flow_run=parent, parent_task_run=placeholder, created_by=f"subflow of {parent.name}",
+            flow_id=flow_id,
+            name=None,
+            parameters=parameters,
+            tags=list(parent.tags or []),
+            parent_flow_run=parent,
+            parent_task_run=placeholder,
+            created_by=f"subflow of {parent.name}",
         )
     return child
 

@@ -39,8 +39,14 @@ def create_task_run(
     try:
         with transaction.atomic():
             task_run = TaskRun.objects.create(
-                flow_run_id=flow_run_id, name=name[:200], task_key=task_key[:200], dynamic_key=dynamic_key[:50],
-                tags=list(tags or []), state_type=S.PENDING, state_name="Pending", state_at=now,
+                flow_run_id=flow_run_id,
+                name=name[:200],
+                task_key=task_key[:200],
+                dynamic_key=dynamic_key[:50],
+                tags=list(tags or []),
+                state_type=S.PENDING,
+                state_name="Pending",
+                state_at=now,
             )
             TaskRunState.objects.create(task_run=task_run, type=S.PENDING, name="Pending", timestamp=now)
     except IntegrityError:
@@ -106,8 +112,16 @@ def set_task_run_state(
         TaskRunState.objects.create(task_run_id=task_run.pk, type=to, name=name, timestamp=now, message=message)
         task_run.refresh_from_db(
             fields=[
-                "state_type", "state_name", "state_at", "state_message", "started_at", "ended_at", "run_count",
-                "result", "result_uri", "cache_expires_at",
+                "state_type",
+                "state_name",
+                "state_at",
+                "state_message",
+                "started_at",
+                "ended_at",
+                "run_count",
+                "result",
+                "result_uri",
+                "cache_expires_at",
             ]
         )
     return task_run

@@ -126,7 +126,11 @@ def test_a_logged_in_user_can_use_the_browsable_api(live_server: Any, admin_user
     session.get(login_url)
     session.post(
         login_url,
-        data={"username": "alice", "password": "correct-horse-battery", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        data={
+            "username": "alice",
+            "password": "correct-horse-battery",
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
         headers={"Referer": login_url},
     )
     page = session.get(live_server.url + "/api/work-pools/", headers={"Accept": "text/html"})

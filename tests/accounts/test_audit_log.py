@@ -37,8 +37,11 @@ def test_an_api_key_change_is_recorded_with_the_key(writer: Api, deployment: Dep
 
 
 def test_an_api_edit_by_a_signed_in_person_has_before_and_after(admin_client: Any, deployment: Deployment) -> None:
-    response = admin_client.patch(f"/api/deployments/{deployment.pk}/", data={"tags": ["prod"], "description": ""},
-                                  content_type="application/json")
+    response = admin_client.patch(
+        f"/api/deployments/{deployment.pk}/",
+        data={"tags": ["prod"], "description": ""},
+        content_type="application/json",
+    )
     assert response.status_code == 200
     entry = last()
     assert (entry.actor, entry.source, entry.action) == ("user:alice", "api", "deployment.update")
@@ -51,10 +54,18 @@ def test_dashboard_changes_are_recorded(admin_client: Any, deployment: Deploymen
     run = FlowRun.objects.get()
     entry = last()
     assert (entry.actor, entry.source, entry.action, entry.object_id) == (
-        "user:alice", "dashboard", "flow_run.create", str(run.pk))
+        "user:alice",
+        "dashboard",
+        "flow_run.create",
+        str(run.pk),
+    )
     admin_client.post(reverse("runs:cancel", args=[run.pk]))
     entry = last()
-    assert (entry.action, entry.before, entry.after) == ("flow_run.cancel", {"state": "SCHEDULED"}, {"state": "CANCELLED"})
+    assert (entry.action, entry.before, entry.after) == (
+        "flow_run.cancel",
+        {"state": "SCHEDULED"},
+        {"state": "CANCELLED"},
+    )
     assert entry.source == "dashboard"
 
 
@@ -64,10 +75,19 @@ def test_admin_actions_and_forms_are_recorded(admin_client: Any, deployment: Dep
     entry = last()
     assert (entry.actor, entry.source, entry.action) == ("user:alice", "admin", "deployment.pause")
     page = {
-        "flow": deployment.flow_id, "name": deployment.name, "entrypoint": deployment.entrypoint,
-        "work_pool": deployment.work_pool_id, "parameters": '{"name": "Leo"}', "parameter_schema": "{}",
-        "enforce_parameter_schema": "on", "tags": '["tutorial", "test"]', "job_variables": "{}", "pull_steps": "[]",
-        "overlap_policy": "skip", "description": "Nightly", "schedules-TOTAL_FORMS": "0",
+        "flow": deployment.flow_id,
+        "name": deployment.name,
+        "entrypoint": deployment.entrypoint,
+        "work_pool": deployment.work_pool_id,
+        "parameters": '{"name": "Leo"}',
+        "parameter_schema": "{}",
+        "enforce_parameter_schema": "on",
+        "tags": '["tutorial", "test"]',
+        "job_variables": "{}",
+        "pull_steps": "[]",
+        "overlap_policy": "skip",
+        "description": "Nightly",
+        "schedules-TOTAL_FORMS": "0",
         "schedules-INITIAL_FORMS": "0",
     }
     response = admin_client.post(reverse("admin:deployments_deployment_change", args=[deployment.pk]), page)
@@ -91,8 +111,9 @@ def test_changes_nobody_asked_for_are_the_systems(deployment: Deployment) -> Non
     assert (last().actor, last().source, last().action) == ("system", "", "work_pool.pause")
 
 
-def test_the_log_is_read_only_in_the_admin_and_readable_in_the_api(admin_client: Any, writer: Api,
-                                                                   deployment: Deployment) -> None:
+def test_the_log_is_read_only_in_the_admin_and_readable_in_the_api(
+    admin_client: Any, writer: Api, deployment: Deployment
+) -> None:
     writer.post(f"/api/deployments/{deployment.pk}/pause/")
     entry = last()
     listing = admin_client.get(reverse("admin:accounts_auditentry_changelist")).content.decode()
@@ -101,8 +122,9 @@ def test_the_log_is_read_only_in_the_admin_and_readable_in_the_api(admin_client:
     assert 'name="_save"' not in detail
     assert admin_client.post(reverse("admin:accounts_auditentry_delete", args=[entry.pk])).status_code == 403
     found = writer.get("/api/audit-log/", params={"object_id": str(deployment.pk)}).json()["results"]
-    assert [(e["action"], e["actor"], e["after"]) for e in found] == [("deployment.pause", "key:write-key-0",
-                                                                      {"paused": True})]
+    assert [(e["action"], e["actor"], e["after"]) for e in found] == [
+        ("deployment.pause", "key:write-key-0", {"paused": True})
+    ]
     assert writer.delete(f"/api/audit-log/{entry.pk}/").status_code == 405
 
 

@@ -46,7 +46,8 @@ def fill(path: str, ids: dict[str, str]) -> str:
 
 def snapshot() -> tuple[Any, ...]:
     return (
-        FlowRun.objects.count(), list(FlowRun.objects.values_list("state_type", flat=True).order_by("pk")),
+        FlowRun.objects.count(),
+        list(FlowRun.objects.values_list("state_type", flat=True).order_by("pk")),
         list(Deployment.objects.values_list("paused", "tags", "concurrency_limit").order_by("pk")),
         list(WorkPool.objects.values_list("paused", "concurrency_limit").order_by("pk")),
     )
@@ -60,14 +61,22 @@ def test_the_migration_made_the_three_role_groups() -> None:
     assert groups["admin"].permissions.filter(codename="delete_deployment").exists()
 
 
-def test_a_viewer_gets_403_on_every_change_in_the_api(as_role: Any, deployment: Deployment, run: FlowRun,
-                                                      pool: WorkPool) -> None:
+def test_a_viewer_gets_403_on_every_change_in_the_api(
+    as_role: Any, deployment: Deployment, run: FlowRun, pool: WorkPool
+) -> None:
     viewer = as_role("viewer")
     operations = unsafe_operations(viewer)
     assert len(operations) > 15, operations
-    ids = {"id": str(run.pk), "deployment_pk": str(deployment.pk), "pool_name": pool.name, "name": pool.name,
-           "flow_run_pk": str(run.pk), "slug": "x", "flow_name": deployment.flow.name,
-           "deployment_name": deployment.name}
+    ids = {
+        "id": str(run.pk),
+        "deployment_pk": str(deployment.pk),
+        "pool_name": pool.name,
+        "name": pool.name,
+        "flow_run_pk": str(run.pk),
+        "slug": "x",
+        "flow_name": deployment.flow.name,
+        "deployment_name": deployment.name,
+    }
     before = snapshot()
     answers = {}
     for method, path in operations:
@@ -91,20 +100,25 @@ def test_an_operator_triggers_cancels_and_pauses_but_changes_nothing_else(as_rol
     assert operator.post(f"/api/deployments/{deployment.pk}/pause/").json()["paused"] is True
     edit = operator.patch(f"/api/deployments/{deployment.pk}/", data={"tags": ["x"]}, content_type="application/json")
     assert edit.status_code == 403 and edit.json()["detail"] == (
-        "Your role (operator) does not allow you to create, edit and delete.")
+        "Your role (operator) does not allow you to create, edit and delete."
+    )
     assert operator.delete(f"/api/deployments/{deployment.pk}/").status_code == 403
     assert Deployment.objects.get().tags == ["tutorial", "test"]
 
 
-def test_the_dashboard_hides_and_refuses_controls_a_role_lacks(as_role: Any, deployment: Deployment,
-                                                                run: FlowRun) -> None:
+def test_the_dashboard_hides_and_refuses_controls_a_role_lacks(
+    as_role: Any, deployment: Deployment, run: FlowRun
+) -> None:
     viewer, operator = as_role("viewer"), as_role("operator")
     page = viewer.get(reverse("deployments:detail", args=[deployment.pk])).content.decode()
     assert "Quick Run" not in page and "Custom Run" not in page and 'role="switch"' not in page
     assert "Cancel run" not in viewer.get(run.get_absolute_url()).content.decode()
     assert "Pause pool" not in viewer.get(reverse("workpools:list")).content.decode()
     refused = viewer.post(reverse("deployments:quick_run", args=[deployment.pk]), {"idempotency_key": "k1"})
-    assert refused.status_code == 403 and "Your role (viewer) does not allow you to trigger runs." in refused.content.decode()
+    assert (
+        refused.status_code == 403
+        and "Your role (viewer) does not allow you to trigger runs." in refused.content.decode()
+    )
     assert viewer.post(reverse("runs:cancel", args=[run.pk])).status_code == 403
     assert viewer.get(reverse("deployments:custom_run", args=[deployment.pk])).status_code == 403
     assert FlowRun.objects.get().state_type == "SCHEDULED"

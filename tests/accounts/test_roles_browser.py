@@ -10,14 +10,14 @@ import pytest
 from accounts.roles import add_role
 from deployments.models import Deployment
 from runs.models import FlowRun
-from tests.test_browser_dashboard import PASSWORD, browser, expect, page  # noqa: F401 - fixtures
+from tests.browser import PASSWORD, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHANGES = "form[method=post]:not([action$='/logout/'])"
 
 
-def sign_in(page: Any, base: str, username: str) -> None:  # noqa: F811
+def sign_in(page: Any, base: str, username: str) -> None:
     page.goto(f"{base}/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
@@ -26,12 +26,23 @@ def sign_in(page: Any, base: str, username: str) -> None:  # noqa: F811
 
 
 def pages(base: str, deployment: Deployment, run: FlowRun) -> list[str]:
-    return [f"{base}/", f"{base}/deployments/", f"{base}/deployments/{deployment.pk}/", f"{base}/runs/",
-            f"{base}{run.get_absolute_url()}", f"{base}/work-pools/"]
+    return [
+        f"{base}/",
+        f"{base}/deployments/",
+        f"{base}/deployments/{deployment.pk}/",
+        f"{base}/runs/",
+        f"{base}{run.get_absolute_url()}",
+        f"{base}/work-pools/",
+    ]
 
 
-def test_a_viewer_sees_every_page_and_no_control(page: Any, live_server: Any, django_user_model: Any,  # noqa: F811
-                                                 deployment: Deployment, run: FlowRun) -> None:
+def test_a_viewer_sees_every_page_and_no_control(
+    page: Any,
+    live_server: Any,
+    django_user_model: Any,
+    deployment: Deployment,
+    run: FlowRun,
+) -> None:
     django_user_model.objects.create_user("vera", password=PASSWORD)
     add_role("vera", "viewer")
     sign_in(page, live_server.url, "vera")
@@ -45,8 +56,13 @@ def test_a_viewer_sees_every_page_and_no_control(page: Any, live_server: Any, dj
     expect(page.get_by_text(deployment.name).first).to_be_visible()  # the page is there, only read-only
 
 
-def test_an_operator_sees_the_controls_of_their_role(page: Any, live_server: Any, django_user_model: Any,  # noqa: F811
-                                                     deployment: Deployment, run: FlowRun) -> None:
+def test_an_operator_sees_the_controls_of_their_role(
+    page: Any,
+    live_server: Any,
+    django_user_model: Any,
+    deployment: Deployment,
+    run: FlowRun,
+) -> None:
     django_user_model.objects.create_user("otto", password=PASSWORD)
     add_role("otto", "operator")
     sign_in(page, live_server.url, "otto")

@@ -56,7 +56,9 @@ def test_a_run_token_does_what_the_engine_does_with_its_own_run(token_api: Api, 
     assert task.status_code == 201, task.text
     task_id = task.json()["id"]
     assert token_api.get(f"/api/task-runs/{task_id}/").status_code == 200
-    moved = token_api.post(f"/api/task-runs/{task_id}/set-state/", json={"state_type": "RUNNING", "expected": "PENDING"})
+    moved = token_api.post(
+        f"/api/task-runs/{task_id}/set-state/", json={"state_type": "RUNNING", "expected": "PENDING"}
+    )
     assert moved.status_code == 200, moved.text
     assert token_api.post(f"/api/flow-runs/{mine.pk}/logs/", json=[LOG]).status_code == 201
     assert mine.logs.filter(message="hello").exists()
@@ -70,11 +72,15 @@ def test_a_run_token_cannot_touch_another_run(token_api: Api, mine: FlowRun, cla
     assert refused.status_code == 403
     assert refused.json()["detail"] == f"This run token acts only on flow run {mine.name!r}."
     assert token_api.post(f"/api/flow-runs/{other.pk}/logs/", json=[LOG]).status_code == 403
-    assert token_api.post(f"/api/flow-runs/{other.pk}/task-runs/", json={"name": "t", "task_key": "t"}).status_code == 403
+    assert (
+        token_api.post(f"/api/flow-runs/{other.pk}/task-runs/", json={"name": "t", "task_key": "t"}).status_code == 403
+    )
     # A task run of the other run, named by its own id, is refused as well.
     task = create_task_run(other.pk, name="theirs", task_key="theirs")
     assert token_api.get(f"/api/task-runs/{task.pk}/").status_code == 403
-    moved = token_api.post(f"/api/task-runs/{task.pk}/set-state/", json={"state_type": "RUNNING", "expected": "PENDING"})
+    moved = token_api.post(
+        f"/api/task-runs/{task.pk}/set-state/", json={"state_type": "RUNNING", "expected": "PENDING"}
+    )
     assert moved.status_code == 403
     assert not other.logs.exists() and FlowRun.objects.get(pk=other.pk).state_type == S.PENDING
 
@@ -130,7 +136,7 @@ def test_a_worker_key_mints_tokens_for_its_own_pools_unfinished_runs(
     assert finished.status_code == 400 and "a finished run gets no token" in finished.json()["detail"]
 
 
-WHICH_KEY = '''
+WHICH_KEY = """
 import os
 
 from orchestrator import flow, get_run_logger
@@ -139,7 +145,7 @@ from orchestrator import flow, get_run_logger
 @flow
 def which_key() -> None:
     get_run_logger().info("key prefix %s", os.environ["ORCHESTRATOR_API_KEY"][:12])
-'''
+"""
 
 
 @pytest.mark.parametrize("start", ["prewarmed", "cold"])
@@ -160,9 +166,25 @@ def test_a_remote_workers_process_runs_hold_a_run_token_not_the_workers_key(
     home = tmp_path / "home"
     home.mkdir()
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "runworker", "--pool", dep.work_pool.name, "--api-url", live_server.url,
-         "--api-key", worker_key, "--poll-interval", "0.2", *(["--cold-start"] if start == "cold" else [])],
-        cwd=ROOT, env=remote_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "manage.py",
+            "runworker",
+            "--pool",
+            dep.work_pool.name,
+            "--api-url",
+            live_server.url,
+            "--api-key",
+            worker_key,
+            "--poll-interval",
+            "0.2",
+            *(["--cold-start"] if start == "cold" else []),
+        ],
+        cwd=ROOT,
+        env=remote_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     output = collect(worker)

@@ -80,8 +80,12 @@ def test_a_completed_run_starts_the_target_deployment_once_with_values_from_it(
 ) -> None:
     report = make_deployment("report", flow="reporting")
     create_automation(
-        name="then-report", deployment=deployment, state_type=S.COMPLETED, action="run_deployment",
-        target_deployment=report, parameters={"who": "$.flow_run.parameters.name", "upstream": "$.flow_run.id", "kind": "daily"},
+        name="then-report",
+        deployment=deployment,
+        state_type=S.COMPLETED,
+        action="run_deployment",
+        target_deployment=report,
+        parameters={"who": "$.flow_run.parameters.name", "upstream": "$.flow_run.id", "kind": "daily"},
     )
     run = finish(make_run(parameters={"name": "Ada"}))
 
@@ -115,7 +119,11 @@ def test_a_tag_automation_watches_runs_of_any_deployment_carrying_the_tag(
     assert len(notices.received) == 1
     _, body, headers = notices.received[0]
     assert body["automation"] == "page-me"
-    assert (body["state"]["type"], body["state"]["message"], body["flow_run"]["tags"]) == ("FAILED", "boom", ["nightly"])
+    assert (body["state"]["type"], body["state"]["message"], body["flow_run"]["tags"]) == (
+        "FAILED",
+        "boom",
+        ["nightly"],
+    )
     assert headers["Idempotency-Key"].startswith("automation-firing-")
     assert AutomationFiring.objects.get().status == FiringStatus.DONE
 
@@ -123,7 +131,11 @@ def test_a_tag_automation_watches_runs_of_any_deployment_carrying_the_tag(
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_notification_url_never_blocks_or_undoes_the_state_change(deployment: Any, make_run: Any) -> None:
     create_automation(
-        name="dead-url", deployment=deployment, state_type=S.COMPLETED, action="notify", url="http://127.0.0.1:9/nothing"
+        name="dead-url",
+        deployment=deployment,
+        state_type=S.COMPLETED,
+        action="notify",
+        url="http://127.0.0.1:9/nothing",
     )
     started = time.monotonic()
     run = finish(make_run())
@@ -183,9 +195,26 @@ def test_a_real_celery_worker_retries_a_failing_url_with_backoff_until_it_answer
     create_automation(name="flaky", deployment=deployment, state_type=S.COMPLETED, action="notify", url=notices.url)
     env = {**subprocess_env, "CELERY_BROKER_URL": celery_on_redis, "NOTIFICATION_BACKOFF_SECONDS": "0.5"}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "orchestrator", "worker", "--pool", "solo", "--without-gossip",
-         "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"],
-        cwd=str(django_settings.BASE_DIR), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "orchestrator",
+            "worker",
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=str(django_settings.BASE_DIR),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         run = finish(make_run())
@@ -216,8 +245,13 @@ def test_automations_are_managed_through_the_api_with_their_rules(writer: Api, d
     ]
     created = writer.post(
         "/api/automations/",
-        json={"name": "then-again", "deployment": str(deployment.pk), "state_type": "FAILED",
-              "action": "run_deployment", "target_deployment": str(deployment.pk)},
+        json={
+            "name": "then-again",
+            "deployment": str(deployment.pk),
+            "state_type": "FAILED",
+            "action": "run_deployment",
+            "target_deployment": str(deployment.pk),
+        },
     )
     assert created.status_code == 201, created.text
     url = f"/api/automations/{created.json()['id']}/"

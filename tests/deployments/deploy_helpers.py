@@ -13,7 +13,7 @@ from tests.workpools.test_runworker import collect, stop, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = str(ROOT / "manage.py")
 
-HELLO = '''from orchestrator import flow, task, get_run_logger
+HELLO = """from orchestrator import flow, task, get_run_logger
 
 
 @task
@@ -33,7 +33,7 @@ def leonardo_dicapriflow(name: str = "world"):
 
 def not_a_flow(name: str):
     return name
-'''
+"""
 
 SPEC = """\
 deployments:
@@ -89,7 +89,12 @@ def manage(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -> 
 def start_worker(env: dict[str, str], pool: str, cwd: Path) -> tuple[subprocess.Popen, list[str]]:
     proc = subprocess.Popen(
         [sys.executable, MANAGE, "runworker", "--pool", pool, "--poll-interval", "0.2"],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     return proc, collect(proc)
 

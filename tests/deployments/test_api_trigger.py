@@ -22,8 +22,14 @@ def trigger(api: Api, deployment: Deployment, body: Any = None, **kwargs: Any) -
 def test_it_creates_a_run_with_parameters_merged_over_the_defaults(operator: Api, make_deployment: Any) -> None:
     dep = make_deployment(parameters={"name": "Leo", "greeting": "Hello"}, parameter_schema=SCHEMA, tags=["tutorial"])
     response = trigger(
-        operator, dep,
-        {"parameters": {"greeting": "Ciao"}, "tags": ["adhoc"], "name": "my-run", "scheduled_time": "2030-01-02T03:04:05Z"},
+        operator,
+        dep,
+        {
+            "parameters": {"greeting": "Ciao"},
+            "tags": ["adhoc"],
+            "name": "my-run",
+            "scheduled_time": "2030-01-02T03:04:05Z",
+        },
     )
     assert response.status_code == 201
     body = response.json()
@@ -45,7 +51,8 @@ def test_parameters_the_schema_refuses_get_a_message_each(operator: Api, make_de
     response = trigger(operator, dep, {"parameters": {"nmae": "typo"}})
     assert response.status_code == 400
     assert response.json()["errors"] == {
-        "nmae": ["The flow takes no parameter 'nmae'."], "name": ["This parameter is required."]
+        "nmae": ["The flow takes no parameter 'nmae'."],
+        "name": ["This parameter is required."],
     }
     shape = trigger(operator, dep, {"parameters": [1], "tags": "x", "scheduled_time": "soon", "name": ""})
     assert set(shape.json()["errors"]) == {"parameters", "tags", "scheduled_time", "name"}
@@ -68,7 +75,9 @@ def test_a_header_and_body_key_that_differ_are_refused(operator: Api, deployment
     assert "idempotency_key" in response.json()["errors"]
 
 
-def test_triggering_needs_the_trigger_scope_and_a_real_deployment(api_as: Any, operator: Api, deployment: Deployment) -> None:
+def test_triggering_needs_the_trigger_scope_and_a_real_deployment(
+    api_as: Any, operator: Api, deployment: Deployment
+) -> None:
     assert trigger(api_as("read"), deployment, {}).status_code == 403
     missing = operator.post("/api/deployments/00000000-0000-0000-0000-000000000000/runs/", json={})
     assert missing.status_code == 404

@@ -14,13 +14,16 @@ SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "ref": {"
 
 def test_a_webhook_made_through_the_api_has_a_secret_url(writer: Api, deployment: Deployment) -> None:
     response = writer.post(
-        "/api/webhooks/", json={"name": "github-push", "deployment": str(deployment.pk), "parameter_mapping": {"name": "$.pusher.name"}}
+        "/api/webhooks/",
+        json={"name": "github-push", "deployment": str(deployment.pk), "parameter_mapping": {"name": "$.pusher.name"}},
     )
     assert response.status_code == 201, response.text
     body = response.json()
     assert len(body["slug"]) >= 32 and body["url"] == f"{writer.base_url}/hooks/{body['slug']}/"
     assert body["deployment_name"] == "leonardo_dicapriflow/leonardo-deployment"
-    bad = writer.post("/api/webhooks/", json={"name": "x", "deployment": str(deployment.pk), "parameter_mapping": {"name": "$.a..b"}})
+    bad = writer.post(
+        "/api/webhooks/", json={"name": "x", "deployment": str(deployment.pk), "parameter_mapping": {"name": "$.a..b"}}
+    )
     assert bad.status_code == 400
     assert bad.json()["errors"] == {"parameter_mapping": ["'name': '$.a..b' has an empty step."]}
     taken = writer.post("/api/webhooks/", json={"name": "github-push", "deployment": str(deployment.pk)})

@@ -28,7 +28,11 @@ def at(hour: int, minute: int = 0) -> datetime:
 @pytest.fixture
 def hourly(deployment: Deployment) -> DeploymentSchedule:
     return DeploymentSchedule.objects.create(
-        deployment=deployment, slug="hourly", kind="interval", interval_seconds=3600, anchor_at=T0,
+        deployment=deployment,
+        slug="hourly",
+        kind="interval",
+        interval_seconds=3600,
+        anchor_at=T0,
         parameters={"name": "Backfilled"},
     )
 
@@ -36,7 +40,8 @@ def hourly(deployment: Deployment) -> DeploymentSchedule:
 def slots(deployment: Deployment) -> list[datetime]:
     return list(
         FlowRun.objects.filter(deployment=deployment, schedule_slug="hourly")
-        .order_by("expected_start_at").values_list("expected_start_at", flat=True)
+        .order_by("expected_start_at")
+        .values_list("expected_start_at", flat=True)
     )
 
 
@@ -74,8 +79,9 @@ def test_backfill_and_scheduler_never_make_a_slot_twice(deployment: Deployment, 
 
 def test_a_dry_run_lists_the_runs_and_makes_none(deployment: Deployment, hourly: Any) -> None:
     backfill_deployment(deployment, start=at(1), end=at(1))
-    out = manage("backfill", deployment.full_name, "--start", "2026-01-01T00:00Z", "--end", "2026-01-01T02:00Z",
-                 "--dry-run")
+    out = manage(
+        "backfill", deployment.full_name, "--start", "2026-01-01T00:00Z", "--end", "2026-01-01T02:00Z", "--dry-run"
+    )
     assert "would create" in out and "exists" in out
     assert "Dry run: would create 2 run(s); 1 exist already." in out
     assert slots(deployment) == [at(1)]
@@ -84,8 +90,9 @@ def test_a_dry_run_lists_the_runs_and_makes_none(deployment: Deployment, hourly:
 def test_the_command_backfills_and_refuses_more_than_the_cap_in_one_line(deployment: Deployment, hourly: Any) -> None:
     with pytest.raises(CommandError) as error:
         manage("backfill", deployment.full_name, "--start", "2026-01-01", "--end", "2026-01-01T05:00Z", "--max", "3")
-    assert str(error.value) == ("The window holds 6 runs to make, more than the cap of 3; "
-                                "narrow the window or raise the cap.")
+    assert str(error.value) == (
+        "The window holds 6 runs to make, more than the cap of 3; narrow the window or raise the cap."
+    )
     assert slots(deployment) == []
     out = manage("backfill", deployment.full_name, "--start", "2026-01-01T00:00Z", "--end", "2026-01-01T05:00Z")
     assert "Created 6 run(s); 0 existed already." in out
@@ -104,8 +111,9 @@ def test_bad_windows_and_schedules_are_refused(deployment: Deployment, hourly: A
         backfill_deployment(deployment, start=at(0), end=at(1))
 
 
-def test_the_api_backfills_with_a_dry_run_and_field_errors(writer: Api, operator: Api, deployment: Deployment,
-                                                           hourly: Any) -> None:
+def test_the_api_backfills_with_a_dry_run_and_field_errors(
+    writer: Api, operator: Api, deployment: Deployment, hourly: Any
+) -> None:
     url = f"/api/deployments/{deployment.pk}/backfill/"
     body = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T02:00:00Z"}
     dry = writer.post(url, json={**body, "dry_run": True})
@@ -120,11 +128,16 @@ def test_the_api_backfills_with_a_dry_run_and_field_errors(writer: Api, operator
     assert slots(deployment) == [at(0), at(1), at(2)]
 
 
-def test_the_admin_action_backfills_the_window_beside_it(admin_client: Any, deployment: Deployment,
-                                                         hourly: Any) -> None:
+def test_the_admin_action_backfills_the_window_beside_it(
+    admin_client: Any, deployment: Deployment, hourly: Any
+) -> None:
     url = reverse("admin:deployments_deployment_changelist")
-    post = {"action": "backfill", "_selected_action": [str(deployment.pk)], "backfill_start": "2026-01-01 00:00:00",
-            "backfill_end": "2026-01-01 03:00:00"}
+    post = {
+        "action": "backfill",
+        "_selected_action": [str(deployment.pk)],
+        "backfill_start": "2026-01-01 00:00:00",
+        "backfill_end": "2026-01-01 03:00:00",
+    }
     page = admin_client.post(url, {**post, "backfill_dry_run": "on"}, follow=True).content.decode()
     assert "would create 4 run(s)" in page and slots(deployment) == []
     page = admin_client.post(url, post, follow=True).content.decode()

@@ -51,7 +51,6 @@ class Process:
         self._out.close()
 
 
-
 def celery_env(subprocess_env: dict[str, str], **settings: str) -> dict[str, str]:
     return {
         **subprocess_env,
@@ -63,8 +62,19 @@ def celery_env(subprocess_env: dict[str, str], **settings: str) -> dict[str, str
 
 
 def worker_with_beat(env: dict[str, str], tmp_path: Path) -> Process:
-    argv = [*CELERY, "worker", "--beat", "--schedule", str(tmp_path / "beat-a"), "--concurrency", "2",
-            "--loglevel", "INFO", "--hostname", f"scheduler-test-{os.getpid()}@%h"]
+    argv = [
+        *CELERY,
+        "worker",
+        "--beat",
+        "--schedule",
+        str(tmp_path / "beat-a"),
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        f"scheduler-test-{os.getpid()}@%h",
+    ]
     return Process(argv, env, tmp_path / "worker.log")
 
 
@@ -82,31 +92,79 @@ def test_beat_schedules_runs_once_beside_a_second_beat_and_pausing_removes_them(
     subprocess_env: dict[str, str], tmp_path: Path, make_deployment: Any
 ) -> None:
     deployment = make_deployment(
-        "every-two-seconds", path=str(ROOT / "tests" / "flows"), entrypoint="counting.py:count_me",
-        parameters={"marker_dir": str(tmp_path)}, enforce_parameter_schema=False,
+        "every-two-seconds",
+        path=str(ROOT / "tests" / "flows"),
+        entrypoint="counting.py:count_me",
+        parameters={"marker_dir": str(tmp_path)},
+        enforce_parameter_schema=False,
     )
     sync_schedules(deployment, [TWO_SECONDS])
     env = celery_env(subprocess_env, SCHEDULER_INTERVAL_SECONDS="1")
     worker = worker_with_beat(env, tmp_path)
     # A real flow worker on the deployment's pool runs what beat schedules.
-    runner = Process([sys.executable, "manage.py", "runworker", "--pool", deployment.work_pool.name,
-                      "--poll-interval", "0.2"], env, tmp_path / "runworker.log")
+    runner = Process(
+        [sys.executable, "manage.py", "runworker", "--pool", deployment.work_pool.name, "--poll-interval", "0.2"],
+        env,
+        tmp_path / "runworker.log",
+    )
     second_beat = None
     try:
-        wait_for(lambda: future_runs(deployment) >= 10, 60, "the first runs", processes=(worker, runner,))
+        wait_for(
+            lambda: future_runs(deployment) >= 10,
+            60,
+            "the first runs",
+            processes=(
+                worker,
+                runner,
+            ),
+        )
         completed = FlowRun.objects.filter(deployment=deployment, state_type="COMPLETED")
-        wait_for(lambda: completed.count() >= 2, 60, "scheduled runs COMPLETED by the worker", processes=(worker, runner,))
-        executions = [line.split()[1] for line in (tmp_path / "events.log").read_text().splitlines() if line.startswith("start")]
+        wait_for(
+            lambda: completed.count() >= 2,
+            60,
+            "scheduled runs COMPLETED by the worker",
+            processes=(
+                worker,
+                runner,
+            ),
+        )
+        executions = [
+            line.split()[1] for line in (tmp_path / "events.log").read_text().splitlines() if line.startswith("start")
+        ]
         assert len(executions) == len(set(executions)), "a scheduled run was executed twice"
         # The window moves on: later ticks add the fire times that came into it.
         first_total = FlowRun.objects.filter(deployment=deployment).count()
-        wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() > first_total, 60, "more runs", processes=(worker,))
+        wait_for(
+            lambda: FlowRun.objects.filter(deployment=deployment).count() > first_total,
+            60,
+            "more runs",
+            processes=(worker,),
+        )
 
-        second_beat = Process([*CELERY, "beat", "--schedule", str(tmp_path / "beat-b"), "--loglevel", "INFO"], env,
-                              tmp_path / "beat-b.log")
-        wait_for(lambda: second_beat.output().count("Sending due task schedule-deployments") >= 3, 60, "ticks from the second beat", processes=(worker, second_beat,))
+        second_beat = Process(
+            [*CELERY, "beat", "--schedule", str(tmp_path / "beat-b"), "--loglevel", "INFO"],
+            env,
+            tmp_path / "beat-b.log",
+        )
+        wait_for(
+            lambda: second_beat.output().count("Sending due task schedule-deployments") >= 3,
+            60,
+            "ticks from the second beat",
+            processes=(
+                worker,
+                second_beat,
+            ),
+        )
         seen = ticks(worker)
-        wait_for(lambda: ticks(worker) >= seen + 4, 60, "the worker to run the ticks of both beats", processes=(worker, second_beat,))
+        wait_for(
+            lambda: ticks(worker) >= seen + 4,
+            60,
+            "the worker to run the ticks of both beats",
+            processes=(
+                worker,
+                second_beat,
+            ),
+        )
 
         runs = FlowRun.objects.filter(deployment=deployment)
         assert not runs.values("schedule_slug", "expected_start_at").annotate(n=Count("id")).filter(n__gt=1).exists()
@@ -118,7 +176,15 @@ def test_beat_schedules_runs_once_beside_a_second_beat_and_pausing_removes_them(
         set_deployment_paused(deployment, True)
         assert future_runs(deployment) == 0
         seen = ticks(worker)
-        wait_for(lambda: ticks(worker) >= seen + 3, 60, "ticks after the pause", processes=(worker, second_beat,))
+        wait_for(
+            lambda: ticks(worker) >= seen + 3,
+            60,
+            "ticks after the pause",
+            processes=(
+                worker,
+                second_beat,
+            ),
+        )
         assert future_runs(deployment) == 0
     finally:
         if second_beat is not None:
@@ -139,7 +205,12 @@ def test_a_new_deployment_is_scheduled_within_seconds_not_at_the_next_full_pass(
         sync_schedules(deployment, [TWO_SECONDS])  # its task is sent when this commits
 
         # The window is ten fire times; no full pass comes to add more.
-        wait_for(lambda: FlowRun.objects.filter(deployment=deployment).count() == 10, 15, "the new deployment's runs", processes=(worker,))
+        wait_for(
+            lambda: FlowRun.objects.filter(deployment=deployment).count() == 10,
+            15,
+            "the new deployment's runs",
+            processes=(worker,),
+        )
         assert time.monotonic() - started < 15
         assert "deployments.tasks.schedule_deployment[" in worker.output()
     finally:

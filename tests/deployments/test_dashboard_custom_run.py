@@ -74,17 +74,30 @@ def test_the_form_has_a_typed_field_per_parameter_with_defaults_and_required_mar
 
 def test_a_custom_run_gets_the_values_typed_in(admin_client: Any, greeter: Deployment) -> None:
     _, values = form_of(admin_client, greeter)
-    values.update({
-        "parameters.anything": "plain words", "parameters.name": "Marty", "parameters.times": "3", "parameters.loud": "on",
-        "parameters.friends": '["Doc", "Biff"]', "parameters.mood": "happy", "run_name": "marty-run",
-    })
+    values.update(
+        {
+            "parameters.anything": "plain words",
+            "parameters.name": "Marty",
+            "parameters.times": "3",
+            "parameters.loud": "on",
+            "parameters.friends": '["Doc", "Biff"]',
+            "parameters.mood": "happy",
+            "run_name": "marty-run",
+        }
+    )
     response = admin_client.post(reverse("deployments:custom_run", args=[greeter.pk]), values)
     run = FlowRun.objects.get()
     assert response["Location"] == reverse("runs:detail", args=[run.pk])
     assert run.name == "marty-run"
     assert run.parameters == {
-        "name": "Marty", "times": 3, "ratio": 0.5, "loud": True, "friends": ["Doc", "Biff"],
-        "options": {"colour": "blue"}, "mood": "happy", "anything": "plain words",
+        "name": "Marty",
+        "times": 3,
+        "ratio": 0.5,
+        "loud": True,
+        "friends": ["Doc", "Biff"],
+        "options": {"colour": "blue"},
+        "mood": "happy",
+        "anything": "plain words",
     }
 
 
@@ -129,7 +142,11 @@ def test_the_form_follows_the_schema_the_sdk_builds_from_a_signature(admin_clien
     values.update({"parameters.wall": "north", "parameters.colour": "blue", "parameters.on": "2030-01-02"})
     admin_client.post(reverse("deployments:custom_run", args=[dep.pk]), values)
     assert FlowRun.objects.get().parameters == {
-        "wall": "north", "colour": "blue", "coats": 2, "on": "2030-01-02", "dry": True,
+        "wall": "north",
+        "colour": "blue",
+        "coats": 2,
+        "on": "2030-01-02",
+        "dry": True,
     }
 
 
@@ -146,7 +163,7 @@ def test_an_error_about_no_field_in_the_form_is_shown_on_top(admin_client: Any, 
     dep = make_deployment("stale", parameters={"name": "Leo", "nmae": "typo"}, parameter_schema=SCHEMA)
     _, values = form_of(admin_client, dep)
     html = admin_client.post(reverse("deployments:custom_run", args=[dep.pk]), values).content.decode()
-    assert re.search(r'errorlist nonfield.*nmae: The flow takes no parameter', html, re.S)
+    assert re.search(r"errorlist nonfield.*nmae: The flow takes no parameter", html, re.S)
 
 
 def test_sending_the_same_form_twice_makes_one_run(admin_client: Any, greeter: Deployment) -> None:

@@ -73,7 +73,7 @@ def test_the_detail_page_shows_defaults_schedules_and_recent_runs(
     run = make_run()
     html = admin_client.get(reverse("deployments:detail", args=[deployment.pk])).content.decode()
     assert "flows/hello.py:leonardo_dicapriflow" in html
-    assert '&quot;name&quot;: &quot;Leo&quot;' in html
+    assert "&quot;name&quot;: &quot;Leo&quot;" in html
     assert run.name in html and "No schedule" in html
 
 

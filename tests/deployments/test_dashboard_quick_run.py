@@ -74,7 +74,8 @@ def test_a_deployment_that_needs_parameters_sends_you_to_the_custom_run_form(
     admin_client: Any, make_deployment: Any
 ) -> None:
     dep = make_deployment(
-        "needs-name", parameter_schema={"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+        "needs-name",
+        parameter_schema={"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
     )
     response = admin_client.post(reverse("deployments:quick_run", args=[dep.pk]), {"idempotency_key": "ui-12345678"})
     assert response["Location"] == reverse("deployments:custom_run", args=[dep.pk])

@@ -49,14 +49,22 @@ def test_inspect_shows_fields_schedules_and_next_fire_times(leo: Deployment) -> 
 
 def test_run_creates_a_run_for_a_worker_with_parameters_and_a_start_time(leo: Deployment) -> None:
     before = timezone.now()
-    out = run_command("deployment", "run", "leonardo_dicapriflow/leonardo-deployment", "--param", "name=Marvin",
-                      "--start-in", "10m")
+    out = run_command(
+        "deployment", "run", "leonardo_dicapriflow/leonardo-deployment", "--param", "name=Marvin", "--start-in", "10m"
+    )
     run = FlowRun.objects.get()
     assert f"Created flow run '{run.name}'" in out
     assert run.parameters == {"name": "Marvin"} and run.state_type == S.SCHEDULED and run.created_by == "cli"
     assert timedelta(minutes=9) < run.expected_start_at - before < timedelta(minutes=11)
-    run_command("deployment", "run", "leonardo_dicapriflow/leonardo-deployment", "--params", '{"name": "Zed"}',
-                "--start-at", "2031-01-01T09:00:00+00:00")
+    run_command(
+        "deployment",
+        "run",
+        "leonardo_dicapriflow/leonardo-deployment",
+        "--params",
+        '{"name": "Zed"}',
+        "--start-at",
+        "2031-01-01T09:00:00+00:00",
+    )
     later = FlowRun.objects.get(parameters={"name": "Zed"})
     assert later.expected_start_at.year == 2031
 
@@ -65,7 +73,10 @@ def test_run_creates_a_run_for_a_worker_with_parameters_and_a_start_time(leo: De
     ("args", "expected"),
     [
         (("--start-in", "soon"), "--start-in takes a duration like 30s, 10m, 2h or 1d, not 'soon'."),
-        (("--start-at", "tomorrow"), "--start-at takes an ISO 8601 date and time like 2026-05-01T09:00, not 'tomorrow'."),
+        (
+            ("--start-at", "tomorrow"),
+            "--start-at takes an ISO 8601 date and time like 2026-05-01T09:00, not 'tomorrow'.",
+        ),
         (("--params", "{nope"), "--params is not valid JSON"),
         (("--param", "nope"), "--param takes KEY=VALUE, not 'nope'."),
     ],
@@ -106,7 +117,9 @@ def test_flowrun_ls_inspect_logs_and_cancel(leo: Deployment) -> None:
     set_state(first, S.RUNNING)
     first.logs.create(message="Hello Leo!", logger="Task run 'log_message'", timestamp=timezone.now())
 
-    listed = run_command("flowrun", "ls", "--state", "running", "--deployment", "leonardo_dicapriflow/leonardo-deployment")
+    listed = run_command(
+        "flowrun", "ls", "--state", "running", "--deployment", "leonardo_dicapriflow/leonardo-deployment"
+    )
     assert first.name in listed and second.name not in listed
     assert second.name in run_command("flowrun", "ls", "--all", "--limit", "1")
     inspected = run_command("flowrun", "inspect", first.name)
@@ -123,9 +136,14 @@ def test_run_watch_follows_a_worker_to_completed_and_exits_0_or_1_on_failure(
     subprocess_env: dict[str, str], tmp_path: Path, make_pool: Any
 ) -> None:
     (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "hello.py").write_text(HELLO + "\n\n@flow\ndef broken():\n    raise RuntimeError('no greeting today')\n")
+    (tmp_path / "flows" / "hello.py").write_text(
+        HELLO + "\n\n@flow\ndef broken():\n    raise RuntimeError('no greeting today')\n"
+    )
     make_pool("my-process-pool")
-    for args in (("flows/hello.py:leonardo_dicapriflow", "-n", "leo", "--param", "name=Leo"), ("flows/hello.py:broken", "-n", "broken")):
+    for args in (
+        ("flows/hello.py:leonardo_dicapriflow", "-n", "leo", "--param", "name=Leo"),
+        ("flows/hello.py:broken", "-n", "broken"),
+    ):
         assert manage(subprocess_env, tmp_path, "deploy", *args, "-p", "my-process-pool").returncode == 0
     worker, output = start_worker(subprocess_env, "my-process-pool", cwd=tmp_path)
     try:
@@ -160,6 +178,8 @@ def test_run_watch_prints_states_and_logs_in_the_order_they_happened(leo: Deploy
     set_state(run, S.COMPLETED)
     lines: list[str] = []
     follow_run(lines.append, run, states=True, poll_seconds=0.01)
-    order = [next(i for i, line in enumerate(lines) if text in line)
-             for text in ("is Scheduled", "is Pending", "is Running", "Hello Leo!", "is Completed")]
+    order = [
+        next(i for i, line in enumerate(lines) if text in line)
+        for text in ("is Scheduled", "is Pending", "is Running", "Hello Leo!", "is Completed")
+    ]
     assert order == sorted(order), lines

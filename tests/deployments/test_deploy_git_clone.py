@@ -51,8 +51,12 @@ def test_steps_chain_into_a_subdirectory_of_the_clone(tmp_path: Path) -> None:
     project, remote = make_project(tmp_path)
     lines: list[str] = []
     workdir = run_pull_steps(
-        [{"git_clone": {"repository": str(remote), "branch": "main"}}, {"set_working_directory": {"directory": "flows"}}],
-        cwd=tmp_path, log=lines.append,
+        [
+            {"git_clone": {"repository": str(remote), "branch": "main"}},
+            {"set_working_directory": {"directory": "flows"}},
+        ],
+        cwd=tmp_path,
+        log=lines.append,
     )
     assert (workdir / "hello.py").is_file()
     sha = git(project, "rev-parse", "HEAD")

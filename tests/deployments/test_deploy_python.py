@@ -28,11 +28,19 @@ marvin = leonardo_dicapriflow.to_deployment(
 
 def test_a_flow_deploys_itself(project: Path) -> None:
     flow = load_flow("flows/hello.py:leonardo_dicapriflow", project)
-    deployment = flow.deploy("leo", work_pool_name="my-process-pool", parameters={"name": "Leo"}, tags=["tutorial"],
-                             cron="0 9 * * *", timezone="Europe/Berlin")
+    deployment = flow.deploy(
+        "leo",
+        work_pool_name="my-process-pool",
+        parameters={"name": "Leo"},
+        tags=["tutorial"],
+        cron="0 9 * * *",
+        timezone="Europe/Berlin",
+    )
     assert isinstance(deployment, Deployment)
     assert (deployment.entrypoint, deployment.path, deployment.parameters) == (
-        "flows/hello.py:leonardo_dicapriflow", str(project.resolve()), {"name": "Leo"}
+        "flows/hello.py:leonardo_dicapriflow",
+        str(project.resolve()),
+        {"name": "Leo"},
     )
     assert deployment.schedules.get().cron == "0 9 * * *"
     again = flow.deploy("leo", work_pool_name="my-process-pool", parameters={"name": "Leonardo"})
@@ -63,4 +71,7 @@ def test_a_python_spec_file_that_fails_to_import_is_one_line(project: Path) -> N
     (project / "deployments.py").write_text("import nowhere\n")
     with pytest.raises(CommandError) as error:
         call_command("deploy", "--all", "--file", "deployments.py")
-    assert str(error.value) == "deployments.py: Could not import deployments.py: ModuleNotFoundError: No module named 'nowhere'"
+    assert (
+        str(error.value)
+        == "deployments.py: Could not import deployments.py: ModuleNotFoundError: No module named 'nowhere'"
+    )

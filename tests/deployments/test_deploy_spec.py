@@ -36,13 +36,36 @@ def refused(*args: str) -> str:
 
 
 def test_deploying_with_flags_stores_the_flows_schema_defaults_tags_and_schedule(project: Path) -> None:
-    out = deploy(ENTRY, "-n", "leo", "-p", "my-process-pool", "--param", "name=Leo", "--tag", "tutorial",
-                 "--tag", "test", "--cron", "0 9 * * 1-5", "--timezone", "Europe/Berlin", "--description", "Greets",
-                 "--version", "1.2")
+    out = deploy(
+        ENTRY,
+        "-n",
+        "leo",
+        "-p",
+        "my-process-pool",
+        "--param",
+        "name=Leo",
+        "--tag",
+        "tutorial",
+        "--tag",
+        "test",
+        "--cron",
+        "0 9 * * 1-5",
+        "--timezone",
+        "Europe/Berlin",
+        "--description",
+        "Greets",
+        "--version",
+        "1.2",
+    )
     assert "Created deployment 'leonardo_dicapriflow/leo'" in out
     d = Deployment.objects.get(name="leo")
     assert (d.entrypoint, d.path, d.parameters, d.tags, d.description, d.version) == (
-        ENTRY, str(project.resolve()), {"name": "Leo"}, ["tutorial", "test"], "Greets", "1.2"
+        ENTRY,
+        str(project.resolve()),
+        {"name": "Leo"},
+        ["tutorial", "test"],
+        "Greets",
+        "1.2",
     )
     assert d.parameter_schema["properties"]["name"]["type"] == "string"
     assert d.parameter_schema["properties"]["name"]["default"] == "world"
@@ -94,22 +117,40 @@ def test_invalid_yaml_is_refused_with_its_line_number(project: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("entrypoint: flows/hello.py:leonardo_dicapriflow\n    description",
-          "entrypoint: flows/nope.py:leonardo_dicapriflow\n    description"),
-         "Deployment 'marvin-deployment': Could not import flows/nope.py: there is no such file in"),
-        (("entrypoint: flows/hello.py:leonardo_dicapriflow\n    description",
-          "entrypoint: flows/hello.py:not_a_flow\n    description"),
-         "Deployment 'marvin-deployment': 'not_a_flow' in flows/hello.py is not a flow: decorate it with @flow."),
-        (("name: my-process-pool}\n    schedules", "name: ghost}\n    schedules"),
-         "Deployment 'marvin-deployment': No work pool named 'ghost'."),
-        (("interval: 3600", "cron: '61 * * * *'"),
-         "Deployment 'marvin-deployment': schedule 1: Invalid schedule (cron): '61 * * * *' is not a valid cron"),
-        (("tags: [tutorial, dev]", "tags: tutorial"),
-         "deployments.yaml: deployment 'marvin-deployment', field 'tags': must be a list of strings."),
-        (("version: \"2\"", "colour: blue"),
-         "deployments.yaml: deployment 'marvin-deployment', field 'colour': unknown field"),
-        (("parameters: {name: Marvin}", "parameters: {nom: Marvin}"),
-         "Deployment 'marvin-deployment': Invalid parameter 'nom': The flow takes no parameter 'nom'."),
+        (
+            (
+                "entrypoint: flows/hello.py:leonardo_dicapriflow\n    description",
+                "entrypoint: flows/nope.py:leonardo_dicapriflow\n    description",
+            ),
+            "Deployment 'marvin-deployment': Could not import flows/nope.py: there is no such file in",
+        ),
+        (
+            (
+                "entrypoint: flows/hello.py:leonardo_dicapriflow\n    description",
+                "entrypoint: flows/hello.py:not_a_flow\n    description",
+            ),
+            "Deployment 'marvin-deployment': 'not_a_flow' in flows/hello.py is not a flow: decorate it with @flow.",
+        ),
+        (
+            ("name: my-process-pool}\n    schedules", "name: ghost}\n    schedules"),
+            "Deployment 'marvin-deployment': No work pool named 'ghost'.",
+        ),
+        (
+            ("interval: 3600", "cron: '61 * * * *'"),
+            "Deployment 'marvin-deployment': schedule 1: Invalid schedule (cron): '61 * * * *' is not a valid cron",
+        ),
+        (
+            ("tags: [tutorial, dev]", "tags: tutorial"),
+            "deployments.yaml: deployment 'marvin-deployment', field 'tags': must be a list of strings.",
+        ),
+        (
+            ('version: "2"', "colour: blue"),
+            "deployments.yaml: deployment 'marvin-deployment', field 'colour': unknown field",
+        ),
+        (
+            ("parameters: {name: Marvin}", "parameters: {nom: Marvin}"),
+            "Deployment 'marvin-deployment': Invalid parameter 'nom': The flow takes no parameter 'nom'.",
+        ),
     ],
 )
 def test_a_mistake_in_one_deployment_saves_none_of_them(project: Path, change: tuple[str, str], expected: str) -> None:
@@ -149,9 +190,19 @@ def test_existing_local_repositories_are_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "ext::sh -c 'touch /tmp/pwned'", "--upload-pack=touch /tmp/pwned", "-u", "http://example.com/a.git",
-        "fd::17", "git://example.com/a.git", "relative/path", "/no/such/repository", "file:///no/such/dir",
-        "git@host:--upload-pack=x", "https:///nohost", "", " https://example.com/a.git",
+        "ext::sh -c 'touch /tmp/pwned'",
+        "--upload-pack=touch /tmp/pwned",
+        "-u",
+        "http://example.com/a.git",
+        "fd::17",
+        "git://example.com/a.git",
+        "relative/path",
+        "/no/such/repository",
+        "file:///no/such/dir",
+        "git@host:--upload-pack=x",
+        "https:///nohost",
+        "",
+        " https://example.com/a.git",
     ],
 )
 def test_unsafe_or_unsupported_repositories_are_refused(url: str) -> None:
@@ -185,9 +236,16 @@ def test_answers_saved_to_the_spec_file_load_back_with_their_own_pull_steps(tmp_
 
     spec_file = tmp_path / "deployments.yaml"
     git_steps = [{"git_clone": {"repository": str(tmp_path), "branch": "main"}}]
-    pulled = DeploymentDefinition(name="pulled", entrypoint=ENTRY, work_pool="my-process-pool", tags=["a"],
-                                  schedules=[{"kind": "interval", "interval_seconds": 60, "timezone": "UTC"}])
-    local = DeploymentDefinition(name="local", entrypoint=ENTRY, work_pool="my-process-pool", parameters={"name": "Leo"})
+    pulled = DeploymentDefinition(
+        name="pulled",
+        entrypoint=ENTRY,
+        work_pool="my-process-pool",
+        tags=["a"],
+        schedules=[{"kind": "interval", "interval_seconds": 60, "timezone": "UTC"}],
+    )
+    local = DeploymentDefinition(
+        name="local", entrypoint=ENTRY, work_pool="my-process-pool", parameters={"name": "Leo"}
+    )
     save_to_spec_file(spec_file, pulled, git_steps)
     save_to_spec_file(spec_file, local, [])
     save_to_spec_file(spec_file, local, [])  # saving again replaces it
@@ -201,8 +259,9 @@ def test_answers_saved_to_the_spec_file_load_back_with_their_own_pull_steps(tmp_
 def test_flags_given_with_a_spec_file_override_its_values_for_that_deployment(project: Path, make_pool: Any) -> None:
     make_pool("other-pool")
     (project / "deployments.yaml").write_text(SPEC)
-    out = deploy("-n", "marvin-deployment", "-p", "other-pool", "--param", "name=Zaphod", "--tag", "adhoc",
-                 "--cron", "0 8 * * *")
+    out = deploy(
+        "-n", "marvin-deployment", "-p", "other-pool", "--param", "name=Zaphod", "--tag", "adhoc", "--cron", "0 8 * * *"
+    )
     assert "Created deployment 'leonardo_dicapriflow/marvin-deployment' (pool 'other-pool')." in out
     d = Deployment.objects.get(name="marvin-deployment")
     assert (d.work_pool.name, d.parameters, d.tags) == ("other-pool", {"name": "Zaphod"}, ["adhoc"])

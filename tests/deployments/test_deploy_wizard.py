@@ -33,12 +33,15 @@ def finish(wizard: pexpect.spawn) -> None:
 
 
 def spawn_wizard(env: dict[str, str], cwd: Path) -> pexpect.spawn:
-    return pexpect.spawn(sys.executable, [MANAGE, "deploy"], cwd=str(cwd), env=env, encoding="utf-8", timeout=60,
-                         dimensions=(40, 200))
+    return pexpect.spawn(
+        sys.executable, [MANAGE, "deploy"], cwd=str(cwd), env=env, encoding="utf-8", timeout=60, dimensions=(40, 200)
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_wizard_deploys_a_flow_pulled_from_git_and_a_worker_runs_it(subprocess_env: dict[str, str], tmp_path: Path) -> None:
+def test_the_wizard_deploys_a_flow_pulled_from_git_and_a_worker_runs_it(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     project, remote = make_project(tmp_path)
     create_work_pool("a-pool")
     create_work_pool("my-process-pool")
@@ -85,7 +88,9 @@ def test_the_wizard_deploys_a_flow_pulled_from_git_and_a_worker_runs_it(subproce
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_wizard_warns_about_unpushed_changes_and_a_subdirectory(subprocess_env: dict[str, str], tmp_path: Path) -> None:
+def test_the_wizard_warns_about_unpushed_changes_and_a_subdirectory(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     project, _ = make_project(tmp_path)
     create_work_pool("my-process-pool")
     (project / "flows" / "new.py").write_text("from orchestrator import flow\n\n@flow\ndef fresh():\n    pass\n")
@@ -170,7 +175,9 @@ def test_git_helpers_see_the_project_remote(tmp_path: Path) -> None:
     (project / "x.txt").write_text("x")
     git(project, "add", "x.txt")
     git(project, "commit", "-qm", "local only")
-    assert detect_git(project).warnings == ["Branch 'main' has 1 commit(s) not pushed to 'origin': workers will not see them."]
+    assert detect_git(project).warnings == [
+        "Branch 'main' has 1 commit(s) not pushed to 'origin': workers will not see them."
+    ]
 
 
 def test_the_wizard_stops_before_asking_when_there_is_no_flow_or_no_pool(tmp_path: Path, db: None) -> None:

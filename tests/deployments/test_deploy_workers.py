@@ -49,18 +49,35 @@ def test_deploy_with_flags_and_from_the_spec_file_then_a_worker_greets_leo_and_m
     create_work_queue(pool, "dev-queue", tags=["dev"])
     (project / "deployments.yaml").write_text(SPEC)
 
-    flags = manage(subprocess_env, project, "deploy", "flows/hello.py:leonardo_dicapriflow", "-n", "ci-deployment",
-                   "-p", "my-process-pool", "--param", "name=Leo", "--tag", "ci")
+    flags = manage(
+        subprocess_env,
+        project,
+        "deploy",
+        "flows/hello.py:leonardo_dicapriflow",
+        "-n",
+        "ci-deployment",
+        "-p",
+        "my-process-pool",
+        "--param",
+        "name=Leo",
+        "--tag",
+        "ci",
+    )
     assert flags.returncode == 0, flags.stderr
     assert "Created deployment 'leonardo_dicapriflow/ci-deployment'" in flags.stdout
     spec = manage(subprocess_env, project, "deploy", "--all")
     assert spec.returncode == 0, spec.stderr
     assert "Deployed 2 deployment(s)." in spec.stdout
 
-    ci, leo, marvin = (Deployment.objects.get(name=n) for n in ("ci-deployment", "leonardo-deployment", "marvin-deployment"))
+    ci, leo, marvin = (
+        Deployment.objects.get(name=n) for n in ("ci-deployment", "leonardo-deployment", "marvin-deployment")
+    )
     assert leo.flow_id == marvin.flow_id == ci.flow_id
     assert (leo.parameters, leo.tags, marvin.parameters, marvin.tags) == (
-        {"name": "Leo"}, ["tutorial", "test"], {"name": "Marvin"}, ["tutorial", "dev"]
+        {"name": "Leo"},
+        ["tutorial", "test"],
+        {"name": "Marvin"},
+        ["tutorial", "dev"],
     )
     assert leo.path == str(project.resolve()) and leo.pull_steps == []
     assert leo.parameter_schema["properties"]["name"]["type"] == "string"
@@ -117,7 +134,9 @@ def test_code_pulled_from_git_runs_where_the_code_is_not_and_a_new_commit_change
         stop(worker)
 
 
-def test_a_pull_that_fails_ends_the_run_failed_with_the_git_error(subprocess_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_pull_that_fails_ends_the_run_failed_with_the_git_error(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     project, remote = make_project(tmp_path)
     create_work_pool("my-process-pool")
     (project / "deployments.yaml").write_text(GIT_SPEC.format(remote=remote))

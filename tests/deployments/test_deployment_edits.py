@@ -49,11 +49,24 @@ def test_patching_fields_that_cannot_change_is_a_400_naming_them(writer: Api, de
 
 def _change_form(dep: Deployment, **changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "flow": dep.flow_id, "name": dep.name, "description": "", "version": "", "entrypoint": dep.entrypoint,
-        "path": "", "pull_steps": "[]", "parameters": json.dumps(dep.parameters),
-        "parameter_schema": json.dumps(dep.parameter_schema), "enforce_parameter_schema": "on", "tags": "[]",
-        "work_pool": dep.work_pool_id, "work_queue": "", "job_variables": "{}", "concurrency_limit": "", "overlap_policy": "allow",
-        "schedules-TOTAL_FORMS": "0", "schedules-INITIAL_FORMS": "0",
+        "flow": dep.flow_id,
+        "name": dep.name,
+        "description": "",
+        "version": "",
+        "entrypoint": dep.entrypoint,
+        "path": "",
+        "pull_steps": "[]",
+        "parameters": json.dumps(dep.parameters),
+        "parameter_schema": json.dumps(dep.parameter_schema),
+        "enforce_parameter_schema": "on",
+        "tags": "[]",
+        "work_pool": dep.work_pool_id,
+        "work_queue": "",
+        "job_variables": "{}",
+        "concurrency_limit": "",
+        "overlap_policy": "allow",
+        "schedules-TOTAL_FORMS": "0",
+        "schedules-INITIAL_FORMS": "0",
     }
     data.update(changes)
     return data

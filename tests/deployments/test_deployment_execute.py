@@ -16,7 +16,7 @@ from runs.models import FlowRun
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HELLO = '''from orchestrator import flow, task, get_run_logger
+HELLO = """from orchestrator import flow, task, get_run_logger
 
 @task
 def log_message(name):
@@ -26,7 +26,7 @@ def log_message(name):
 def leonardo_dicapriflow(name: str, times: int = 1):
     for _ in range(times):
         log_message(name)
-'''
+"""
 
 
 def _schema(name: str, times: int = 1) -> None: ...
@@ -53,7 +53,15 @@ def test_it_creates_a_run_and_runs_it_here(leo: Any, capsys: Any) -> None:
 
 
 def test_params_on_the_command_line_override_the_deployment_and_are_coerced(leo: Any) -> None:
-    call_command("deployment", "execute", "leonardo_dicapriflow/leonardo-deployment", "--param", "name=Marvin", "--param", "times=2")
+    call_command(
+        "deployment",
+        "execute",
+        "leonardo_dicapriflow/leonardo-deployment",
+        "--param",
+        "name=Marvin",
+        "--param",
+        "times=2",
+    )
     run = FlowRun.objects.get()
     assert run.parameters == {"name": "Marvin", "times": 2}
     assert run.logs.filter(message="Hello Marvin!").count() == 2
@@ -79,7 +87,9 @@ def test_bad_input_is_a_one_line_error_and_creates_no_run(leo: Any, args: list[s
 
 
 def test_a_failed_run_is_a_command_error_with_its_final_state(leo: Any, tmp_path: Path) -> None:
-    (tmp_path / "flows" / "hello.py").write_text(HELLO.replace('get_run_logger().info(f"Hello {name}!")', "raise ValueError(name)"))
+    (tmp_path / "flows" / "hello.py").write_text(
+        HELLO.replace('get_run_logger().info(f"Hello {name}!")', "raise ValueError(name)")
+    )
     with pytest.raises(CommandError) as excinfo:
         call_command("deployment", "execute", "leonardo_dicapriflow/leonardo-deployment", stdout=StringIO())
     run = FlowRun.objects.get()
@@ -87,5 +97,12 @@ def test_a_failed_run_is_a_command_error_with_its_final_state(leo: Any, tmp_path
     # retries=1: it was retried here, right away, before failing for good.
     assert (run.state_type, run.run_count) == (S.FAILED, 2)
     assert [s.name for s in run.states.all()] == [
-        "Scheduled", "Pending", "Running", "Failed", "AwaitingRetry", "Pending", "Retrying", "Failed",
+        "Scheduled",
+        "Pending",
+        "Running",
+        "Failed",
+        "AwaitingRetry",
+        "Pending",
+        "Retrying",
+        "Failed",
     ]

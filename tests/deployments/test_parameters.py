@@ -64,21 +64,33 @@ def test_values_are_coerced_against_the_stored_schema() -> None:
         {"n": "3", "ratio": "0.5", "on": "true", "when": "2024-01-02T03:04:05Z", "point": {"x": "1"}, "tags": ["a"]},
     )
     assert values == {
-        "n": 3, "ratio": 0.5, "on": True, "when": "2024-01-02T03:04:05Z", "point": {"x": 1}, "tags": ["a"],
+        "n": 3,
+        "ratio": 0.5,
+        "on": True,
+        "when": "2024-01-02T03:04:05Z",
+        "point": {"x": 1},
+        "tags": ["a"],
     }
 
 
 @pytest.mark.parametrize(
     "values, key, message",
     [
-        ({"name": "Leo", "times": "many"}, "times", "Input should be a valid integer, unable to parse string as an integer; got 'many'."),
+        (
+            {"name": "Leo", "times": "many"},
+            "times",
+            "Input should be a valid integer, unable to parse string as an integer; got 'many'.",
+        ),
         ({"name": "Leo", "mood": "grumpy"}, "mood", "Input should be 'happy' or 'sad'; got 'grumpy'."),
         ({"name": "Leo", "nmae": "typo"}, "nmae", "The flow takes no parameter 'nmae'."),
         ({}, "name", "This parameter is required."),
     ],
 )
 def test_a_mismatch_is_a_clear_error_naming_the_parameter(values: dict[str, Any], key: str, message: str) -> None:
-    for check in (lambda: validate_parameters(parameter_schema(greet), values), lambda: validate_call_parameters(greet, values)):
+    for check in (
+        lambda: validate_parameters(parameter_schema(greet), values),
+        lambda: validate_call_parameters(greet, values),
+    ):
         with pytest.raises(ValidationError) as excinfo:
             check()
         assert excinfo.value.errors == {key: [message]}

@@ -22,12 +22,12 @@ from orchestrator.engine.steps import PullStepError, run_pull_steps
 from runs.models import FlowRun
 from tests.deployments.deploy_helpers import MANAGE
 
-EVIL = '''from orchestrator import flow
+EVIL = """from orchestrator import flow
 
 @flow
 def evil():
     open("PWNED", "w").write("ran outside the project")
-'''
+"""
 
 
 @pytest.fixture
@@ -49,7 +49,9 @@ def refused(*args: str) -> str:
     return message
 
 
-@pytest.mark.parametrize("entrypoint", ["ENTRY_DOTDOT", "ENTRY_ABSOLUTE", "flows/link.py:evil", "flows/../../x/evil.py:evil"])
+@pytest.mark.parametrize(
+    "entrypoint", ["ENTRY_DOTDOT", "ENTRY_ABSOLUTE", "flows/link.py:evil", "flows/../../x/evil.py:evil"]
+)
 def test_deploy_refuses_an_entrypoint_outside_the_project(project: Path, evil: Path, entrypoint: str) -> None:
     entrypoint = {
         "ENTRY_DOTDOT": f"../{evil.parent.name}/evil.py:evil",
@@ -63,8 +65,20 @@ def test_deploy_refuses_an_entrypoint_outside_the_project(project: Path, evil: P
 
 def test_the_dotdot_entrypoint_is_a_one_line_error_from_the_real_command(project: Path, evil: Path) -> None:
     done = subprocess.run(
-        [sys.executable, MANAGE, "deploy", f"../{evil.parent.name}/evil.py:evil", "-n", "evil", "-p", "my-process-pool"],
-        cwd=project, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            MANAGE,
+            "deploy",
+            f"../{evil.parent.name}/evil.py:evil",
+            "-n",
+            "evil",
+            "-p",
+            "my-process-pool",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(Path(MANAGE).parent)},
     )
     assert done.returncode == 1
@@ -105,8 +119,9 @@ def test_the_admin_refuses_a_dotdot_or_absolute_entrypoint(admin_client: Any, ma
     form = page.context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, (list, dict))}
     for bad in ("../other/evil.py:evil", "/tmp/evil.py:evil", "flows/../../evil.py:evil"):
-        response = admin_client.post(page.request["PATH_INFO"], {**data, "entrypoint": bad, "flow": dep.flow_id,
-                                                                 "work_pool": dep.work_pool_id})
+        response = admin_client.post(
+            page.request["PATH_INFO"], {**data, "entrypoint": bad, "flow": dep.flow_id, "work_pool": dep.work_pool_id}
+        )
         assert response.status_code == 200, response.status_code  # the form again, with the error
         assert "must not leave the project directory" in response.content.decode() or (
             "must be relative to the project directory" in response.content.decode()
@@ -140,11 +155,21 @@ def test_a_run_whose_stored_entrypoint_escapes_fails_without_running_it(
 ) -> None:
     # Stored behind the services' back (an old row, a database edit): the engine still refuses.
     flow = Flow.objects.create(name="evil")
-    dep = Deployment.objects.create(flow=flow, name="evil", work_pool=pool, path=str(project),
-                                    entrypoint="flows/link.py:evil", enforce_parameter_schema=False)
+    dep = Deployment.objects.create(
+        flow=flow,
+        name="evil",
+        work_pool=pool,
+        path=str(project),
+        entrypoint="flows/link.py:evil",
+        enforce_parameter_schema=False,
+    )
     done = subprocess.run(
-        [sys.executable, MANAGE, "deployment", "execute", "evil/evil"], cwd=project, env=subprocess_env,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, MANAGE, "deployment", "execute", "evil/evil"],
+        cwd=project,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0
     failed = FlowRun.objects.get(deployment=dep)

@@ -48,7 +48,9 @@ def test_a_spec_file_sets_deployment_and_schedule_policies(project: Path) -> Non
 
     # Changing only a policy keeps the runs the schedule made already.
     made = set(dep.runs.values_list("pk", flat=True))
-    (project / "deployments.yaml").write_text(POLICY_SPEC.replace("max_lateness_seconds: 60", "max_lateness_seconds: 120"))
+    (project / "deployments.yaml").write_text(
+        POLICY_SPEC.replace("max_lateness_seconds: 60", "max_lateness_seconds: 120")
+    )
     call_command("deploy", "--all")
     assert DeploymentSchedule.objects.get(pk=schedule.pk).max_lateness_seconds == 120
     assert made <= set(dep.runs.values_list("pk", flat=True))
@@ -64,8 +66,9 @@ def test_a_spec_file_with_an_unknown_policy_is_refused_in_one_line(project: Path
 
 @pytest.mark.django_db
 def test_a_schedule_with_an_unknown_policy_is_refused(deployment: Deployment) -> None:
-    schedule = DeploymentSchedule(deployment=deployment, slug="x", kind="interval", interval_seconds=60,
-                                  overlap_policy="never")
+    schedule = DeploymentSchedule(
+        deployment=deployment, slug="x", kind="interval", interval_seconds=60, overlap_policy="never"
+    )
     with pytest.raises(ValidationError) as error:
         save_deployment_schedule(schedule)
     assert "overlap_policy" in error.value.errors

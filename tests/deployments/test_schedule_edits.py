@@ -110,8 +110,12 @@ def test_only_runs_that_have_not_started_are_removed(deployment) -> None:
     first, second, *_ = FlowRun.objects.filter(schedule_slug="ten").order_by("expected_start_at")
     set_state(first, StateType.PENDING)  # a worker claimed it early
     manual = FlowRun.objects.create(
-        flow=deployment.flow, deployment=deployment, name="by-hand", state_at=NOW,
-        expected_start_at=NOW + timedelta(hours=1), next_scheduled_start_at=NOW + timedelta(hours=1),
+        flow=deployment.flow,
+        deployment=deployment,
+        name="by-hand",
+        state_at=NOW,
+        expected_start_at=NOW + timedelta(hours=1),
+        next_scheduled_start_at=NOW + timedelta(hours=1),
     )
 
     set_deployment_paused(deployment, True)

@@ -24,8 +24,14 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 # 2026: Berlin springs forward on 29 March and falls back on 25 October; New York on 8 March
 # and 1 November.
-SPRING = {"Europe/Berlin": datetime(2026, 3, 27, 12, tzinfo=UTC), "America/New_York": datetime(2026, 3, 6, 12, tzinfo=UTC)}
-AUTUMN = {"Europe/Berlin": datetime(2026, 10, 23, 12, tzinfo=UTC), "America/New_York": datetime(2026, 10, 30, 12, tzinfo=UTC)}
+SPRING = {
+    "Europe/Berlin": datetime(2026, 3, 27, 12, tzinfo=UTC),
+    "America/New_York": datetime(2026, 3, 6, 12, tzinfo=UTC),
+}
+AUTUMN = {
+    "Europe/Berlin": datetime(2026, 10, 23, 12, tzinfo=UTC),
+    "America/New_York": datetime(2026, 10, 30, 12, tzinfo=UTC),
+}
 ZONES = ["Europe/Berlin", "America/New_York"]
 
 
@@ -63,7 +69,11 @@ def test_a_daily_nine_oclock_run_stays_at_nine_local_across_the_change(zone, cha
     assert [m.astimezone(ZoneInfo(zone)).strftime("%H:%M") for m in times] == ["09:00"] * 5
     # The same local time is a different UTC time on either side of the change.
     assert len(utc_offsets(times, zone)) == 2
-    assert all(b - a in (timedelta(hours=23), timedelta(hours=25)) for a, b in zip(times, times[1:]) if b - a != timedelta(days=1))
+    assert all(
+        b - a in (timedelta(hours=23), timedelta(hours=25))
+        for a, b in zip(times, times[1:])
+        if b - a != timedelta(days=1)
+    )
 
 
 @pytest.mark.parametrize("zone", ZONES)
@@ -85,7 +95,10 @@ def test_a_time_repeated_in_autumn_fires_once_on_its_first_pass() -> None:
     spec = ScheduleSpec(kind="cron", cron="30 1 * * *", timezone="America/New_York")
     times = take(spec, AUTUMN["America/New_York"], 4)
     assert local(times, "America/New_York") == [
-        "10-31 01:30 -0400", "11-01 01:30 -0400", "11-02 01:30 -0500", "11-03 01:30 -0500",
+        "10-31 01:30 -0400",
+        "11-01 01:30 -0400",
+        "11-02 01:30 -0500",
+        "11-03 01:30 -0500",
     ]
 
 
@@ -119,8 +132,14 @@ def test_an_rrule_with_count_ends() -> None:
 
 
 @pytest.mark.parametrize(
-    "rule", ["FREQ=MINUTELY;INTERVAL=7", "FREQ=HOURLY;INTERVAL=5;BYMINUTE=15", "FREQ=WEEKLY;INTERVAL=3;BYDAY=MO,TH",
-             "FREQ=DAILY;INTERVAL=2;BYHOUR=9,17", "FREQ=SECONDLY;INTERVAL=90"],
+    "rule",
+    [
+        "FREQ=MINUTELY;INTERVAL=7",
+        "FREQ=HOURLY;INTERVAL=5;BYMINUTE=15",
+        "FREQ=WEEKLY;INTERVAL=3;BYDAY=MO,TH",
+        "FREQ=DAILY;INTERVAL=2;BYHOUR=9,17",
+        "FREQ=SECONDLY;INTERVAL=90",
+    ],
 )
 def test_an_old_rrule_is_read_from_where_we_are_and_gives_the_same_times(rule) -> None:
     # DTSTART (the anchor) months back, so the reference, which reads every time from there,
@@ -134,8 +153,22 @@ def test_an_old_rrule_is_read_from_where_we_are_and_gives_the_same_times(rule) -
 
 @pytest.mark.parametrize(
     "expression",
-    ["* * * * *", "0 * * * *", "*/7 3-5 * * *", "0 9 * * 1-5", "0 9 */2 * 1", "15 10 1,15 * *", "0 0 29 2 *",
-     "5 4 * jan,jul sun", "0 9 1-7 * 5", "59 23 31 * *", "0 12 * 2-4/2 *", "0 9 * * 0,7", "0 9 L * *", "0 9 * * 5#2"],
+    [
+        "* * * * *",
+        "0 * * * *",
+        "*/7 3-5 * * *",
+        "0 9 * * 1-5",
+        "0 9 */2 * 1",
+        "15 10 1,15 * *",
+        "0 0 29 2 *",
+        "5 4 * jan,jul sun",
+        "0 9 1-7 * 5",
+        "59 23 31 * *",
+        "0 12 * 2-4/2 *",
+        "0 9 * * 0,7",
+        "0 9 L * *",
+        "0 9 * * 5#2",
+    ],
 )
 def test_cron_times_are_croniters_times(expression) -> None:
     step = _cron_stepper(expression)
@@ -149,14 +182,18 @@ def test_cron_times_are_croniters_times(expression) -> None:
 def test_the_scheduler_keeps_at_least_three_runs_ahead() -> None:
     now = datetime(2026, 5, 4, 12, tzinfo=UTC)
     spec = ScheduleSpec(kind="cron", cron="0 9 * * *")
-    times = upcoming_fire_times(spec, now, min_runs=3, min_ahead=timedelta(hours=1), max_runs=100, horizon=timedelta(days=100))
+    times = upcoming_fire_times(
+        spec, now, min_runs=3, min_ahead=timedelta(hours=1), max_runs=100, horizon=timedelta(days=100)
+    )
     assert [t.day for t in times] == [5, 6, 7]
 
 
 def test_the_scheduler_keeps_at_least_an_hour_ahead() -> None:
     now = datetime(2026, 5, 4, 12, tzinfo=UTC)
     spec = ScheduleSpec(kind="cron", cron="*/5 * * * *")
-    times = upcoming_fire_times(spec, now, min_runs=3, min_ahead=timedelta(hours=1), max_runs=100, horizon=timedelta(days=100))
+    times = upcoming_fire_times(
+        spec, now, min_runs=3, min_ahead=timedelta(hours=1), max_runs=100, horizon=timedelta(days=100)
+    )
     assert len(times) == 12
     assert times[0] == now + timedelta(minutes=5)
     assert times[-1] == now + timedelta(hours=1)
@@ -165,7 +202,9 @@ def test_the_scheduler_keeps_at_least_an_hour_ahead() -> None:
 def test_the_scheduler_keeps_at_most_max_runs() -> None:
     now = datetime(2026, 5, 4, 12, tzinfo=UTC)
     spec = ScheduleSpec(kind="interval", interval_seconds=2)
-    times = upcoming_fire_times(spec, now, min_runs=3, min_ahead=timedelta(hours=1), max_runs=100, horizon=timedelta(days=100))
+    times = upcoming_fire_times(
+        spec, now, min_runs=3, min_ahead=timedelta(hours=1), max_runs=100, horizon=timedelta(days=100)
+    )
     assert len(times) == 100
     assert times[-1] == now + timedelta(seconds=200)
 
@@ -199,14 +238,20 @@ def test_people_see_schedules_in_words_with_their_next_times() -> None:
     )
     assert describe_schedule(ScheduleSpec(kind="interval", interval_seconds=120)) == "Every 2 minutes (UTC)"
     anchor = datetime(2026, 1, 5, 9, 0, tzinfo=BERLIN)
-    assert describe_schedule(
-        ScheduleSpec(kind="interval", interval_seconds=86400, anchor_at=anchor, timezone="Europe/Berlin")
-    ) == "Every day at 09:00 (Europe/Berlin)"
+    assert (
+        describe_schedule(
+            ScheduleSpec(kind="interval", interval_seconds=86400, anchor_at=anchor, timezone="Europe/Berlin")
+        )
+        == "Every day at 09:00 (Europe/Berlin)"
+    )
     assert describe_schedule(ScheduleSpec(kind="rrule", rrule="FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9;BYMINUTE=30")) == (
         "Every week on Monday, Wednesday at 09:30 (UTC)"
     )
-    times = next_fire_times(ScheduleSpec(kind="cron", cron="0 9 * * *", timezone="Europe/Berlin"), 3,
-                            after=SPRING["Europe/Berlin"])
+    times = next_fire_times(
+        ScheduleSpec(kind="cron", cron="0 9 * * *", timezone="Europe/Berlin"), 3, after=SPRING["Europe/Berlin"]
+    )
     assert [t.isoformat() for t in times] == [
-        "2026-03-28T09:00:00+01:00", "2026-03-29T09:00:00+02:00", "2026-03-30T09:00:00+02:00",
+        "2026-03-28T09:00:00+01:00",
+        "2026-03-29T09:00:00+02:00",
+        "2026-03-30T09:00:00+02:00",
     ]

@@ -54,9 +54,19 @@ def test_good_definitions_pass(spec: ScheduleSpec) -> None:
 
 def schedule_form(deployment: Any, **overrides: Any) -> dict[str, Any]:
     data = {
-        "deployment": deployment.pk, "slug": "nightly", "kind": "cron", "cron": "0 3 * * *", "interval_seconds": "",
-        "anchor_at_0": "", "anchor_at_1": "", "rrule": "", "timezone": "Europe/Berlin", "active": "on",
-        "parameters": "{}", "catchup": "skip", "catchup_max_runs": "10",
+        "deployment": deployment.pk,
+        "slug": "nightly",
+        "kind": "cron",
+        "cron": "0 3 * * *",
+        "interval_seconds": "",
+        "anchor_at_0": "",
+        "anchor_at_1": "",
+        "rrule": "",
+        "timezone": "Europe/Berlin",
+        "active": "on",
+        "parameters": "{}",
+        "catchup": "skip",
+        "catchup_max_runs": "10",
     }
     return {**data, **overrides}
 
@@ -99,7 +109,9 @@ def test_a_schedule_added_in_the_admin_is_shown_in_words_with_its_next_runs(
 
 
 @pytest.mark.django_db
-def test_editing_a_schedule_inline_on_its_deployment_replaces_its_future_runs(admin_client: Any, deployment: Any) -> None:
+def test_editing_a_schedule_inline_on_its_deployment_replaces_its_future_runs(
+    admin_client: Any, deployment: Any
+) -> None:
     from deployments.services import schedule_deployments, sync_schedules
 
     sync_schedules(deployment, [{"slug": "nightly", "kind": "cron", "cron": "0 3 * * *", "timezone": "Europe/Berlin"}])
@@ -107,17 +119,28 @@ def test_editing_a_schedule_inline_on_its_deployment_replaces_its_future_runs(ad
     assert FlowRun.objects.filter(schedule_slug="nightly").count() == 3
     schedule = DeploymentSchedule.objects.get()
     inline = {
-        "schedules-TOTAL_FORMS": "1", "schedules-INITIAL_FORMS": "1",
+        "schedules-TOTAL_FORMS": "1",
+        "schedules-INITIAL_FORMS": "1",
         **{f"schedules-0-{k}": v for k, v in schedule_form(deployment, cron="0 4 * * *").items() if k != "deployment"},
-        "schedules-0-id": str(schedule.pk), "schedules-0-deployment": str(deployment.pk),
+        "schedules-0-id": str(schedule.pk),
+        "schedules-0-deployment": str(deployment.pk),
     }
     page = {
-        "flow": deployment.flow_id, "name": deployment.name, "entrypoint": deployment.entrypoint,
-        "work_pool": deployment.work_pool_id, "parameters": '{"name": "Leo"}', "parameter_schema": "{}",
-        "enforce_parameter_schema": "on", "tags": '["tutorial", "test"]', "job_variables": "{}", "pull_steps": "[]",
+        "flow": deployment.flow_id,
+        "name": deployment.name,
+        "entrypoint": deployment.entrypoint,
+        "work_pool": deployment.work_pool_id,
+        "parameters": '{"name": "Leo"}',
+        "parameter_schema": "{}",
+        "enforce_parameter_schema": "on",
+        "tags": '["tutorial", "test"]',
+        "job_variables": "{}",
+        "pull_steps": "[]",
         "overlap_policy": "allow",
     }
-    response = admin_client.post(reverse("admin:deployments_deployment_change", args=[deployment.pk]), {**page, **inline})
+    response = admin_client.post(
+        reverse("admin:deployments_deployment_change", args=[deployment.pk]), {**page, **inline}
+    )
 
     assert response.status_code == 302, response.context["errors"] if response.context else response
     assert DeploymentSchedule.objects.get().cron == "0 4 * * *"

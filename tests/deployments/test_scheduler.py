@@ -76,8 +76,9 @@ def test_a_tick_later_adds_only_the_runs_that_came_into_the_window(deployment, m
 def test_a_slot_someone_else_inserted_first_is_not_made_twice(deployment, make_schedule) -> None:
     schedule = make_schedule()
     # Another scheduler got there first with some of the same slots (its mark not yet saved).
-    theirs = build_flow_runs(deployment, [NOW + timedelta(minutes=10), NOW + timedelta(minutes=20)],
-                             schedule_slug=schedule.slug)
+    theirs = build_flow_runs(
+        deployment, [NOW + timedelta(minutes=10), NOW + timedelta(minutes=20)], schedule_slug=schedule.slug
+    )
     assert len(insert_flow_runs(theirs)) == 2
 
     assert schedule_deployments() == 4
@@ -100,8 +101,13 @@ def test_paused_deployments_and_inactive_schedules_get_no_runs(deployment, make_
 @time_machine.travel(NOW, tick=False)
 def test_several_schedules_of_one_deployment_each_get_their_runs(deployment, make_schedule) -> None:
     make_schedule("hourly", kind="cron", cron="0 * * * *")
-    make_schedule("mornings", kind="rrule", rrule="FREQ=DAILY;BYHOUR=9;BYMINUTE=0", timezone="Europe/Berlin",
-                  parameters={"name": "Morning"})
+    make_schedule(
+        "mornings",
+        kind="rrule",
+        rrule="FREQ=DAILY;BYHOUR=9;BYMINUTE=0",
+        timezone="Europe/Berlin",
+        parameters={"name": "Morning"},
+    )
 
     schedule_deployments()
 

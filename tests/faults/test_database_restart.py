@@ -88,9 +88,7 @@ def query(cluster: PrivateCluster, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-@pytest.mark.parametrize(
-    ("function", "buffer_lines"), [("numbered_lines", ""), ("numbered_lines_with_a_retry", "10")]
-)
+@pytest.mark.parametrize(("function", "buffer_lines"), [("numbered_lines", ""), ("numbered_lines_with_a_retry", "10")])
 def test_a_database_restart_mid_run_loses_no_run_no_line_and_runs_no_body_twice(
     cluster: PrivateCluster, tmp_path: Path, function: str, buffer_lines: str
 ) -> None:
@@ -112,11 +110,24 @@ def test_a_database_restart_mid_run_loses_no_run_no_line_and_runs_no_body_twice(
     manage(env, "shell", "-c", SEED.format(function=function, flows=FLOWS, marker=marker, runs=RUNS, lines=LINES))
 
     workers = [
-        Process([sys.executable, "manage.py", "runworker", "--pool", "faults", "--poll-interval", "0.2",
-                 "--name", f"fault-worker-{n}"], env)
+        Process(
+            [
+                sys.executable,
+                "manage.py",
+                "runworker",
+                "--pool",
+                "faults",
+                "--poll-interval",
+                "0.2",
+                "--name",
+                f"fault-worker-{n}",
+            ],
+            env,
+        )
         for n in range(2)
     ]
     try:
+
         def logging_midway() -> bool:
             # Every run RUNNING with some lines stored, none near its end.
             rows = query(
@@ -132,7 +143,9 @@ def test_a_database_restart_mid_run_loses_no_run_no_line_and_runs_no_body_twice(
         wait_for(
             # The runs' log shippers met the lost connection (and their lines wait meanwhile).
             lambda: sum(w.output().count("connection lost during storing") for w in workers) >= 2,
-            60, "the runs to notice the lost connection", processes=workers,
+            60,
+            "the runs to notice the lost connection",
+            processes=workers,
         )
         cluster.start()
 
@@ -153,7 +166,9 @@ def test_a_database_restart_mid_run_loses_no_run_no_line_and_runs_no_body_twice(
         assert early == [], "runs were COMPLETED before their logs were stored"
         if buffer_lines:
             wait_for(
-                lambda: "waited in a spill file" in "".join(w.output() for w in workers), 30, "the spill report",
+                lambda: "waited in a spill file" in "".join(w.output() for w in workers),
+                30,
+                "the spill report",
                 processes=workers,
             )
 

@@ -27,8 +27,21 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 def serve(env: dict[str, str]) -> tuple[Process, str]:
     port = free_port()
     server = Process(
-        [sys.executable, "-m", "gunicorn", "orchestrator.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1", "--threads", "4",
-         "--timeout", "60"], env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "orchestrator.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+            "--threads",
+            "4",
+            "--timeout",
+            "60",
+        ],
+        env,
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -50,8 +63,11 @@ def serve(env: dict[str, str]) -> tuple[Process, str]:
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(
-        ORCHESTRATOR_HOME=str(tmp_path / "home"), DJANGO_SETTINGS_MODULE="orchestrator.settings",
-        PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT), CELERY_BROKER_URL="filesystem://",
+        ORCHESTRATOR_HOME=str(tmp_path / "home"),
+        DJANGO_SETTINGS_MODULE="orchestrator.settings",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(ROOT),
+        CELERY_BROKER_URL="filesystem://",
     )
     env.update(extra)
     return env
@@ -64,7 +80,12 @@ def test_while_postgresql_is_down_the_api_and_dashboard_answer_503_and_recover(
     env = environment(tmp_path, DATABASE_URL=cluster.url)
     manage(env, "migrate", "--noinput", "-v", "0")
     key = manage(env, "apikey", "create", "reader", "--scope", "read").splitlines()[1].strip()
-    manage(env, "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('ada', password='pw-for-ada-42')")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; User.objects.create_user('ada', password='pw-for-ada-42')",
+    )
     server, base = serve(env)
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {key}"
@@ -74,8 +95,10 @@ def test_while_postgresql_is_down_the_api_and_dashboard_answer_503_and_recover(
         login = browser.get(f"{base}/accounts/login/", timeout=10)
         token = browser.cookies["csrftoken"]
         signed_in = browser.post(
-            f"{base}/accounts/login/", data={"username": "ada", "password": "pw-for-ada-42", "csrfmiddlewaretoken": token},
-            headers={"Referer": login.url}, timeout=10,
+            f"{base}/accounts/login/",
+            data={"username": "ada", "password": "pw-for-ada-42", "csrfmiddlewaretoken": token},
+            headers={"Referer": login.url},
+            timeout=10,
         )
         assert signed_in.status_code == 200 and "sessionid" in browser.cookies
         assert requests.get(f"{base}/healthz", timeout=10).json()["database"] == {"ok": True}

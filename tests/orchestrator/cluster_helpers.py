@@ -18,7 +18,7 @@ from runs.models import FlowRun, TaskRun
 
 # Every flow script starts with this; RUNNER is filled in by the test (a Dask or Ray runner
 # reaching the module's cluster).
-PRELUDE = '''
+PRELUDE = """
 import os, sys, signal, threading, time
 from orchestrator import flow, task, get_run_logger, task_input_hash
 from orchestrator.task_runners import DaskTaskRunner, RayTaskRunner
@@ -40,7 +40,7 @@ def seen(event):
         return 0
     with open(path) as f:
         return sum(1 for line in f if line.split()[0] == event)
-'''
+"""
 
 
 def write_script(tmp_path: Path, body: str, *, runner: str, name: str = "flow.py") -> Path:
@@ -56,15 +56,24 @@ def script_env(env: dict[str, str], **extra: str) -> dict[str, str]:
 
 def run_script(script: Path, env: dict[str, str], *, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(script)], cwd=script.parent, env=script_env(env), capture_output=True, text=True,
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env=script_env(env),
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
 
 def start_script(script: Path, env: dict[str, str], **extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(script)], cwd=script.parent, env=script_env(env, **extra), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env=script_env(env, **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -96,7 +105,7 @@ def describe(result: Any) -> str:
 
 # --- the flows the tests run on each cluster -----------------------------------------------------
 
-MAP_200 = '''
+MAP_200 = """
 @task
 def square(x):
     record("square", x)
@@ -110,9 +119,9 @@ def fan_out(n: int = 200):
 
 if __name__ == "__main__":
     print("total", fan_out())
-'''
+"""
 
-BEHAVIOURS = '''
+BEHAVIOURS = """
 @task(retries=2, retry_delay_seconds=0.2)
 def flaky():
     record("flaky", "x")
@@ -142,9 +151,9 @@ def behaviours():
 
 if __name__ == "__main__":
     print(repr(behaviours()))
-'''
+"""
 
-DEPENDENCIES = '''
+DEPENDENCIES = """
 @task
 def boom():
     raise ValueError("boom")
@@ -182,9 +191,9 @@ def dependencies():
 
 if __name__ == "__main__":
     print(repr(dependencies()))
-'''
+"""
 
-LONG_MAP = '''
+LONG_MAP = """
 @task
 def nap(x):
     record("nap", x)
@@ -197,9 +206,9 @@ def long_map():
 
 if __name__ == "__main__":
     long_map()
-'''
+"""
 
-ROUGH = '''
+ROUGH = """
 @task
 def steady(x):
     record("steady", x)
@@ -239,7 +248,7 @@ def rough():
 
 if __name__ == "__main__":
     print(repr(rough()))
-'''
+"""
 
 
 # --- what each of those flows must have done, whatever the cluster ---------------------------------
@@ -254,7 +263,9 @@ def check_map_200(tmp_path: Path, result: Any) -> set[int]:
     assert run.state_type == StateType.COMPLETED
     task_runs = by_name(run, "square-")
     assert len(task_runs) == 200
-    assert [(t.state_type, t.result, t.run_count) for t in task_runs] == [(StateType.COMPLETED, x * x, 1) for x in range(200)]
+    assert [(t.state_type, t.result, t.run_count) for t in task_runs] == [
+        (StateType.COMPLETED, x * x, 1) for x in range(200)
+    ]
     assert all(history(t) == ["Pending", "Running", "Completed"] for t in task_runs)
     # Each task run logged from its worker, and the line is linked to it.
     logged = dict(run.logs.filter(message__startswith="squaring").values_list("task_run_id", "message"))
@@ -275,14 +286,25 @@ def check_behaviours(tmp_path: Path, result: Any) -> None:
     assert run.state_type == StateType.COMPLETED
     (flaky,) = by_name(run, "flaky-")
     assert (flaky.state_type, flaky.run_count, flaky.result) == (StateType.COMPLETED, 3, "ok")
-    assert history(flaky) == ["Pending", "Running", "AwaitingRetry", "Retrying", "AwaitingRetry", "Retrying", "Completed"]
+    assert history(flaky) == [
+        "Pending",
+        "Running",
+        "AwaitingRetry",
+        "Retrying",
+        "AwaitingRetry",
+        "Retrying",
+        "Completed",
+    ]
     assert executions(tmp_path, "flaky") == {"x": 3}
     first, second = by_name(run, "expensive-")
     assert (first.state_name, second.state_name) == ("Completed", "Cached")
     assert second.state_message == f"Cached result of task run '{first.name}'"
     assert executions(tmp_path, "expensive") == {"41": 1}  # the cached one did not run
     (slow,) = by_name(run, "slow-")
-    assert (slow.state_type, slow.state_message) == (StateType.FAILED, "TimeoutError: Task run exceeded its timeout of 1 second")
+    assert (slow.state_type, slow.state_message) == (
+        StateType.FAILED,
+        "TimeoutError: Task run exceeded its timeout of 1 second",
+    )
     assert executions(tmp_path, "slow-finished") == {}
 
 

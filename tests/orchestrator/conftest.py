@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEADER = "import time\nfrom datetime import timedelta\nfrom orchestrator import flow, task, get_run_logger\n\n"
 
 # The tutorial's flow (seed 001), after HEADER.
-HELLO_FLOW = '''
+HELLO_FLOW = """
 @task
 def log_message(name):
     logger = get_run_logger()
@@ -28,7 +28,7 @@ def log_message(name):
 @flow
 def leonardo_dicapriflow(name: str):
     log_message(name)
-'''
+"""
 
 
 @pytest.fixture
@@ -56,10 +56,15 @@ def deploy(make_deployment: Any, tmp_path: Path):
     return make
 
 
-def run_engine(run: FlowRun, env: dict[str, str], *, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_engine(
+    run: FlowRun, env: dict[str, str], *, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """`python -m orchestrator.engine RUN_ID`, as a worker starts it."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.engine", str(run.pk)],
-        cwd=cwd or ROOT, env={**env, "ORCHESTRATOR_RUN_ID": str(run.pk)}, capture_output=True, text=True,
+        cwd=cwd or ROOT,
+        env={**env, "ORCHESTRATOR_RUN_ID": str(run.pk)},
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )

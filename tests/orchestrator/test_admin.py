@@ -64,9 +64,15 @@ def test_cancel_action_cancels_what_it_can_and_names_what_it_cannot(admin_client
     assert scheduled.states.last().message == "Cancelled by admin:alice"
 
 
-def test_pause_and_resume_pools_queues_and_deployments(admin_client: Any, pool: WorkPool, deployment: Deployment) -> None:
+def test_pause_and_resume_pools_queues_and_deployments(
+    admin_client: Any, pool: WorkPool, deployment: Deployment
+) -> None:
     queue = pool.queues.get()
-    for model, obj in (("workpools_workpool", pool), ("workpools_workqueue", queue), ("deployments_deployment", deployment)):
+    for model, obj in (
+        ("workpools_workpool", pool),
+        ("workpools_workqueue", queue),
+        ("deployments_deployment", deployment),
+    ):
         url = reverse(f"admin:{model}_changelist")
         admin_client.post(url, {"action": "pause", "_selected_action": [obj.pk]})
         obj.refresh_from_db()
@@ -89,9 +95,14 @@ def test_adding_a_pool_in_the_admin_gives_it_a_default_queue(admin_client: Any) 
     response = admin_client.post(
         reverse("admin:workpools_workpool_add"),
         {
-            "name": "from-admin", "type": "process", "description": "", "concurrency_limit": "",
-            "base_job_template": "{}", "job_variables": "{}",
-            "queues-TOTAL_FORMS": "0", "queues-INITIAL_FORMS": "0",
+            "name": "from-admin",
+            "type": "process",
+            "description": "",
+            "concurrency_limit": "",
+            "base_job_template": "{}",
+            "job_variables": "{}",
+            "queues-TOTAL_FORMS": "0",
+            "queues-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]

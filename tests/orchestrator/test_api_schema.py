@@ -71,12 +71,18 @@ def api_schema(live_server: Any, make_api_key: Any, deployment: Any, settings: A
     loaded.fuzz_headers = headers
     loaded.fuzz_objects = {
         "name": lambda path: "w1" if "/workers/" in path else "default" if "/queues/" in path else pool,
-        "pool_name": pool, "deployment_pk": dep, "run_pk": str(run.pk),
-        "flow_name": deployment.flow.name, "deployment_name": deployment.name,
+        "pool_name": pool,
+        "deployment_pk": dep,
+        "run_pk": str(run.pk),
+        "flow_name": deployment.flow.name,
+        "deployment_name": deployment.name,
         "id": lambda path: {
-            "/api/deployments/{deployment_pk}/schedules/": str(schedule.pk), "/api/deployments/": dep,
-            "/api/flow-runs/": str(run.pk), "/api/flows/": str(deployment.flow_id),
-            "/api/webhooks/": str(hook.pk), "/api/automations/": str(automation.pk),
+            "/api/deployments/{deployment_pk}/schedules/": str(schedule.pk),
+            "/api/deployments/": dep,
+            "/api/flow-runs/": str(run.pk),
+            "/api/flows/": str(deployment.flow_id),
+            "/api/webhooks/": str(hook.pk),
+            "/api/automations/": str(automation.pk),
             "/api/task-runs/": str(task_run.pk),
         }[path[: path.index("{id}")]],
     }
@@ -88,7 +94,10 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(
-    max_examples=6, deadline=None, derandomize=True, database=None,
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_no_generated_request_gets_a_server_error_or_an_answer_outside_the_schema(case: Any, api_schema: Any) -> None:

@@ -57,7 +57,7 @@ def test_the_run_history_is_an_svg_of_hourly_bars_coloured_by_state(admin_client
 
     html = admin_client.get(reverse("home")).content.decode()
 
-    svg = html[html.index("<svg"): html.index("</svg>")]
+    svg = html[html.index("<svg") : html.index("</svg>")]
     assert svg.count('<g class="bar">') == 24
     assert len(re.findall(r'class="seg state-completed"', svg)) == 2
     assert len(re.findall(r'class="seg state-crashed"', svg)) == 1
@@ -71,7 +71,7 @@ def test_a_young_install_sees_its_first_runs_on_a_finer_scale(admin_client: Any,
 
     html = admin_client.get(reverse("home")).content.decode()
 
-    svg = html[html.index("<svg"): html.index("</svg>")]
+    svg = html[html.index("<svg") : html.index("</svg>")]
     assert svg.count('<g class="bar">') == 24
     assert len(re.findall(r'class="seg state-completed"', svg)) == 3  # three bars, not one sliver
     assert "Runs per minute, last 24 minutes" in html
@@ -95,8 +95,8 @@ def test_late_and_failed_runs_are_listed_for_attention(admin_client: Any, make_r
     old_failure = finish(make_run(scheduled_at=now - timedelta(days=2)), S.FAILED)
 
     html = admin_client.get(reverse("home")).content.decode()
-    late_part = html[html.index('id="late-title"'): html.index('id="failed-title"')]
-    failed_part = html[html.index('id="failed-title"'): html.index('id="pools-title"')]
+    late_part = html[html.index('id="late-title"') : html.index('id="failed-title"')]
+    failed_part = html[html.index('id="failed-title"') : html.index('id="pools-title"')]
 
     assert late.name in late_part and due_just_now.name not in late_part
     assert failed.name in failed_part and crashed.name in failed_part

@@ -95,7 +95,7 @@ def test_htmx_comes_from_our_own_static_files_with_its_license(admin_client: Any
 
 def test_htmx_posts_carry_the_csrf_token(admin_client: Any) -> None:
     page = admin_client.get(reverse("home")).content.decode()
-    assert "hx-headers='{\"X-CSRFToken\": \"" in page
+    assert 'hx-headers=\'{"X-CSRFToken": "' in page
 
 
 def test_a_polled_fragment_whose_session_ended_sends_the_whole_page_to_sign_in(client: Any) -> None:

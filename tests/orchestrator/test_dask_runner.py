@@ -45,9 +45,12 @@ def cluster() -> Iterator[Any]:
     import dask
 
     # As DaskTaskRunner starts its temporary clusters: no worker profiler (see dask_runner.py).
-    with dask.config.set({"distributed.worker.profile.enabled": False}), distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
-    ) as local:
+    with (
+        dask.config.set({"distributed.worker.profile.enabled": False}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
+        ) as local,
+    ):
         yield local
 
 
@@ -63,8 +66,6 @@ def worker_pids(cluster: Any) -> set[int]:
         return set(client.run(os.getpid).values())
 
 
-
-
 def test_a_flow_maps_a_task_over_200_inputs_on_two_process_workers(
     tmp_path: Path, subprocess_env: dict[str, str], runner: str, cluster: Any
 ) -> None:
@@ -74,7 +75,9 @@ def test_a_flow_maps_a_task_over_200_inputs_on_two_process_workers(
     assert pids == worker_pids(cluster)  # both of the cluster's worker processes, nothing else
 
 
-def test_retries_the_cache_and_timeouts_behave_as_on_threads(tmp_path: Path, subprocess_env: dict[str, str], runner: str) -> None:
+def test_retries_the_cache_and_timeouts_behave_as_on_threads(
+    tmp_path: Path, subprocess_env: dict[str, str], runner: str
+) -> None:
     check_behaviours(tmp_path, run_script(write_script(tmp_path, BEHAVIOURS, runner=runner), subprocess_env))
 
 
@@ -82,7 +85,9 @@ def test_futures_as_arguments_and_wait_for_are_resolved_on_the_cluster(
     tmp_path: Path, subprocess_env: dict[str, str], runner: str
 ) -> None:
     # The task travels by value; the plain helper it calls is looked up by module on the worker.
-    sibling = "from orchestrator import task\n\ndef helper():\n    return 1\n\n@task\ndef elsewhere():\n    return helper()\n"
+    sibling = (
+        "from orchestrator import task\n\ndef helper():\n    return 1\n\n@task\ndef elsewhere():\n    return helper()\n"
+    )
     (tmp_path / "sibling_tasks.py").write_text(sibling)
     result = run_script(write_script(tmp_path, DEPENDENCIES, runner=runner), subprocess_env)
 
@@ -99,7 +104,10 @@ def test_futures_as_arguments_and_wait_for_are_resolved_on_the_cluster(
     assert (locked.state_type, locked.state_message) == (S.FAILED, unpicklable)
     assert (elsewhere.state_type, elsewhere.state_message) == (S.FAILED, unimportable)
     after_failure = by_name(run, "plus_one-")[4]
-    assert (after_failure.state_type, after_failure.state_message) == (S.FAILED, "An upstream task run failed: ValueError: boom")
+    assert (after_failure.state_type, after_failure.state_message) == (
+        S.FAILED,
+        "An upstream task run failed: ValueError: boom",
+    )
     assert after_failure.run_count == 0  # never started
     order = [row[0] + row[2] for row in events(tmp_path)]
     assert order.index("total9") < order.index("plus_one100")  # wait_for held it back
@@ -128,7 +136,7 @@ def test_a_worker_process_killed_mid_task_crashes_that_task_or_retries_it_and_th
 
 # --- a cluster of separately started processes, used by a deployment's run via runworker --------
 
-DEPLOYED = '''
+DEPLOYED = """
 import os
 from orchestrator import flow, task, get_run_logger
 from orchestrator.task_runners import DaskTaskRunner
@@ -145,7 +153,7 @@ def shout(word: str, markers: str) -> str:
 @flow(task_runner=DaskTaskRunner(address=os.environ["DASK_SCHEDULER"]))
 def shouting(words: list[str], markers: str) -> list[str]:
     return [f.result() for f in shout.map(words, markers=markers)]
-'''
+"""
 
 
 def run_shouting_deployment(
@@ -160,7 +168,12 @@ def run_shouting_deployment(
     run, _ = create_flow_run(deployment, parameters={"words": ["hello", "dask", "world"], "markers": str(tmp_path)})
     runworker = subprocess.Popen(
         [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--poll-interval", "0.2", *worker_args],
-        cwd=ROOT, env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=ROOT,
+        env=worker_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     output = collect(runworker)
     try:
@@ -186,21 +199,52 @@ def test_a_deployment_run_by_runworker_uses_a_separately_started_scheduler_and_w
     dask = str(Path(sys.executable).with_name("dask"))
     quiet = {**subprocess_env, "DASK_LOGGING__DISTRIBUTED": "warning"}
     scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
-        env=quiet, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            dask,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        env=quiet,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     processes: list[subprocess.Popen[Any]] = [scheduler]
     try:
         wait_for(lambda: scheduler_file.exists() and scheduler_file.read_text().strip(), 60, "the scheduler to start")
         address = json.loads(scheduler_file.read_text())["address"]
-        processes.append(subprocess.Popen(
-            [dask, "worker", address, "--nworkers", "1", "--nthreads", "2", "--no-dashboard", "--memory-limit", "1GiB"],
-            env=quiet, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [
+                    dask,
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "2",
+                    "--no-dashboard",
+                    "--memory-limit",
+                    "1GiB",
+                ],
+                env=quiet,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         with Client(address, timeout=60) as client:
             client.wait_for_workers(1, timeout=60)
             dask_worker_pids = set(client.run(os.getpid).values())
-        run = run_shouting_deployment(tmp_path, make_deployment, pool, [], {**subprocess_env, "DASK_SCHEDULER": address})
+        run = run_shouting_deployment(
+            tmp_path, make_deployment, pool, [], {**subprocess_env, "DASK_SCHEDULER": address}
+        )
     finally:
         for process in reversed(processes):
             os.killpg(process.pid, signal.SIGTERM)

@@ -25,6 +25,7 @@ from tests.orchestrator.conftest import ROOT, run_engine
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
 def claimed_run(deployment: Any, **kwargs: Any) -> FlowRun:
     """A run as a worker hands it to the engine: PENDING."""
     run, _ = create_flow_run(deployment, **kwargs)
@@ -36,7 +37,9 @@ def engine_main(run: FlowRun | str) -> int:
     return engine.main([str(getattr(run, "pk", run))])
 
 
-def test_the_engine_runs_a_claimed_run_to_completion(write_flow: Any, deploy: Any, subprocess_env: dict[str, str]) -> None:
+def test_the_engine_runs_a_claimed_run_to_completion(
+    write_flow: Any, deploy: Any, subprocess_env: dict[str, str]
+) -> None:
     write_flow("flows/hello.py", HELLO)
     run = claimed_run(deploy("flows/hello.py:leonardo_dicapriflow", parameters={"name": "Leo"}))
 
@@ -63,22 +66,51 @@ def test_a_scheduled_run_is_moved_to_pending_by_the_engine_itself(write_flow: An
 FAILURES = {
     "a syntax error": ("flows/f.py", "def oops(:\n", "flows/f.py:main", "Could not import flows/f.py: SyntaxError"),
     "an import that raises": (
-        "flows/f.py", "import no_such_module_anywhere\n", "flows/f.py:main",
+        "flows/f.py",
+        "import no_such_module_anywhere\n",
+        "flows/f.py:main",
         "Could not import flows/f.py: ModuleNotFoundError: No module named 'no_such_module_anywhere'",
     ),
-    "a missing file": ("flows/f.py", "", "flows/elsewhere.py:main", "Could not import flows/elsewhere.py: there is no such file"),
-    "a malformed entrypoint": ("flows/f.py", "", "flows/f.py", "Entrypoint 'flows/f.py' is not of the form path/to/file.py:function."),
-    "a missing function": ("flows/f.py", "@flow\ndef main(): pass\n", "flows/f.py:mian", "flows/f.py has no function 'mian'."),
+    "a missing file": (
+        "flows/f.py",
+        "",
+        "flows/elsewhere.py:main",
+        "Could not import flows/elsewhere.py: there is no such file",
+    ),
+    "a malformed entrypoint": (
+        "flows/f.py",
+        "",
+        "flows/f.py",
+        "Entrypoint 'flows/f.py' is not of the form path/to/file.py:function.",
+    ),
+    "a missing function": (
+        "flows/f.py",
+        "@flow\ndef main(): pass\n",
+        "flows/f.py:mian",
+        "flows/f.py has no function 'mian'.",
+    ),
     "a function that is not a flow": (
-        "flows/f.py", "def main(): pass\n", "flows/f.py:main", "'main' in flows/f.py is not a flow: decorate it with @flow.",
+        "flows/f.py",
+        "def main(): pass\n",
+        "flows/f.py:main",
+        "'main' in flows/f.py is not a flow: decorate it with @flow.",
     ),
     "invalid parameters": (
-        "flows/f.py", "@flow\ndef main(n: int): pass\n", "flows/f.py:main",
+        "flows/f.py",
+        "@flow\ndef main(n: int): pass\n",
+        "flows/f.py:main",
         "Invalid parameters: Invalid parameter 'n': Input should be a valid integer, unable to parse string as an integer",
     ),
-    "an exception": ("flows/f.py", "@flow\ndef main():\n    raise ValueError('boom')\n", "flows/f.py:main", "ValueError: boom"),
+    "an exception": (
+        "flows/f.py",
+        "@flow\ndef main():\n    raise ValueError('boom')\n",
+        "flows/f.py:main",
+        "ValueError: boom",
+    ),
     "a timeout": (
-        "flows/f.py", "@flow(timeout_seconds=0.5)\ndef main():\n    time.sleep(60)\n", "flows/f.py:main",
+        "flows/f.py",
+        "@flow(timeout_seconds=0.5)\ndef main():\n    time.sleep(60)\n",
+        "flows/f.py:main",
         "TimeoutError: Flow run exceeded its timeout of 0.5 seconds",
     ),
 }
@@ -88,7 +120,10 @@ FAILURES = {
 def test_the_engine_ends_the_run_failed_saying_why(case: str, write_flow: Any, deploy: Any, capsys: Any) -> None:
     path, source, entrypoint, expected = FAILURES[case]
     write_flow(path, source)
-    run = claimed_run(deploy(entrypoint, enforce_parameter_schema=False), parameters={"n": "five"} if case == "invalid parameters" else {})
+    run = claimed_run(
+        deploy(entrypoint, enforce_parameter_schema=False),
+        parameters={"n": "five"} if case == "invalid parameters" else {},
+    )
 
     assert engine_main(run) == 1
 
@@ -104,13 +139,19 @@ def test_the_engine_ends_the_run_failed_saying_why(case: str, write_flow: Any, d
 def test_as_a_process_the_engine_exits_1_for_a_failed_run_and_0_for_a_completed_one(
     write_flow: Any, deploy: Any, subprocess_env: dict[str, str]
 ) -> None:
-    write_flow("flows/f.py", "@flow\ndef ok():\n    pass\n\n@flow(timeout_seconds=0.5)\ndef slow():\n    time.sleep(60)\n")
+    write_flow(
+        "flows/f.py", "@flow\ndef ok():\n    pass\n\n@flow(timeout_seconds=0.5)\ndef slow():\n    time.sleep(60)\n"
+    )
     runs = {name: claimed_run(deploy(f"flows/f.py:{name}")) for name in ("ok", "slow")}
     # Both at once: real processes, without waiting for each start-up in turn.
     engines = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.engine", str(run.pk)], cwd=ROOT, env=subprocess_env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "orchestrator.engine", str(run.pk)],
+            cwd=ROOT,
+            env=subprocess_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name, run in runs.items()
     }
@@ -118,7 +159,10 @@ def test_as_a_process_the_engine_exits_1_for_a_failed_run_and_0_for_a_completed_
     assert engines["ok"].returncode == 0, errors["ok"]
     assert engines["slow"].returncode == 1, errors["slow"]
     slow = FlowRun.objects.get(pk=runs["slow"].pk)
-    assert (slow.state_type, slow.state_message) == (S.FAILED, "TimeoutError: Flow run exceeded its timeout of 0.5 seconds")
+    assert (slow.state_type, slow.state_message) == (
+        S.FAILED,
+        "TimeoutError: Flow run exceeded its timeout of 0.5 seconds",
+    )
     assert "Finished in state Failed('TimeoutError: Flow run exceeded its timeout of 0.5 seconds')" in errors["slow"]
 
 
@@ -135,7 +179,10 @@ def test_the_entrypoint_is_relative_to_the_deployment_path_and_may_import_its_ne
 ) -> None:
     # As a process: the worker's working directory is not the deployment's path.
     write_flow("project/flows/helpers.py", "GREETING = 'Ciao'\n", header=False)
-    write_flow("project/flows/hello.py", "from helpers import GREETING\n\n@flow\ndef main():\n    get_run_logger().info(GREETING)\n")
+    write_flow(
+        "project/flows/hello.py",
+        "from helpers import GREETING\n\n@flow\ndef main():\n    get_run_logger().info(GREETING)\n",
+    )
     run = claimed_run(deploy("flows/hello.py:main", path=str(tmp_path / "project")))
     result = run_engine(run, subprocess_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -157,7 +204,12 @@ def test_a_deployment_run_with_retries_left_is_left_awaiting_retry_for_a_worker(
     run = claimed_run(deploy("flows/f.py:main"))
     assert engine_main(run) == 1
     run.refresh_from_db()
-    assert (run.state_type, run.state_name, run.retries, run.retry_delay_seconds) == (S.SCHEDULED, "AwaitingRetry", 2, 30)
+    assert (run.state_type, run.state_name, run.retries, run.retry_delay_seconds) == (
+        S.SCHEDULED,
+        "AwaitingRetry",
+        2,
+        30,
+    )
     assert run.state_message == "Retry 1 of 2 after: ValueError: flaky"
 
 
@@ -172,8 +224,11 @@ def test_a_run_cancelled_while_running_stops_the_engine_quietly_and_is_left_to_i
     set_state(run, S.PENDING, worker=worker)
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.engine", str(run.pk)],
-        cwd=ROOT, env={**subprocess_env, "RUN_HEARTBEAT_SECONDS": "0.2"}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env={**subprocess_env, "RUN_HEARTBEAT_SECONDS": "0.2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

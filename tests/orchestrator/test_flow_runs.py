@@ -104,7 +104,10 @@ def test_a_flow_over_its_timeout_is_stopped_even_while_it_sleeps() -> None:
         sleepy()
     assert time.monotonic() - started < 5
     run = only_run()
-    assert (run.state_type, run.state_message) == (S.FAILED, "TimeoutError: Flow run exceeded its timeout of 0.5 seconds")
+    assert (run.state_type, run.state_message) == (
+        S.FAILED,
+        "TimeoutError: Flow run exceeded its timeout of 0.5 seconds",
+    )
 
 
 def test_a_flow_over_its_timeout_while_waiting_for_tasks_leaves_no_task_run_running() -> None:
@@ -144,7 +147,14 @@ def test_a_flow_with_retries_is_retried_here_after_its_delay_and_completes() -> 
     run = only_run()
     assert (run.state_type, run.run_count, run.retries, run.retry_delay_seconds) == (S.COMPLETED, 2, 2, 1)
     assert list(run.states.values_list("name", flat=True)) == [
-        "Scheduled", "Pending", "Running", "Failed", "AwaitingRetry", "Pending", "Retrying", "Completed",
+        "Scheduled",
+        "Pending",
+        "Running",
+        "Failed",
+        "AwaitingRetry",
+        "Pending",
+        "Retrying",
+        "Completed",
     ]
 
 

@@ -28,10 +28,14 @@ def run_script(tmp_path: Path, source: str, env: dict[str, str]) -> subprocess.C
     script.write_text(source)
     # No DJANGO_SETTINGS_MODULE: the SDK sets Django up by itself.
     env = {k: v for k, v in env.items() if k != "DJANGO_SETTINGS_MODULE"}
-    return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
-def test_the_seed_example_prints_what_happens_and_leaves_a_completed_run(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_the_seed_example_prints_what_happens_and_leaves_a_completed_run(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
     result = run_script(tmp_path, SEED, subprocess_env)
 
     assert result.returncode == 0, result.stderr

@@ -22,7 +22,7 @@ from runs.services import set_state
 S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CACHED_FLOW = '''
+CACHED_FLOW = """
 @task(cache_key_fn=lambda context, parameters: "greeting-" + parameters["name"])
 def greet(name):
     get_run_logger().info(f"Hello {name}!")
@@ -31,7 +31,7 @@ def greet(name):
 @flow(retries=2, retry_delay_seconds=0)
 def greetings(name: str):
     return [greet(name), greet(name)]
-'''
+"""
 
 
 @pytest.fixture
@@ -64,7 +64,11 @@ def test_the_engine_runs_a_flow_over_http(client: HttpClient, write_flow: Any, d
 def test_answers_come_back_as_the_services_exceptions(client: HttpClient, claimed: FlowRun) -> None:
     with pytest.raises(StateConflict) as conflict:
         client.set_flow_run_state(str(claimed.pk), S.CANCELLED, expected=S.SCHEDULED)
-    assert (conflict.value.expected, conflict.value.actual, conflict.value.to_type) == ("SCHEDULED", "PENDING", "CANCELLED")
+    assert (conflict.value.expected, conflict.value.actual, conflict.value.to_type) == (
+        "SCHEDULED",
+        "PENDING",
+        "CANCELLED",
+    )
     assert str(conflict.value) == (
         "A flow run cannot move from PENDING to CANCELLED: it is PENDING now, not SCHEDULED (another actor changed it first)"
     )
@@ -113,15 +117,29 @@ def test_a_big_batch_of_logs_goes_in_requests_under_the_body_limit(
     monkeypatch.setattr(http, "MAX_BODY_BYTES", 4000)
     now = datetime.now(UTC)
     entries = [
-        LogEntry(flow_run_id=str(claimed.pk), task_run_id=None, level=20, logger="l", message=f"{i} " + "x" * 900, timestamp=now)
+        LogEntry(
+            flow_run_id=str(claimed.pk),
+            task_run_id=None,
+            level=20,
+            logger="l",
+            message=f"{i} " + "x" * 900,
+            timestamp=now,
+        )
         for i in range(10)
     ]
     huge = "y" * (http.MAX_LOG_MESSAGE_CHARS + 11)
     for message in (huge, "a NUL \x00 byte"):  # which neither the API nor PostgreSQL takes
-        entries.append(LogEntry(flow_run_id=str(claimed.pk), task_run_id=None, level=20, logger="l", message=message, timestamp=now))
+        entries.append(
+            LogEntry(
+                flow_run_id=str(claimed.pk), task_run_id=None, level=20, logger="l", message=message, timestamp=now
+            )
+        )
     client.send_logs(entries)
     assert Log.objects.filter(flow_run=claimed).count() == 12
-    assert Log.objects.get(message__startswith="yyy").message == "y" * http.MAX_LOG_MESSAGE_CHARS + "... [11 characters cut]"
+    assert (
+        Log.objects.get(message__startswith="yyy").message
+        == "y" * http.MAX_LOG_MESSAGE_CHARS + "... [11 characters cut]"
+    )
     assert Log.objects.filter(message="a NUL \ufffd byte").exists()
 
 
@@ -132,7 +150,10 @@ def test_get_client_picks_http_when_a_worker_passed_the_api_url(monkeypatch: Any
     monkeypatch.setenv("ORCHESTRATOR_API_KEY", "k")
     chosen = get_client()
     assert isinstance(chosen, HttpClient) and chosen.root == "http://orchestrator.example.com:8000/api"
-    assert chosen.environment() == {"ORCHESTRATOR_API_URL": "http://orchestrator.example.com:8000", "ORCHESTRATOR_API_KEY": "k"}
+    assert chosen.environment() == {
+        "ORCHESTRATOR_API_URL": "http://orchestrator.example.com:8000",
+        "ORCHESTRATOR_API_KEY": "k",
+    }
     monkeypatch.delenv("ORCHESTRATOR_API_KEY")
     with pytest.raises(Exception, match="ORCHESTRATOR_API_KEY is not"):
         get_client()
@@ -142,5 +163,3 @@ def test_get_client_picks_http_when_a_worker_passed_the_api_url(monkeypatch: Any
 def test_a_flow_called_as_a_function_over_http_says_it_is_not_supported(client: HttpClient) -> None:
     with pytest.raises(Exception, match="not supported yet"):
         client.create_adhoc_flow_run("f", description="", parameters={})
-
-

@@ -40,22 +40,34 @@ def containers(docker_client: Any) -> Iterator[list[Any]]:
 
 def run_container(docker_client: Any, containers: list[Any], image: str, command: list[str], **kwargs: Any) -> Any:
     container = docker_client.containers.run(
-        image, command, detach=True, network_mode="host", labels=TEST_LABEL, **kwargs,
+        image,
+        command,
+        detach=True,
+        network_mode="host",
+        labels=TEST_LABEL,
+        **kwargs,
     )
     containers.append(container)
     return container
 
 
 def test_the_web_command_serves_the_dashboard_and_its_static_files(
-    docker_client: Any, project_image: str, containers: list[Any], tmp_path: Path,
+    docker_client: Any,
+    project_image: str,
+    containers: list[Any],
+    tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
     data.chmod(0o777)  # the image's user (uid 10001) owns nothing on the host
     port = free_port()
     web = run_container(
-        docker_client, containers, project_image, ["web"],
-        environment={"PORT": str(port), "SECRET_KEY": "test-only"}, volumes={str(data): {"bind": "/data", "mode": "rw"}},
+        docker_client,
+        containers,
+        project_image,
+        ["web"],
+        environment={"PORT": str(port), "SECRET_KEY": "test-only"},
+        volumes={str(data): {"bind": "/data", "mode": "rw"}},
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -83,23 +95,35 @@ def test_the_web_command_serves_the_dashboard_and_its_static_files(
 
 def test_the_final_image_has_no_compiler(docker_client: Any, project_image: str) -> None:
     output = docker_client.containers.run(
-        project_image, ["sh", "-c", "for c in gcc cc c++ make; do command -v $c; done; true"],
-        remove=True, network_mode="host",
+        project_image,
+        ["sh", "-c", "for c in gcc cc c++ make; do command -v $c; done; true"],
+        remove=True,
+        network_mode="host",
     )
     assert output.decode().strip() == ""
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_flow_run_executes_inside_the_image_against_the_orchestrator_over_http(
-    docker_client: Any, project_image: str, containers: list[Any], live_server: Any, make_api_key: Any,
-    make_deployment: Any, make_run: Any, pool: Any,
+    docker_client: Any,
+    project_image: str,
+    containers: list[Any],
+    live_server: Any,
+    make_api_key: Any,
+    make_deployment: Any,
+    make_run: Any,
+    pool: Any,
 ) -> None:
     # The image carries examples/; the engine runs the deployment from there.
-    deployment = make_deployment("in-image", path="/app/examples", entrypoint="hello.py:leonardo_dicapriflow",
-                                 parameters={"name": "Leo"})
+    deployment = make_deployment(
+        "in-image", path="/app/examples", entrypoint="hello.py:leonardo_dicapriflow", parameters={"name": "Leo"}
+    )
     run = make_run(deployment)
     engine = run_container(
-        docker_client, containers, project_image, ["flow-run", str(run.id)],
+        docker_client,
+        containers,
+        project_image,
+        ["flow-run", str(run.id)],
         environment={"ORCHESTRATOR_API_URL": live_server.url, "ORCHESTRATOR_API_KEY": make_api_key("worker", pool)},
     )
     exit_code = engine.wait(timeout=180)["StatusCode"]
@@ -130,11 +154,17 @@ def test_the_compose_stack_is_a_valid_compose_file(tmp_path: Path) -> None:
         pytest.skip("needs docker-compose (apt-get install docker-compose) to validate compose.yaml")
     result = subprocess.run(
         ["docker-compose", "--project-directory", str(project), "-f", str(project / "compose.yaml"), "config", "-q"],
-        capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin:/usr/local/bin", "SECRET_KEY": "x" * 50},
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "SECRET_KEY": "x" * 50},
     )
     assert result.returncode == 0, result.stderr
     missing = subprocess.run(
         ["docker-compose", "-f", str(project / "compose.yaml"), "config", "-q"],
-        capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin:/usr/local/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin"},
     )
     assert missing.returncode != 0 and "SECRET_KEY" in missing.stderr

@@ -72,7 +72,9 @@ def open_deployment(make_deployment: Any) -> Deployment:
 
 
 def test_json_nested_10000_deep_is_a_400_on_the_api(writer: Api, open_deployment: Deployment) -> None:
-    response = post_raw(writer, f"/api/deployments/{open_deployment.pk}/runs/", '{"parameters": ' + nested(10_000) + "}")
+    response = post_raw(
+        writer, f"/api/deployments/{open_deployment.pk}/runs/", '{"parameters": ' + nested(10_000) + "}"
+    )
     assert response.status_code == 400, response.text[:300]
     assert "deeper than" in response.json()["detail"]
     assert not FlowRun.objects.exists()
@@ -89,7 +91,9 @@ def test_json_nested_10000_deep_is_a_400_on_a_webhook(anonymous: Api, hook_slug:
 def test_parameters_nested_hundreds_deep_are_a_400_naming_where(
     writer: Api, open_deployment: Deployment, depth: int, field: str
 ) -> None:
-    response = post_raw(writer, f"/api/deployments/{open_deployment.pk}/runs/", '{"parameters": {"deep": ' + nested(depth) + "}}")
+    response = post_raw(
+        writer, f"/api/deployments/{open_deployment.pk}/runs/", '{"parameters": {"deep": ' + nested(depth) + "}}"
+    )
     assert_400(response, field)
     assert not FlowRun.objects.exists()
 
@@ -120,7 +124,9 @@ OFFSETS = ["2026-01-01T00:00:00+16:00", "2026-01-01T00:00:00-23:59", "0001-01-01
 
 @pytest.mark.parametrize("value", OFFSETS)
 @pytest.mark.parametrize("name", ["since", "until"])
-def test_a_timestamp_beyond_the_range_is_a_400_on_the_runs_list(writer: Api, run: FlowRun, name: str, value: str) -> None:
+def test_a_timestamp_beyond_the_range_is_a_400_on_the_runs_list(
+    writer: Api, run: FlowRun, name: str, value: str
+) -> None:
     response = writer.get(f"/api/flow-runs/?{name}={quote(value)}")
     assert_400(response, name)
 
@@ -137,7 +143,9 @@ def test_a_timestamp_within_the_range_still_filters(writer: Api, run: FlowRun) -
     assert [r["id"] for r in response.json()["results"]] == [str(run.pk)]
 
 
-def test_a_timestamp_beyond_the_range_in_a_log_batch_is_a_400(make_api_key: Any, live_server: Any, run: FlowRun) -> None:
+def test_a_timestamp_beyond_the_range_in_a_log_batch_is_a_400(
+    make_api_key: Any, live_server: Any, run: FlowRun
+) -> None:
     worker = Api(live_server.url, make_api_key("worker", run.work_pool))
     line = {"level": 20, "logger": "x", "message": "hi", "timestamp": "2026-01-01T00:00:00+16:00"}
     response = worker.post(f"/api/flow-runs/{run.pk}/logs/", json=[line])
@@ -151,7 +159,9 @@ def test_a_timestamp_beyond_the_range_in_a_log_batch_is_a_400(make_api_key: Any,
 
 
 @pytest.mark.parametrize("value", ["2026-01-01T00:00:00+16:00", "0001-01-01 00:00:00+01:00"])
-def test_the_dashboards_runs_list_shows_an_out_of_range_time_as_a_form_error(admin_client: Any, run: FlowRun, value: str) -> None:
+def test_the_dashboards_runs_list_shows_an_out_of_range_time_as_a_form_error(
+    admin_client: Any, run: FlowRun, value: str
+) -> None:
     response = admin_client.get("/runs/", {"since": value})
     assert response.status_code == 200
     assert "UTC offset" in response.content.decode() or "out of range" in response.content.decode()

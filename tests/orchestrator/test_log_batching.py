@@ -31,7 +31,9 @@ def round_trips(monkeypatch: Any) -> list[int]:
     return sizes
 
 
-def test_a_flow_that_logs_10000_lines_stores_them_in_a_handful_of_round_trips(round_trips: list[int], capsys: Any) -> None:
+def test_a_flow_that_logs_10000_lines_stores_them_in_a_handful_of_round_trips(
+    round_trips: list[int], capsys: Any
+) -> None:
     @flow
     def chatty() -> None:
         logger = get_run_logger()

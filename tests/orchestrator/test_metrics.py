@@ -41,8 +41,9 @@ def value(found: dict, name: str, **labels: str) -> float:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_metrics_match_the_database(live_server: Any, make_api_key: Any, pool: Any, make_deployment: Any,
-                                    make_run: Any) -> None:
+def test_metrics_match_the_database(
+    live_server: Any, make_api_key: Any, pool: Any, make_deployment: Any, make_run: Any
+) -> None:
     now = timezone.now()
     urgent = create_work_queue(pool, "urgent", priority=1)
     etl = make_deployment("etl")
@@ -87,8 +88,9 @@ def test_metrics_match_the_database(live_server: Any, make_api_key: Any, pool: A
     oldest = value(found, "orchestrator_work_queue_oldest_due_seconds", pool=pool.name, queue="urgent")
     expected_wait = (timezone.now() - waiting_urgent[0].next_scheduled_start_at).total_seconds()
     assert expected_wait - 30 <= oldest <= expected_wait
-    due_default = FlowRun.objects.filter(work_queue__name="default", state_type=S.SCHEDULED,
-                                         next_scheduled_start_at__lte=timezone.now()).count()
+    due_default = FlowRun.objects.filter(
+        work_queue__name="default", state_type=S.SCHEDULED, next_scheduled_start_at__lte=timezone.now()
+    ).count()
     assert value(found, "orchestrator_work_queue_depth", pool=pool.name, queue="default") == due_default
 
     # Histograms: durations 10, 70, 700 s.
@@ -117,8 +119,9 @@ def test_metrics_need_a_metrics_key_or_an_allowed_address(live_server: Any, make
     assert refused.status_code == 403 and "needs a 'metrics' key" in refused.text
     assert "orchestrator_" not in refused.text
     metrics_key = make_api_key("metrics")
-    api = requests.get(live_server.url + "/api/flow-runs/", headers={"Authorization": f"Bearer {metrics_key}"},
-                       timeout=30)
+    api = requests.get(
+        live_server.url + "/api/flow-runs/", headers={"Authorization": f"Bearer {metrics_key}"}, timeout=30
+    )
     assert api.status_code == 403, "a metrics key reads nothing else"
     assert scrape(live_server.url, metrics_key).status_code == 200
     settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8"]
@@ -145,7 +148,11 @@ def test_json_logs_are_one_object_per_line(capsys: Any) -> None:
     lines = capsys.readouterr().err.strip().splitlines()
     first = json.loads(lines[0])
     assert (first["level"], first["logger"], first["message"], first["pool"]) == (
-        "WARNING", "tests.json", "Claimed 3 runs", "my-pool")
+        "WARNING",
+        "tests.json",
+        "Claimed 3 runs",
+        "my-pool",
+    )
     second = json.loads("\n".join(lines[1:]))
     assert second["message"] == "It broke" and "ValueError: boom" in second["exception"]
 

@@ -33,7 +33,11 @@ def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProces
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SECURE_", "SESSION_", "CSRF_"))}
     base.update(ORCHESTRATOR_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT), **env)
     return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], cwd=tmp_path, env=base, capture_output=True, text=True,
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=tmp_path,
+        env=base,
+        capture_output=True,
+        text=True,
         timeout=180,
     )
 
@@ -76,9 +80,23 @@ def test_deploying_while_the_broker_is_down_is_one_line_and_exit_0(
     (tmp_path / "flows" / "hello.py").write_text((ROOT / "examples" / "hello.py").read_text())
     env = {**subprocess_env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "deploy", "flows/hello.py:leonardo_dicapriflow", "-n", "hourly",
-         "-p", pool.name, "--interval", "3600"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "deploy",
+            "flows/hello.py:leonardo_dicapriflow",
+            "-n",
+            "hourly",
+            "-p",
+            pool.name,
+            "--interval",
+            "3600",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr

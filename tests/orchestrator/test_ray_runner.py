@@ -43,7 +43,9 @@ def test_a_flow_maps_a_task_over_200_inputs_on_ray(tmp_path: Path, subprocess_en
     assert 1 <= len(pids) <= 4  # Ray's worker processes for 2 CPUs
 
 
-def test_retries_the_cache_and_timeouts_behave_as_on_threads(tmp_path: Path, subprocess_env: dict[str, str], runner: str) -> None:
+def test_retries_the_cache_and_timeouts_behave_as_on_threads(
+    tmp_path: Path, subprocess_env: dict[str, str], runner: str
+) -> None:
     check_behaviours(tmp_path, run_script(write_script(tmp_path, BEHAVIOURS, runner=runner), subprocess_env))
 
 

@@ -24,9 +24,15 @@ print(" ".join(sorted(name for name in heavy if name in sys.modules)) or "none",
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("command", [["workpool", "ls"], ["flowrun", "ls"]])
-def test_a_cli_command_loads_neither_celery_nor_pydantic_nor_the_api(subprocess_env: dict[str, str], command: list[str]) -> None:
+def test_a_cli_command_loads_neither_celery_nor_pydantic_nor_the_api(
+    subprocess_env: dict[str, str], command: list[str]
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, *command], cwd=ROOT, env=subprocess_env, capture_output=True, text=True,
+        [sys.executable, "-c", PROBE, *command],
+        cwd=ROOT,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -41,6 +47,8 @@ def test_sending_a_task_still_loads_the_celery_app(subprocess_env: dict[str, str
         "from django.conf import settings\n"
         "print(schedule_deployment.app.main, schedule_deployment.app.conf.broker_url == settings.CELERY_BROKER_URL)\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=subprocess_env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["orchestrator", "True"]

@@ -75,7 +75,10 @@ def test_a_task_runner_that_is_not_one_is_refused_when_the_decorator_runs(runner
     "make, message",
     [
         (lambda: DaskTaskRunner(address=""), "DaskTaskRunner: address must be a scheduler address"),
-        (lambda: DaskTaskRunner(address="tcp://h:8786", cluster_kwargs={"n_workers": 2}), "cluster_kwargs start a temporary"),
+        (
+            lambda: DaskTaskRunner(address="tcp://h:8786", cluster_kwargs={"n_workers": 2}),
+            "cluster_kwargs start a temporary",
+        ),
         (lambda: RayTaskRunner(address=" "), "RayTaskRunner: address must be a Ray address"),
         (lambda: ThreadTaskRunner(max_workers=0), "max_workers must be a whole number of at least 1"),
     ],

@@ -63,7 +63,13 @@ def test_a_task_that_fails_twice_then_succeeds_ends_completed_with_run_count_3()
     task_run = TaskRun.objects.get()
     assert (task_run.state_type, task_run.run_count) == (S.COMPLETED, 3)
     assert history(task_run) == [
-        "Pending", "Running", "AwaitingRetry", "Retrying", "AwaitingRetry", "Retrying", "Completed",
+        "Pending",
+        "Running",
+        "AwaitingRetry",
+        "Retrying",
+        "AwaitingRetry",
+        "Retrying",
+        "Completed",
     ]
     retry_messages = list(task_run.states.filter(name="AwaitingRetry").values_list("message", flat=True))
     assert retry_messages[0] == "Retry 1 of 3 in 0.1 seconds after: ConnectionError: attempt 1 failed"
@@ -82,7 +88,11 @@ def test_a_task_out_of_retries_fails_and_so_does_its_flow() -> None:
     with pytest.raises(ValueError, match="still broken"):
         doomed()
     task_run = TaskRun.objects.get()
-    assert (task_run.state_type, task_run.run_count, task_run.state_message) == (S.FAILED, 2, "ValueError: still broken")
+    assert (task_run.state_type, task_run.run_count, task_run.state_message) == (
+        S.FAILED,
+        2,
+        "ValueError: still broken",
+    )
     run = only_run()
     assert (run.state_type, run.state_message) == (S.FAILED, "ValueError: still broken")
 
@@ -208,7 +218,10 @@ def test_a_task_over_its_timeout_fails_with_a_timeout_error_at_once() -> None:
         impatient()
     assert time.monotonic() - started < 5
     task_run = TaskRun.objects.get()
-    assert (task_run.state_type, task_run.state_message) == (S.FAILED, "TimeoutError: Task run exceeded its timeout of 0.3 seconds")
+    assert (task_run.state_type, task_run.state_message) == (
+        S.FAILED,
+        "TimeoutError: Task run exceeded its timeout of 0.3 seconds",
+    )
 
 
 def test_a_timed_out_task_may_be_retried() -> None:

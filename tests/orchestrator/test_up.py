@@ -54,11 +54,20 @@ def wait_for_http(url: str, deadline: float) -> None:
 
 def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "ORCHESTRATOR_ADMIN_PASSWORD"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "ORCHESTRATOR_ADMIN_PASSWORD"}
+    }
     env["ORCHESTRATOR_HOME"] = str(tmp_path / "home")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "up", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     seen: list[str] = []
     try:
@@ -75,7 +84,9 @@ def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) 
         body = urllib.parse.urlencode(
             {"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"}
         ).encode()
-        request = urllib.request.Request(f"{base}/admin/login/?next=/admin/", data=body, headers={"Referer": f"{base}/admin/login/"})
+        request = urllib.request.Request(
+            f"{base}/admin/login/?next=/admin/", data=body, headers={"Referer": f"{base}/admin/login/"}
+        )
         admin_index = opener.open(request).read().decode()
         assert "Pools, deployments and runs" in admin_index
         assert "Work pools" in admin_index and "Flow runs" in admin_index
@@ -97,7 +108,13 @@ def test_up_serves_the_admin_and_the_printed_credentials_log_in(tmp_path: Path) 
             "path=example.path, work_pool=create_work_pool('nobody-polls')); "
             "create_flow_run(idle, scheduled_at=timezone.now() - timedelta(minutes=2), created_by='test')"
         )
-        subprocess.run([sys.executable, "-c", quick_run], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "orchestrator.settings"}, check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-c", quick_run],
+            cwd=ROOT,
+            env={**env, "DJANGO_SETTINGS_MODULE": "orchestrator.settings"},
+            check=True,
+            timeout=60,
+        )
         completed = f"{base}/admin/runs/flowrun/?state_type__exact=COMPLETED"
         while "leonardo_dicapriflow/every-minute" not in opener.open(completed).read().decode():
             assert time.monotonic() < deadline, "the example run never completed:\n" + "".join(seen)

@@ -65,7 +65,11 @@ def test_a_lost_compare_and_swap_is_409_with_the_states_in_it(pool_worker: Api, 
     }
     forbidden = move(pool_worker, claimed, "COMPLETED", "PENDING")
     assert forbidden.status_code == 409
-    assert forbidden.json()["conflict"] == {"kind": "invalid_transition", "from_type": "PENDING", "to_type": "COMPLETED"}
+    assert forbidden.json()["conflict"] == {
+        "kind": "invalid_transition",
+        "from_type": "PENDING",
+        "to_type": "COMPLETED",
+    }
 
 
 def test_bad_state_changes_get_a_message_per_field(pool_worker: Api, claimed: FlowRun) -> None:
@@ -101,10 +105,17 @@ def test_logs_arrive_in_one_batch(pool_worker: Api, claimed: FlowRun) -> None:
     task_run = create_task_run(claimed.pk, name="log_message-1", task_key="log_message")
     now = datetime.now(UTC)
     batch = [
-        {"level": 20, "logger": "orchestrator.runs.flow_run", "message": f"line {i}", "timestamp": (now + timedelta(seconds=i)).isoformat()}
+        {
+            "level": 20,
+            "logger": "orchestrator.runs.flow_run",
+            "message": f"line {i}",
+            "timestamp": (now + timedelta(seconds=i)).isoformat(),
+        }
         for i in range(300)
     ]
-    batch.append({"task_run": str(task_run.pk), "level": 40, "message": "  Traceback (indented)", "timestamp": now.isoformat()})
+    batch.append(
+        {"task_run": str(task_run.pk), "level": 40, "message": "  Traceback (indented)", "timestamp": now.isoformat()}
+    )
     response = pool_worker.post(f"/api/flow-runs/{claimed.pk}/logs/", json=batch)
     assert (response.status_code, response.json()) == (201, {"stored": 301})
     assert claimed.logs.count() == 301
@@ -192,7 +203,10 @@ def test_a_worker_key_acts_only_on_runs_of_its_own_pool(
         assert refused.status_code == 403, (path, refused.text)
         assert refused.json()["detail"] == "This worker key acts only on work pool 'someone-elses-pool'."
         assert getattr(anonymous, method)(path, **kwargs).status_code == 401, path
-    assert api_as("read").post(f"{run_path}/set-state/", json={"state_type": "RUNNING", "expected": "PENDING"}).status_code == 403
+    assert (
+        api_as("read").post(f"{run_path}/set-state/", json={"state_type": "RUNNING", "expected": "PENDING"}).status_code
+        == 403
+    )
     # Reading the run's lists stays for readers; the worker key has no business there.
     assert other.get(f"{run_path}/logs/").status_code == 403
     assert FlowRun.objects.get(pk=claimed.pk).state_type == S.PENDING

@@ -37,13 +37,21 @@ def test_runs_are_filtered_by_state_deployment_pool_queue_tag_and_time(
     assert names(operator.get("/api/flow-runs/")) == ["other-pool", "tagged", "old"]
     assert names(operator.get("/api/flow-runs/", params={"state": "CANCELLED"})) == ["old"]
     assert names(operator.get("/api/flow-runs/", params=[("state", "CANCELLED"), ("state", "SCHEDULED")])) == [
-        "other-pool", "tagged", "old"
+        "other-pool",
+        "tagged",
+        "old",
     ]
     assert names(operator.get("/api/flow-runs/", params={"deployment": str(other.deployment_id)})) == ["other-pool"]
     assert names(operator.get("/api/flow-runs/", params={"pool": "gpu-pool"})) == ["other-pool"]
-    assert names(operator.get("/api/flow-runs/", params={"pool": "my-process-pool", "queue": "default"})) == ["tagged", "old"]
+    assert names(operator.get("/api/flow-runs/", params={"pool": "my-process-pool", "queue": "default"})) == [
+        "tagged",
+        "old",
+    ]
     assert names(operator.get("/api/flow-runs/", params={"tag": "nightly"})) == ["tagged"]
-    assert names(operator.get("/api/flow-runs/", params={"tag": "tutorial", "pool": "my-process-pool"})) == ["tagged", "old"]
+    assert names(operator.get("/api/flow-runs/", params={"tag": "tutorial", "pool": "my-process-pool"})) == [
+        "tagged",
+        "old",
+    ]
     window = {"since": (now - timedelta(days=1)).isoformat(), "until": (now - timedelta(minutes=1)).isoformat()}
     assert names(operator.get("/api/flow-runs/", params=window)) == ["tagged"]
     assert tagged.pk and old.pk
@@ -117,7 +125,13 @@ def test_cancel_goes_through_the_service_and_a_finished_run_is_409(operator: Api
     set_state(running, S.RUNNING)
     assert operator.post(f"/api/flow-runs/{scheduled.pk}/cancel/").json()["state_type"] == "CANCELLED"
     cancelling = operator.post(f"/api/flow-runs/{running.pk}/cancel/").json()
-    assert (cancelling["state_type"], cancelling["state_message"]) == ("CANCELLING", "Cancellation requested by api:trigger-key-0")
+    assert (cancelling["state_type"], cancelling["state_message"]) == (
+        "CANCELLING",
+        "Cancellation requested by api:trigger-key-0",
+    )
     again = operator.post(f"/api/flow-runs/{scheduled.pk}/cancel/")
     assert again.status_code == 409
-    assert again.json()["detail"] == "A flow run cannot move from CANCELLED to CANCELLING: the run already ended as Cancelled"
+    assert (
+        again.json()["detail"]
+        == "A flow run cannot move from CANCELLED to CANCELLING: the run already ended as Cancelled"
+    )

@@ -75,7 +75,9 @@ def test_a_tag_filtered_queue_takes_deployments_carrying_its_tags(make_deploymen
     assert create_flow_run(plain)[0].work_queue.name == "default"
 
 
-def test_a_pool_of_only_tag_filtered_queues_leaves_an_unmatched_run_unrouted(make_deployment: Any, pool: WorkPool) -> None:
+def test_a_pool_of_only_tag_filtered_queues_leaves_an_unmatched_run_unrouted(
+    make_deployment: Any, pool: WorkPool
+) -> None:
     pool.queues.all().delete()
     WorkQueue.objects.create(pool=pool, name="gpu", tags=["gpu"])
     run, _ = create_flow_run(make_deployment(tags=["cpu"]))

@@ -19,8 +19,12 @@ from workpools.models import Worker
 pytestmark = pytest.mark.django_db
 S = StateType
 FRAGMENTS = [
-    "runs:header_fragment", "runs:timeline_fragment", "runs:task_runs_fragment", "runs:logs_fragment",
-    "runs:artifacts_fragment", "runs:input_fragment",
+    "runs:header_fragment",
+    "runs:timeline_fragment",
+    "runs:task_runs_fragment",
+    "runs:logs_fragment",
+    "runs:artifacts_fragment",
+    "runs:input_fragment",
 ]
 
 
@@ -35,8 +39,14 @@ def running(run: FlowRun, pool: Any) -> FlowRun:
     set_state(run, S.RUNNING)
     now = timezone.now()
     task = TaskRun.objects.create(
-        flow_run=run, name="log_message-0", task_key="log_message", state_type=S.COMPLETED,
-        state_name="Completed", state_at=now, started_at=now - timedelta(seconds=2), ended_at=now,
+        flow_run=run,
+        name="log_message-0",
+        task_key="log_message",
+        state_type=S.COMPLETED,
+        state_name="Completed",
+        state_at=now,
+        started_at=now - timedelta(seconds=2),
+        ended_at=now,
     )
     Log.objects.create(flow_run=run, task_run=task, level=20, logger="task", message="Hello Leo!", timestamp=now)
     Log.objects.create(flow_run=run, level=30, logger="flow", message="Careful now", timestamp=now)
@@ -47,7 +57,7 @@ def test_the_page_shows_parameters_timeline_task_runs_and_logs(admin_client: Any
     html = admin_client.get(reverse("runs:detail", args=[running.pk])).content.decode()
     assert f"<h1>{running.name} " in html and 'data-state="RUNNING">Running</span>' in html
     assert "&quot;name&quot;: &quot;Leo&quot;" in html
-    timeline = html[html.index('id="run-timeline"'):]
+    timeline = html[html.index('id="run-timeline"') :]
     assert [m for m in re.findall(r'data-state="(\w+)"', timeline)][:3] == ["SCHEDULED", "PENDING", "RUNNING"]
     assert "log_message-0" in html and "2.0 s" in html
     assert re.search(r'class="log level-info">.*?INFO.*?Hello Leo!', html, re.S)

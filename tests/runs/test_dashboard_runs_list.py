@@ -97,9 +97,7 @@ def test_keyset_pages_walk_every_run_once_in_both_directions(
         make_run(name=f"tie-{i}", scheduled_at=same_time)
     for i in range(4):
         make_run(name=f"run-{i}", scheduled_at=same_time - timedelta(minutes=i + 1))
-    expected = list(
-        FlowRun.objects.order_by("-expected_start_at", "-id").values_list("name", flat=True)
-    )
+    expected = list(FlowRun.objects.order_by("-expected_start_at", "-id").values_list("name", flat=True))
 
     pages, html = [], admin_client.get(reverse("runs:list")).content.decode()
     while True:

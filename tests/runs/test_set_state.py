@@ -33,7 +33,10 @@ def test_it_records_start_end_and_run_count(run: FlowRun) -> None:
     assert stored.duration == timedelta(seconds=60)
     assert stored.state_message == "All states completed."
     assert [(h.type, h.name) for h in stored.states.all()] == [
-        (S.SCHEDULED, "Scheduled"), (S.PENDING, "Pending"), (S.RUNNING, "Running"), (S.COMPLETED, "Completed"),
+        (S.SCHEDULED, "Scheduled"),
+        (S.PENDING, "Pending"),
+        (S.RUNNING, "Running"),
+        (S.COMPLETED, "Completed"),
     ]
 
 

@@ -43,7 +43,13 @@ def test_running_counts_runs_and_a_terminal_state_ends_it(task_run: TaskRun) -> 
     stored = TaskRun.objects.get(pk=task_run.pk)
     assert (stored.run_count, stored.result) == (2, {"answer": 42})
     assert stored.started_at <= stored.ended_at
-    assert list(stored.states.values_list("name", flat=True)) == ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]
+    assert list(stored.states.values_list("name", flat=True)) == [
+        "Pending",
+        "Running",
+        "AwaitingRetry",
+        "Retrying",
+        "Completed",
+    ]
 
 
 TYPES = list(TASK_STATE_NAMES)

@@ -12,15 +12,22 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def task(pk: int, start: int | None, end: int | None, parent: int | None = None) -> SimpleNamespace:
     return SimpleNamespace(
-        pk=pk, name=f"t{pk}", state_type="COMPLETED" if end else "RUNNING", state_name="x",
+        pk=pk,
+        name=f"t{pk}",
+        state_type="COMPLETED" if end else "RUNNING",
+        state_name="x",
         started_at=T0 + timedelta(seconds=start) if start is not None else None,
-        ended_at=T0 + timedelta(seconds=end) if end is not None else None, created_at=T0, parent_task_run_id=parent,
+        ended_at=T0 + timedelta(seconds=end) if end is not None else None,
+        created_at=T0,
+        parent_task_run_id=parent,
     )
 
 
 def test_children_sit_under_their_parent_indented() -> None:
-    gantt = build_gantt([task(1, 0, 10), task(3, 2, 4, parent=2), task(2, 1, 9), task(4, 5, 6, parent=2)],
-                        now=T0 + timedelta(seconds=20))
+    gantt = build_gantt(
+        [task(1, 0, 10), task(3, 2, 4, parent=2), task(2, 1, 9), task(4, 5, 6, parent=2)],
+        now=T0 + timedelta(seconds=20),
+    )
     assert gantt is not None
     assert [(r.label, r.depth) for r in gantt.rows] == [("t1", 0), ("t2", 0), ("t3", 1), ("t4", 1)]
     first, second = gantt.rows[0], gantt.rows[1]

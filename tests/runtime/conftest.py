@@ -112,8 +112,12 @@ def deploy_runtime(runtime_project: Path):  # type: ignore[no-untyped-def]
     def deploy(pool: WorkPool, function: str, **kwargs: Any) -> Deployment:
         flow, _ = Flow.objects.get_or_create(name=function)
         return Deployment.objects.create(
-            flow=flow, name=f"{function}-deployment", work_pool=pool, path=str(runtime_project),
-            entrypoint=f"flows/runtime.py:{function}", **kwargs,
+            flow=flow,
+            name=f"{function}-deployment",
+            work_pool=pool,
+            path=str(runtime_project),
+            entrypoint=f"flows/runtime.py:{function}",
+            **kwargs,
         )
 
     return deploy

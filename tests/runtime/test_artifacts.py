@@ -59,7 +59,9 @@ def test_bad_artifacts_are_refused_with_field_errors(run: FlowRun, api_as: Any, 
     stranger = api_as("worker", make_pool("elsewhere"))
     refused = stranger.post("/api/artifacts/", json={"flow_run": str(run.pk), "type": "markdown", "data": "hi"})
     assert refused.status_code == 403
-    own = api_as("worker", pool).post("/api/artifacts/", json={"flow_run": str(run.pk), "type": "markdown", "data": "hi"})
+    own = api_as("worker", pool).post(
+        "/api/artifacts/", json={"flow_run": str(run.pk), "type": "markdown", "data": "hi"}
+    )
     assert own.status_code == 201
     progress = create_artifact(run, type="progress", data=1)
     markdown = Artifact.objects.get(pk=own.json()["id"])
@@ -80,6 +82,6 @@ def test_the_run_page_renders_markdown_safely_tables_links_and_progress(admin_cl
     assert "<h1>Title</h1>" in card and "<strong>bold</strong>" in card
     assert "<script>" not in card and "&lt;script&gt;alert('x')&lt;/script&gt;" in card
     table = element(card, "table", 'class="artifact-table"')
-    assert "<th scope=\"col\">city</th>" in table and "<td>Oslo</td>" in table
+    assert '<th scope="col">city</th>' in table and "<td>Oslo</td>" in table
     assert 'href="https://example.com/x?a=1&amp;b=2"' in card and "&lt;b&gt;Dash&lt;/b&gt;" in card
     assert 'value="42.5"' in card

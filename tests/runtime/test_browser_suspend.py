@@ -13,25 +13,29 @@ import pytest
 from deployments.services import create_flow_run
 from orchestrator.core.states import StateType
 from runs.models import FlowRun
+from tests.browser import expect
 from tests.deployments.deploy_helpers import logged, start_worker, stop, wait_until_finished
-from tests.test_browser_dashboard import browser, page, signed_in  # noqa: F401  (fixtures)
 from tests.workpools.test_runworker import wait_for
 
-playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -e '.[dev]')")
-expect = playwright.expect
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 S = StateType
 
 
 def test_a_suspended_run_is_resumed_from_the_form_with_typed_input(
-    signed_in: Any, pool: Any, deploy_runtime: Any, subprocess_env: dict[str, str], tmp_path: Path  # noqa: F811  (signed_in)
+    signed_in: Any,
+    pool: Any,
+    deploy_runtime: Any,
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     tab = signed_in
     run, _ = create_flow_run(deploy_runtime(pool, "approval"))
     worker, output = start_worker(subprocess_env, pool.name, cwd=tmp_path)
     try:
         wait_for(
-            lambda: FlowRun.objects.filter(pk=run.pk, state_name="Suspended").exists(), 60, "the suspension",
+            lambda: FlowRun.objects.filter(pk=run.pk, state_name="Suspended").exists(),
+            60,
+            "the suspension",
             processes=[worker],
         )
         wait_for(lambda: "final state Suspended" in "".join(output), 30, "the suspended process to exit")

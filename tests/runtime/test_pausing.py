@@ -58,7 +58,9 @@ def test_a_paused_run_gets_typed_input_through_the_api_after_a_refused_one(api_a
     assert bad.status_code == 400, bad.text
     assert set(bad.json()["errors"]) == {"approved", "reviewer", "items"}
     assert FlowRun.objects.get(pk=run.pk).state_type == S.PAUSED
-    good = operator.post(f"/api/flow-runs/{run.pk}/resume/", json={"input": {"approved": True, "reviewer": "Ada", "items": "3"}})
+    good = operator.post(
+        f"/api/flow-runs/{run.pk}/resume/", json={"input": {"approved": True, "reviewer": "Ada", "items": "3"}}
+    )
     assert good.status_code == 200, good.text
     thread.join(30)
     assert outcome == {"value": "Approval:Ada:3"}

@@ -66,7 +66,9 @@ def test_code_pulled_from_a_storage_folder_runs_and_a_change_is_a_new_cached_cop
     assert len(copies) == 2  # the first two runs shared one copy; the change made the second
 
 
-def test_the_deploy_refuses_a_storage_url_fsspec_cannot_read(subprocess_env: dict[str, str], tmp_path: Path, pool: Any) -> None:
+def test_the_deploy_refuses_a_storage_url_fsspec_cannot_read(
+    subprocess_env: dict[str, str], tmp_path: Path, pool: Any
+) -> None:
     project = tmp_path / "project"
     (project / "flows").mkdir(parents=True)
     (project / "flows" / "hello.py").write_text(HELLO)

@@ -64,10 +64,27 @@ def test_subflows_and_results_over_http_on_a_worker_without_a_database(
     storage = (tmp_path / "remote-results").as_uri()
     key = make_api_key("worker", pool, name="remote-worker")
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--name", "remote-1", "--api-url",
-         live_server.url, "--api-key", key, "--poll-interval", "0.2"],
-        cwd=ROOT, env=remote_env(home, RESULT_STORAGE=storage), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        [
+            sys.executable,
+            "manage.py",
+            "runworker",
+            "--pool",
+            pool.name,
+            "--name",
+            "remote-1",
+            "--api-url",
+            live_server.url,
+            "--api-key",
+            key,
+            "--poll-interval",
+            "0.2",
+        ],
+        cwd=ROOT,
+        env=remote_env(home, RESULT_STORAGE=storage),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     output = collect(worker)
     try:
@@ -99,9 +116,26 @@ def test_a_remote_run_reads_a_variable_and_a_secret_with_its_credential_and_the_
     home.mkdir()
     key = make_api_key("worker", pool, name="remote-worker")
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--name", "remote-1", "--api-url",
-         live_server.url, "--api-key", key, "--poll-interval", "0.2"],
-        cwd=ROOT, env=remote_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "manage.py",
+            "runworker",
+            "--pool",
+            pool.name,
+            "--name",
+            "remote-1",
+            "--api-url",
+            live_server.url,
+            "--api-key",
+            key,
+            "--poll-interval",
+            "0.2",
+        ],
+        cwd=ROOT,
+        env=remote_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     output = collect(worker)
@@ -134,7 +168,10 @@ def test_artifacts_published_on_a_worker_show_on_the_run_page_with_a_script_as_t
         stop(worker)
     assert run.state_type == S.COMPLETED, (run.state_message, "".join(output))
     assert {a.key: a.type for a in run.artifacts.all()} == {
-        "progress": "progress", "daily-report": "markdown", "rain": "table", "dashboard": "link",
+        "progress": "progress",
+        "daily-report": "markdown",
+        "rain": "table",
+        "dashboard": "link",
     }
     assert run.artifacts.get(key="rain").task_run.name.startswith("rain_table-")
     card = element(admin_client.get(run.get_absolute_url()).content.decode(), "section", 'id="run-artifacts"')

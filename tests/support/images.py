@@ -114,7 +114,8 @@ def build_base_image(client: Any | None = None, *, tag: str = BASE_TAG) -> str:
     with tempfile.TemporaryDirectory(prefix="orchestrator-rootfs-") as root:
         result = subprocess.run(
             ["debootstrap", "--variant=minbase", "--include=python3,python3-venv", "bookworm", root, debian_mirror()],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise ImageBuildError(f"debootstrap failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -129,7 +130,10 @@ def build_base_image(client: Any | None = None, *, tag: str = BASE_TAG) -> str:
 def _tracked_sources(root: Path) -> list[Path]:
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "--", "pyproject.toml", *SOURCE_DIRS],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return sorted(root / name for name in listed if (root / name).is_file())
 
@@ -159,9 +163,21 @@ def dependency_wheels(root: Path = PROJECT_ROOT) -> Path:
     with tempfile.TemporaryDirectory(prefix="orchestrator-src-") as copy:
         copy_sources(root, Path(copy))  # no build/ or egg-info left in the checkout
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir",
-             str(target), copy, *BOOKWORM_EXTRAS],
-            capture_output=True, text=True, cwd=tempfile.gettempdir(),
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--wheel-dir",
+                str(target),
+                copy,
+                *BOOKWORM_EXTRAS,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tempfile.gettempdir(),
         )
     if result.returncode != 0:
         raise ImageBuildError(f"pip wheel failed: {result.stderr[-3000:]}")
@@ -189,9 +205,20 @@ def build_test_image(root: Path = PROJECT_ROOT, *, client: Any | None = None) ->
             with tempfile.TemporaryDirectory(prefix="orchestrator-src-") as copy:
                 copy_sources(root, Path(copy))
                 result = subprocess.run(
-                    [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
-                     "--wheel-dir", str(wheels), copy],
-                    capture_output=True, text=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "wheel",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "--no-deps",
+                        "--wheel-dir",
+                        str(wheels),
+                        copy,
+                    ],
+                    capture_output=True,
+                    text=True,
                 )
             if result.returncode != 0:
                 raise ImageBuildError(f"pip wheel of the project failed: {result.stderr[-3000:]}")

@@ -96,7 +96,9 @@ class FakeKubernetes:
 
     def write_kubeconfig(self, path: Path) -> Path:
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
             "users": [{"name": "fake", "user": {"token": TOKEN}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}],
@@ -120,8 +122,13 @@ class FakeKubernetes:
             return
         env = {item["name"]: item["value"] for item in spec.get("env") or []}
         container = self.docker.containers.run(
-            spec["image"], spec.get("args"), entrypoint=spec.get("command"), environment=env, network_mode="host",
-            labels=self.docker_labels, detach=True,
+            spec["image"],
+            spec.get("args"),
+            entrypoint=spec.get("command"),
+            environment=env,
+            network_mode="host",
+            labels=self.docker_labels,
+            detach=True,
         )
         with self.lock:
             self.containers[(namespace, pod_name)] = container
@@ -173,16 +180,24 @@ class FakeKubernetes:
 
     def _container_status(self, pod: dict[str, Any], state: dict[str, Any], ready: bool = False) -> None:
         container = pod["spec"]["containers"][0]
-        pod["status"]["containerStatuses"] = [{
-            "name": container["name"], "image": container["image"], "imageID": "", "ready": ready,
-            "restartCount": 0, "started": ready, "state": state,
-        }]
+        pod["status"]["containerStatuses"] = [
+            {
+                "name": container["name"],
+                "image": container["image"],
+                "imageID": "",
+                "ready": ready,
+                "restartCount": 0,
+                "started": ready,
+                "state": state,
+            }
+        ]
 
     def running(self, job: str, namespace: str = "default") -> None:
         def change(pod: dict[str, Any]) -> None:
             pod["status"]["phase"] = "Running"
             pod["status"]["startTime"] = _now()
             self._container_status(pod, {"running": {"startedAt": _now()}}, ready=True)
+
         self._set_pod(job, namespace, change)
 
     def output(self, job: str, *lines: str, namespace: str = "default") -> None:
@@ -194,9 +209,14 @@ class FakeKubernetes:
     def exit(self, job: str, code: int, *, reason: str = "", namespace: str = "default") -> None:
         def change(pod: dict[str, Any]) -> None:
             pod["status"]["phase"] = "Succeeded" if code == 0 else "Failed"
-            terminated = {"exitCode": code, "reason": reason or ("Completed" if code == 0 else "Error"),
-                          "startedAt": _now(), "finishedAt": _now()}
+            terminated = {
+                "exitCode": code,
+                "reason": reason or ("Completed" if code == 0 else "Error"),
+                "startedAt": _now(),
+                "finishedAt": _now(),
+            }
             self._container_status(pod, {"terminated": terminated})
+
         self._set_pod(job, namespace, change)
 
     def oom_kill(self, job: str, namespace: str = "default") -> None:
@@ -207,16 +227,20 @@ class FakeKubernetes:
             image = pod["spec"]["containers"][0]["image"]
             message = f'Failed to pull image "{image}": rpc error: code = NotFound desc = {image}: not found'
             self._container_status(pod, {"waiting": {"reason": reason, "message": message}})
+
         self._set_pod(job, namespace, change)
 
     def evict(self, job: str, namespace: str = "default") -> None:
         def change(pod: dict[str, Any]) -> None:
             pod["status"].update(
-                phase="Failed", reason="Evicted",
+                phase="Failed",
+                reason="Evicted",
                 message="The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi.",
             )
-            self._container_status(pod, {"terminated": {"exitCode": 137, "reason": "Error",
-                                                        "startedAt": _now(), "finishedAt": _now()}})
+            self._container_status(
+                pod, {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": _now(), "finishedAt": _now()}}
+            )
+
         self._set_pod(job, namespace, change)
 
     def delete_pod(self, job: str, namespace: str = "default") -> None:
@@ -244,8 +268,9 @@ class FakeKubernetes:
             self.created.append(copy.deepcopy(body))
             job = copy.deepcopy(body)
             job_uid = str(uuid.uuid4())
-            job["metadata"].update(namespace=namespace, uid=job_uid, creationTimestamp=_now(),
-                                   resourceVersion=str(next(self.versions)))
+            job["metadata"].update(
+                namespace=namespace, uid=job_uid, creationTimestamp=_now(), resourceVersion=str(next(self.versions))
+            )
             job["status"] = {"active": 1, "startTime": _now()}
             self.jobs[(namespace, name)] = job
             # The job controller: one pod from the template.
@@ -254,9 +279,15 @@ class FakeKubernetes:
             labels = dict(template.get("metadata", {}).get("labels", {}))
             labels.update({"job-name": name, "batch.kubernetes.io/job-name": name, "controller-uid": job_uid})
             pod = {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": pod_name, "namespace": namespace, "uid": str(uuid.uuid4()), "labels": labels,
-                             "creationTimestamp": _now()},
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": pod_name,
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "labels": labels,
+                    "creationTimestamp": _now(),
+                },
                 "spec": template["spec"],
                 "status": {"phase": "Pending"},
             }
@@ -271,8 +302,9 @@ class FakeKubernetes:
             job = self.jobs.pop((namespace, name), None)
             if job is None:
                 return 404, _status(404, "NotFound", f'jobs.batch "{name}" not found')
-            self.deletions.append({"name": name, "namespace": namespace,
-                                   "propagationPolicy": options.get("propagationPolicy")})
+            self.deletions.append(
+                {"name": name, "namespace": namespace, "propagationPolicy": options.get("propagationPolicy")}
+            )
             if options.get("propagationPolicy") in ("Foreground", "Background"):
                 for key, pod in list(self.pods.items()):
                     if key[0] == namespace and pod["metadata"]["labels"].get("job-name") == name:
@@ -282,19 +314,39 @@ class FakeKubernetes:
                         self._emit("DELETED", pod)
             return 200, _status(200, "Success", "", kind="Status")
 
-    def list_objects(self, store: dict[tuple[str, str], dict[str, Any]], namespace: str | None,
-                     selector: str, kind: str, api_version: str) -> dict[str, Any]:
+    def list_objects(
+        self,
+        store: dict[tuple[str, str], dict[str, Any]],
+        namespace: str | None,
+        selector: str,
+        kind: str,
+        api_version: str,
+    ) -> dict[str, Any]:
         with self.lock:
-            items = [copy.deepcopy(obj) for (ns, _), obj in sorted(store.items())
-                     if (namespace is None or ns == namespace) and _matches(obj["metadata"].get("labels", {}), selector)]
+            items = [
+                copy.deepcopy(obj)
+                for (ns, _), obj in sorted(store.items())
+                if (namespace is None or ns == namespace) and _matches(obj["metadata"].get("labels", {}), selector)
+            ]
             version = self.events[-1][0] if self.events else 0
-            return {"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": str(version)},
-                    "items": items}
+            return {
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": {"resourceVersion": str(version)},
+                "items": items,
+            }
 
 
 def _status(code: int, reason: str, message: str, kind: str = "Status") -> dict[str, Any]:
-    return {"kind": kind, "apiVersion": "v1", "metadata": {}, "status": "Failure" if code >= 400 else "Success",
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": kind,
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure" if code >= 400 else "Success",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 def _handler_for(cluster: FakeKubernetes) -> type[BaseHTTPRequestHandler]:
@@ -332,15 +384,21 @@ def _handler_for(cluster: FakeKubernetes) -> type[BaseHTTPRequestHandler]:
             # /apis/batch/v1/namespaces/NS/jobs[/NAME]  |  /apis/batch/v1/jobs
             if parts[:3] == ["apis", "batch", "v1"]:
                 if parts[3:] == ["jobs"] and method == "GET":
-                    return self._json(200, cluster.list_objects(cluster.jobs, None, query.get("labelSelector", ""),
-                                                                "JobList", "batch/v1"))
+                    return self._json(
+                        200,
+                        cluster.list_objects(cluster.jobs, None, query.get("labelSelector", ""), "JobList", "batch/v1"),
+                    )
                 if len(parts) >= 6 and parts[3] == "namespaces" and parts[5] == "jobs":
                     namespace = parts[4]
                     if len(parts) == 6 and method == "POST":
                         return self._json(*cluster.create_job(namespace, self._body()))
                     if len(parts) == 6 and method == "GET":
-                        return self._json(200, cluster.list_objects(cluster.jobs, namespace,
-                                                                    query.get("labelSelector", ""), "JobList", "batch/v1"))
+                        return self._json(
+                            200,
+                            cluster.list_objects(
+                                cluster.jobs, namespace, query.get("labelSelector", ""), "JobList", "batch/v1"
+                            ),
+                        )
                     if len(parts) == 7 and method == "GET":
                         with cluster.lock:
                             job = copy.deepcopy(cluster.jobs.get((namespace, parts[6])))
@@ -355,8 +413,10 @@ def _handler_for(cluster: FakeKubernetes) -> type[BaseHTTPRequestHandler]:
                 if len(parts) == 5 and method == "GET":
                     if query.get("watch") in ("true", "1", "True"):
                         return self._watch_pods(namespace, query)
-                    return self._json(200, cluster.list_objects(cluster.pods, namespace, query.get("labelSelector", ""),
-                                                                "PodList", "v1"))
+                    return self._json(
+                        200,
+                        cluster.list_objects(cluster.pods, namespace, query.get("labelSelector", ""), "PodList", "v1"),
+                    )
                 if len(parts) == 7 and parts[6] == "log" and method == "GET":
                     return self._pod_log(namespace, parts[5], query.get("follow") in ("true", "1", "True"))
             self._json(404, _status(404, "NotFound", f"the fake cluster does not serve {method} {url.path}"))
@@ -385,8 +445,11 @@ def _handler_for(cluster: FakeKubernetes) -> type[BaseHTTPRequestHandler]:
                         since = len(cluster.events) and cluster.events[-1][0]
                     while not cluster.closed:
                         for version, kind, pod in cluster.events:
-                            if version > since and pod["metadata"]["namespace"] == namespace \
-                                    and _matches(pod["metadata"]["labels"], selector):
+                            if (
+                                version > since
+                                and pod["metadata"]["namespace"] == namespace
+                                and _matches(pod["metadata"]["labels"], selector)
+                            ):
                                 self._chunk(json.dumps({"type": kind, "object": pod}).encode() + b"\n")
                         since = cluster.events[-1][0] if cluster.events else since
                         remaining = deadline - time.monotonic()

@@ -29,9 +29,13 @@ def test_bad_pool_input_gets_a_message_per_field(writer: Api, pool: WorkPool) ->
     taken = writer.post("/api/work-pools/", json={"name": "my-process-pool"})
     assert taken.status_code == 400
     assert taken.json() == {
-        "detail": "A work pool named 'my-process-pool' already exists.", "errors": {"name": ["Already taken."]}
+        "detail": "A work pool named 'my-process-pool' already exists.",
+        "errors": {"name": ["Already taken."]},
     }
-    assert writer.post("/api/work-pools/", data="{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert (
+        writer.post("/api/work-pools/", data="{not json", headers={"Content-Type": "application/json"}).status_code
+        == 400
+    )
 
 
 def test_a_pool_is_read_by_name_with_its_health(writer: Api, pool: WorkPool) -> None:
@@ -54,13 +58,16 @@ def test_pools_and_queues_are_paused_and_resumed_through_the_services(writer: Ap
 
 
 def test_it_edits_a_pool(writer: Api, pool: WorkPool) -> None:
-    response = writer.patch("/api/work-pools/my-process-pool/", json={"description": "laptops", "job_variables": {"env": {"A": "1"}}})
+    response = writer.patch(
+        "/api/work-pools/my-process-pool/", json={"description": "laptops", "job_variables": {"env": {"A": "1"}}}
+    )
     assert response.status_code == 200
     assert (response.json()["description"], response.json()["job_variables"]) == ("laptops", {"env": {"A": "1"}})
     bad = writer.patch("/api/work-pools/my-process-pool/", json={"job_variables": [1], "concurrency_limit": "many"})
     assert bad.status_code == 400
     assert bad.json()["errors"] == {
-        "job_variables": ["Expected a JSON object."], "concurrency_limit": ["A valid integer is required."]
+        "job_variables": ["Expected a JSON object."],
+        "concurrency_limit": ["A valid integer is required."],
     }
 
 

@@ -29,7 +29,12 @@ def test_a_worker_key_registers_its_worker_and_learns_the_heartbeat_interval(poo
     response = register(pool_worker, hostname="laptop", pid=4242, limit=2)
     assert response.status_code == 200
     body = response.json()
-    assert (body["name"], body["pool_name"], body["pool_type"], body["limit"]) == ("w1", "my-process-pool", "process", 2)
+    assert (body["name"], body["pool_name"], body["pool_type"], body["limit"]) == (
+        "w1",
+        "my-process-pool",
+        "process",
+        2,
+    )
     assert body["queue_ids"] is None and body["pool_created"] is False
     assert body["heartbeat_seconds"] == 10.0 and body["run_heartbeat_seconds"] == 10.0
     worker = Worker.objects.get(name="w1")
@@ -73,26 +78,45 @@ def test_a_claim_hands_out_due_runs_with_what_the_worker_needs_to_start_them(
 ) -> None:
     pool.job_variables = {"env": {"A": "pool"}}
     pool.save()
-    dep = make_deployment("jv", path="/srv/flows", job_variables={"env": {"B": "deployment"}}, pull_steps=[
-        {"set_working_directory": {"directory": "hello"}}
-    ])
+    dep = make_deployment(
+        "jv",
+        path="/srv/flows",
+        job_variables={"env": {"B": "deployment"}},
+        pull_steps=[{"set_working_directory": {"directory": "hello"}}],
+    )
     run = make_run(dep)
     register(pool_worker)
     response = pool_worker.post(f"{POOL}/workers/w1/claim/", json={})
     assert response.status_code == 200
-    assert response.json() == {"runs": [{
-        "id": str(run.pk), "name": run.name,
-        "job_variables": {"env": {"A": "pool", "B": "deployment"}, "working_dir": None, "command": None, "stream_output": True},
-        # The pool's (default) base job template, rendered with those variables.
-        "job_configuration": {
-            "env": {"A": "pool", "B": "deployment"}, "working_dir": None, "command": None, "stream_output": True,
-        },
-        "configuration_error": "",
-        "deployment": {
-            "id": str(dep.pk), "full_name": "leonardo_dicapriflow/jv", "entrypoint": "flows/hello.py:leonardo_dicapriflow",
-            "path": "/srv/flows", "pull_steps": [{"set_working_directory": {"directory": "hello"}}],
-        },
-    }]}
+    assert response.json() == {
+        "runs": [
+            {
+                "id": str(run.pk),
+                "name": run.name,
+                "job_variables": {
+                    "env": {"A": "pool", "B": "deployment"},
+                    "working_dir": None,
+                    "command": None,
+                    "stream_output": True,
+                },
+                # The pool's (default) base job template, rendered with those variables.
+                "job_configuration": {
+                    "env": {"A": "pool", "B": "deployment"},
+                    "working_dir": None,
+                    "command": None,
+                    "stream_output": True,
+                },
+                "configuration_error": "",
+                "deployment": {
+                    "id": str(dep.pk),
+                    "full_name": "leonardo_dicapriflow/jv",
+                    "entrypoint": "flows/hello.py:leonardo_dicapriflow",
+                    "path": "/srv/flows",
+                    "pull_steps": [{"set_working_directory": {"directory": "hello"}}],
+                },
+            }
+        ]
+    }
     run.refresh_from_db()
     assert run.state_type == S.PENDING and run.worker.name == "w1"
 
@@ -177,13 +201,16 @@ def test_a_worker_reads_its_unfinished_runs_by_state(pool_worker: Api, pool: Wor
     assert bad.status_code == 400 and "state" in bad.json()["errors"]
 
 
-@pytest.mark.parametrize("call", [
-    ("post", "/workers/", {"name": "w9"}),
-    ("post", "/workers/w1/heartbeat/", None),
-    ("post", "/workers/w1/stopped/", None),
-    ("post", "/workers/w1/claim/", {}),
-    ("get", "/workers/w1/runs/", None),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        ("post", "/workers/", {"name": "w9"}),
+        ("post", "/workers/w1/heartbeat/", None),
+        ("post", "/workers/w1/stopped/", None),
+        ("post", "/workers/w1/claim/", {}),
+        ("get", "/workers/w1/runs/", None),
+    ],
+)
 def test_worker_endpoints_refuse_other_pools_keys_and_strangers(
     call: tuple[str, str, Any], api_as: Any, anonymous: Api, pool_worker: Api, make_pool: Any, run: FlowRun
 ) -> None:
@@ -199,7 +226,9 @@ def test_worker_endpoints_refuse_other_pools_keys_and_strangers(
     assert getattr(pool_worker, method)(POOL + path, **kwargs).status_code in (200, 204)  # its own pool
 
 
-def test_worker_keys_have_a_request_rate_of_their_own(pool_worker: Api, operator: Api, pool: WorkPool, settings: Any) -> None:
+def test_worker_keys_have_a_request_rate_of_their_own(
+    pool_worker: Api, operator: Api, pool: WorkPool, settings: Any
+) -> None:
     # A worker and its flow runs call the API for every state and batch of logs.
     settings.API_THROTTLE_RATE = "3/min"
     assert [operator.get("/api/work-pools/").status_code for _ in range(4)] == [200, 200, 200, 429]

@@ -38,7 +38,8 @@ def remote_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a machine that has the project installed and nothing else: no
     database settings, a data directory of its own."""
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("PYTEST_", "ORCHESTRATOR_", "DATABASE_")) and k != "DJANGO_SETTINGS_MODULE"
     }
     env.update(ORCHESTRATOR_HOME=str(home), PYTHONUNBUFFERED="1", **extra)
@@ -51,8 +52,13 @@ def databases_in(home: Path) -> list[Path]:
 
 def runworker(env: dict[str, str], *args: str, **kwargs: Any) -> Any:
     return subprocess.run(
-        [sys.executable, "manage.py", "runworker", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=60, **kwargs,
+        [sys.executable, "manage.py", "runworker", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
     )
 
 
@@ -73,17 +79,36 @@ def test_a_worker_without_a_database_runs_a_run_triggered_with_custom_parameters
     home.mkdir()
     key = make_api_key("worker", hello_deployment.work_pool, name="laptop-worker")
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "runworker", "--pool", "my-process-pool", "--name", "remote-1",
-         "--api-url", live_server.url, "--api-key", key, "--poll-interval", "0.2",
-         *(["--cold-start"] if start == "cold" else [])],
-        cwd=ROOT, env=remote_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "manage.py",
+            "runworker",
+            "--pool",
+            "my-process-pool",
+            "--name",
+            "remote-1",
+            "--api-url",
+            live_server.url,
+            "--api-key",
+            key,
+            "--poll-interval",
+            "0.2",
+            *(["--cold-start"] if start == "cold" else []),
+        ],
+        cwd=ROOT,
+        env=remote_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     output = collect(worker)
     try:
         wait_for(lambda: "polling for work" in "".join(output), 60, "the worker to start")
         wait_for(lambda: claims_waiting() == 1, 30, "the worker's claim to wait in its long poll")
-        response = operator.post(f"/api/deployments/{hello_deployment.pk}/runs/", json={"parameters": {"name": "Marvin"}})
+        response = operator.post(
+            f"/api/deployments/{hello_deployment.pk}/runs/", json={"parameters": {"name": "Marvin"}}
+        )
         assert response.status_code == 201, response.text
         run = FlowRun.objects.get(pk=response.json()["id"])
         wait_for(lambda: FlowRun.objects.filter(pk=run.pk).exclude(state_type=S.SCHEDULED).exists(), 30, "the claim")
@@ -117,7 +142,9 @@ def test_a_worker_key_of_another_pool_is_one_line_and_exit_1(
     live_server: Any, make_api_key: Any, make_pool: Any, pool: Any, tmp_path: Path
 ) -> None:
     other = make_api_key("worker", make_pool("someone-elses-pool"))
-    result = runworker(remote_env(tmp_path), "--pool", "my-process-pool", "--api-url", live_server.url, "--api-key", other)
+    result = runworker(
+        remote_env(tmp_path), "--pool", "my-process-pool", "--api-url", live_server.url, "--api-key", other
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "CommandError: The orchestrator refused the request: This worker key acts only on work pool 'someone-elses-pool'."
@@ -127,7 +154,9 @@ def test_a_worker_key_of_another_pool_is_one_line_and_exit_1(
 def test_an_unreachable_orchestrator_is_one_line_and_exit_1(tmp_path: Path) -> None:
     result = runworker(remote_env(tmp_path), "--pool", "p", "--api-url", "http://127.0.0.1:9", "--api-key", "k")
     assert result.returncode == 1
-    assert result.stderr.strip() == "CommandError: Cannot reach the orchestrator at http://127.0.0.1:9: connection failed"
+    assert (
+        result.stderr.strip() == "CommandError: Cannot reach the orchestrator at http://127.0.0.1:9: connection failed"
+    )
 
 
 class Link:
@@ -197,9 +226,24 @@ def test_a_remote_worker_and_its_run_ride_out_a_network_outage(
     key = make_api_key("worker", pool)
     run, _ = create_flow_run(deployment(pool, "slow", "sleepy", {"marker_dir": str(tmp_path), "seconds": 3}))
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "runworker", "--pool", pool.name, "--api-url", link.url, "--api-key", key,
-         "--poll-interval", "0.2"],
-        cwd=ROOT, env=remote_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "manage.py",
+            "runworker",
+            "--pool",
+            pool.name,
+            "--api-url",
+            link.url,
+            "--api-key",
+            key,
+            "--poll-interval",
+            "0.2",
+        ],
+        cwd=ROOT,
+        env=remote_env(tmp_path / "home"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     output = collect(worker)

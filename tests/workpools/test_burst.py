@@ -31,8 +31,12 @@ def test_one_worker_drains_a_burst_of_500_runs_and_none_crashes(
 ) -> None:
     # Short leases, so the test sees in seconds what the defaults show in 30 s: a run claimed
     # but not started within 6 s, or a worker silent for 6 s, is presumed dead.
-    beats = {"WORKER_HEARTBEAT_SECONDS": 2.0, "RUN_HEARTBEAT_SECONDS": 2.0, "WORKER_HEARTBEAT_MISSES": 3,
-             "RUN_HEARTBEAT_MISSES": 3}
+    beats = {
+        "WORKER_HEARTBEAT_SECONDS": 2.0,
+        "RUN_HEARTBEAT_SECONDS": 2.0,
+        "WORKER_HEARTBEAT_MISSES": 3,
+        "RUN_HEARTBEAT_MISSES": 3,
+    }
     for name, value in beats.items():
         setattr(settings, name, value)
     env = {**subprocess_env, **{name: str(value) for name, value in beats.items()}}
@@ -48,7 +52,11 @@ def test_one_worker_drains_a_burst_of_500_runs_and_none_crashes(
         recover_lost_runs()  # the reaper, as beat runs it
         beat = Worker.objects.filter(pool=pool, stopped_at__isnull=True).values_list("last_heartbeat_at", flat=True)
         silences.extend((timezone.now() - at).total_seconds() for at in beat if at is not None)
-        return not FlowRun.objects.filter(work_pool=pool).exclude(state_type__in=[S.COMPLETED, S.CRASHED, S.FAILED]).exists()
+        return (
+            not FlowRun.objects.filter(work_pool=pool)
+            .exclude(state_type__in=[S.COMPLETED, S.CRASHED, S.FAILED])
+            .exists()
+        )
 
     try:
         wait_for(drained, 600, f"the worker to drain {BURST} runs", processes=[worker], interval=0.5)

@@ -52,7 +52,9 @@ def test_runs_start_in_scheduled_order_and_future_runs_wait(worker: Any, make_ru
     assert [r.pk for r in claim_runs(worker, prefetch_seconds=600)] == [future.pk]
 
 
-def test_higher_priority_queues_are_served_first(pool: WorkPool, worker: Any, make_deployment: Any, make_run: Any) -> None:
+def test_higher_priority_queues_are_served_first(
+    pool: WorkPool, worker: Any, make_deployment: Any, make_run: Any
+) -> None:
     urgent = create_work_queue(pool, "urgent", priority=1)
     WorkQueue.objects.filter(pool=pool, name="default").update(priority=5)
     slow_run = make_run(make_deployment("plain"), scheduled_at=past(60))  # older, but lower priority
@@ -73,7 +75,9 @@ def test_a_paused_queue_and_a_paused_pool_are_not_served(pool: WorkPool, worker:
     assert len(claim_runs(worker)) == 1
 
 
-def test_a_worker_polling_named_queues_takes_only_from_them(pool: WorkPool, worker: Any, make_deployment: Any, make_run: Any) -> None:
+def test_a_worker_polling_named_queues_takes_only_from_them(
+    pool: WorkPool, worker: Any, make_deployment: Any, make_run: Any
+) -> None:
     tutorial = create_work_queue(pool, "tutorial_queue", tags=["tutorial"])
     tagged = make_run(make_deployment("leo", tags=["tutorial"]))
     untagged = make_run(make_deployment("other"))
@@ -104,7 +108,9 @@ def test_concurrency_limits_are_never_overshot(pool: WorkPool, make_run: Any, wh
     assert len(claim_runs(worker)) == 1  # a finished run frees exactly one
 
 
-def test_a_deployment_at_its_limit_does_not_starve_the_others(pool: WorkPool, worker: Any, make_deployment: Any, make_run: Any) -> None:
+def test_a_deployment_at_its_limit_does_not_starve_the_others(
+    pool: WorkPool, worker: Any, make_deployment: Any, make_run: Any
+) -> None:
     busy = make_deployment("busy", concurrency_limit=1)
     other = make_deployment("other")
     busy_runs = [make_run(busy, scheduled_at=past(100 - i)) for i in range(30)]  # older: first in line

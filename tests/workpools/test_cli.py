@@ -21,10 +21,22 @@ def cli(*args: str) -> str:
 
 
 def test_creating_and_listing_a_pool_like_the_tutorial() -> None:
-    assert "Created work pool 'my-process-pool' (type process" in cli("workpool", "create", "my-process-pool", "--type", "process")
+    assert "Created work pool 'my-process-pool' (type process" in cli(
+        "workpool", "create", "my-process-pool", "--type", "process"
+    )
     table = cli("workpool", "ls")
     pool = WorkPool.objects.get()
-    for text in ("Work Pools", "Name", "Type", "ID", "Concurrency Limit", "Status", "my-process-pool", str(pool.pk), "NOT_READY"):
+    for text in (
+        "Work Pools",
+        "Name",
+        "Type",
+        "ID",
+        "Concurrency Limit",
+        "Status",
+        "my-process-pool",
+        str(pool.pk),
+        "NOT_READY",
+    ):
         assert text in table
 
 
@@ -62,7 +74,10 @@ def test_a_tag_filtered_queue_like_the_tutorial(make_pool: Any) -> None:
         (("workpool", "create", "p"), "A work pool named 'p' already exists."),
         (("workqueue", "inspect", "nope", "--pool", "p"), "Work pool 'p' has no queue 'nope'."),
         (("workqueue", "create", "q", "--pool", "missing"), "No work pool named 'missing'."),
-        (("workqueue", "create", "q", "--pool", "p", "--concurrency-limit", "-2"), "A concurrency limit cannot be negative (got -2)."),
+        (
+            ("workqueue", "create", "q", "--pool", "p", "--concurrency-limit", "-2"),
+            "A concurrency limit cannot be negative (got -2).",
+        ),
         (("workqueue", "delete", "default", "--pool", "p"), "The 'default' queue of a pool cannot be deleted."),
     ],
 )

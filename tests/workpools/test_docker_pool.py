@@ -33,7 +33,7 @@ from workpools.services import create_work_pool
 S = StateType
 pytestmark = [pytest.mark.docker, pytest.mark.django_db(transaction=True)]
 
-BEHAVIOURS = '''
+BEHAVIOURS = """
 import sys
 import time
 from pathlib import Path
@@ -60,7 +60,7 @@ def waits(marker: str, seconds: float = 120) -> None:
     while not Path(marker).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     logger.info("done waiting")
-'''
+"""
 
 
 @pytest.fixture
@@ -77,9 +77,12 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def docker_pool(docker_pool_name: str, docker_image: str, project: Path, live_server: Any) -> WorkPool:
     return create_work_pool(
-        docker_pool_name, type="docker",
+        docker_pool_name,
+        type="docker",
         job_variables={
-            "image": docker_image, "image_pull_policy": "Never", "volumes": [f"{project}:{project}:ro"],
+            "image": docker_image,
+            "image_pull_policy": "Never",
+            "volumes": [f"{project}:{project}:ro"],
             "api_url": live_server.url,
         },
     )
@@ -88,22 +91,34 @@ def docker_pool(docker_pool_name: str, docker_image: str, project: Path, live_se
 def deployment(pool: WorkPool, project: Path, function: str, **kwargs: Any) -> Deployment:
     flow, _ = Flow.objects.get_or_create(name=function)
     return Deployment.objects.create(
-        flow=flow, name=f"{function}-in-docker", work_pool=pool, path=str(project),
-        entrypoint=f"flows/behaviours.py:{function}", enforce_parameter_schema=False, **kwargs,
+        flow=flow,
+        name=f"{function}-in-docker",
+        work_pool=pool,
+        path=str(project),
+        entrypoint=f"flows/behaviours.py:{function}",
+        enforce_parameter_schema=False,
+        **kwargs,
     )
 
 
 def start_worker(env: dict[str, str], pool: WorkPool, *args: str) -> tuple[subprocess.Popen, list[str]]:
     worker = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "runworker", "--pool", pool.name, "--poll-interval", "0.2", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     output = collect(worker)
     wait_for(lambda: "polling for work" in "".join(output), 60, "the worker to start")
     return worker, output
 
 
-def remote_worker(pool: WorkPool, make_api_key: Any, live_server: Any, home: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
+def remote_worker(
+    pool: WorkPool, make_api_key: Any, live_server: Any, home: Path, *args: str
+) -> tuple[subprocess.Popen, list[str]]:
     """A worker with no database: only the API, with a worker key of the pool."""
     key = make_api_key("worker", pool, name=f"{pool.name}-worker-{len(args)}-{home.name}")
     home.mkdir(exist_ok=True)
@@ -135,13 +150,29 @@ def test_the_seed_flow_says_hello_from_inside_a_container(
     docker_pool: WorkPool, project: Path, operator: Api, subprocess_env: dict[str, str], docker_client: Any
 ) -> None:
     # Deployed from a spec file with `manage.py deploy`, the way users do it.
-    (project / "deployments.yaml").write_text(json.dumps({"deployments": [{
-        "name": "leonardo-in-docker", "entrypoint": "flows/hello.py:leonardo_dicapriflow",
-        "work_pool": {"name": docker_pool.name, "job_variables": {"env": {"GREETING_FROM": "deployment"}}},
-    }]}))
+    (project / "deployments.yaml").write_text(
+        json.dumps(
+            {
+                "deployments": [
+                    {
+                        "name": "leonardo-in-docker",
+                        "entrypoint": "flows/hello.py:leonardo_dicapriflow",
+                        "work_pool": {
+                            "name": docker_pool.name,
+                            "job_variables": {"env": {"GREETING_FROM": "deployment"}},
+                        },
+                    }
+                ]
+            }
+        )
+    )
     deployed = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "deploy", "--all"], cwd=project, env=subprocess_env,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, str(ROOT / "manage.py"), "deploy", "--all"],
+        cwd=project,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert deployed.returncode == 0, deployed.stderr
     dep = Deployment.objects.get(name="leonardo-in-docker")
@@ -165,7 +196,12 @@ def test_the_seed_flow_says_hello_from_inside_a_container(
 
 
 def test_cancelling_stops_the_container_and_the_run_ends_cancelled(
-    docker_pool: WorkPool, project: Path, operator: Api, make_api_key: Any, live_server: Any, docker_client: Any,
+    docker_pool: WorkPool,
+    project: Path,
+    operator: Api,
+    make_api_key: Any,
+    live_server: Any,
+    docker_client: Any,
     tmp_path: Path,
 ) -> None:
     dep = deployment(docker_pool, project, "waits", parameters={"marker": str(project / "markers" / "never")})
@@ -189,7 +225,12 @@ def test_cancelling_stops_the_container_and_the_run_ends_cancelled(
 
 
 def test_a_flow_that_exits_3_or_raises_ends_failed(
-    docker_pool: WorkPool, project: Path, operator: Api, make_api_key: Any, live_server: Any, docker_client: Any,
+    docker_pool: WorkPool,
+    project: Path,
+    operator: Api,
+    make_api_key: Any,
+    live_server: Any,
+    docker_client: Any,
     tmp_path: Path,
 ) -> None:
     exits = deployment(docker_pool, project, "exits", parameters={"code": 3})
@@ -228,7 +269,12 @@ def test_a_container_killed_with_docker_kill_crashes_its_run(
 
 
 def test_a_worker_restarted_with_the_same_name_adopts_its_container(
-    docker_pool: WorkPool, project: Path, operator: Api, make_api_key: Any, live_server: Any, docker_client: Any,
+    docker_pool: WorkPool,
+    project: Path,
+    operator: Api,
+    make_api_key: Any,
+    live_server: Any,
+    docker_client: Any,
     tmp_path: Path,
 ) -> None:
     marker = project / "markers" / "go"

@@ -68,7 +68,10 @@ def test_broken_templates_are_refused_saying_where() -> None:
             "refers to undeclared variable(s) nope; declare them under variables.properties."
         ]
     }
-    bad_default = {"job_configuration": {}, "variables": {"type": "object", "properties": {"n": {"type": "integer", "default": "x"}}}}
+    bad_default = {
+        "job_configuration": {},
+        "variables": {"type": "object", "properties": {"n": {"type": "integer", "default": "x"}}},
+    }
     with pytest.raises(Exception) as error:
         check_base_job_template(bad_default)
     assert list(error.value.errors) == ["base_job_template.variables.properties.n.default"]  # type: ignore[attr-defined]
@@ -91,8 +94,12 @@ def test_variables_are_checked_one_field_error_each() -> None:
 
 @pytest.mark.django_db
 def test_template_defaults_then_pool_then_deployment_then_run(make_deployment: Any) -> None:
-    pool = create_work_pool("containers", type="docker", job_variables={"image": "pool:1", "env": {"A": "pool", "B": "pool"}, "cpus": 1})
-    dep = make_deployment("layered", work_pool=pool, job_variables={"image": "deployment:2", "env": {"B": "deployment"}})
+    pool = create_work_pool(
+        "containers", type="docker", job_variables={"image": "pool:1", "env": {"A": "pool", "B": "pool"}, "cpus": 1}
+    )
+    dep = make_deployment(
+        "layered", work_pool=pool, job_variables={"image": "deployment:2", "env": {"B": "deployment"}}
+    )
     from deployments.services import create_flow_run
 
     plain, _ = create_flow_run(dep)
@@ -159,7 +166,9 @@ def test_cli_refuses_bad_templates_and_variables_in_one_line(tmp_path: Path) -> 
 # --- the API ----------------------------------------------------------------------------------------
 
 
-def test_api_refuses_bad_templates_and_variables_with_field_errors(writer: Api, operator: Api, make_deployment: Any) -> None:
+def test_api_refuses_bad_templates_and_variables_with_field_errors(
+    writer: Api, operator: Api, make_deployment: Any
+) -> None:
     created = writer.post("/api/work-pools/", json={"name": "c", "type": "docker", "job_variables": {"image": 3}})
     assert created.status_code == 400
     assert created.json()["errors"] == {"job_variables.image": ["3 is not of type 'string'."]}
@@ -167,7 +176,9 @@ def test_api_refuses_bad_templates_and_variables_with_field_errors(writer: Api, 
     created = writer.post("/api/work-pools/", json={"name": "c", "type": "docker"})
     assert created.status_code == 201
     assert created.json()["base_job_template"] == default_base_job_template("docker")
-    bad = writer.patch("/api/work-pools/c/", json={"base_job_template": {"job_configuration": {"a": "{{ b }}"}, "variables": {}}})
+    bad = writer.patch(
+        "/api/work-pools/c/", json={"base_job_template": {"job_configuration": {"a": "{{ b }}"}, "variables": {}}}
+    )
     assert bad.status_code == 400 and "base_job_template.job_configuration" in bad.json()["errors"]
     ok = writer.patch("/api/work-pools/c/", json={"job_variables": {"image": "mine:1"}})
     assert ok.status_code == 200 and ok.json()["job_variables"] == {"image": "mine:1"}
@@ -193,31 +204,46 @@ def test_api_refuses_bad_templates_and_variables_with_field_errors(writer: Api, 
 
 def _pool_form(**fields: str) -> dict[str, str]:
     return {
-        "name": "from-admin", "type": "docker", "description": "", "concurrency_limit": "",
-        "base_job_template": "{}", "job_variables": "{}", "queues-TOTAL_FORMS": "0", "queues-INITIAL_FORMS": "0",
+        "name": "from-admin",
+        "type": "docker",
+        "description": "",
+        "concurrency_limit": "",
+        "base_job_template": "{}",
+        "job_variables": "{}",
+        "queues-TOTAL_FORMS": "0",
+        "queues-INITIAL_FORMS": "0",
         **fields,
     }
 
 
 @pytest.mark.django_db
 def test_admin_refuses_bad_variables_and_templates_at_their_fields(admin_client: Any) -> None:
-    response = admin_client.post(reverse("admin:workpools_workpool_add"), _pool_form(job_variables='{"image_pull_policy": "Often"}'))
+    response = admin_client.post(
+        reverse("admin:workpools_workpool_add"), _pool_form(job_variables='{"image_pull_policy": "Often"}')
+    )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert errors["job_variables"] == ["image_pull_policy: 'Often' is not one of ['Always', 'IfNotPresent', 'Never']."]
     assert not WorkPool.objects.filter(name="from-admin").exists()
     response = admin_client.post(
-        reverse("admin:workpools_workpool_add"), _pool_form(base_job_template='{"job_configuration": [], "variables": {}}')
+        reverse("admin:workpools_workpool_add"),
+        _pool_form(base_job_template='{"job_configuration": [], "variables": {}}'),
     )
-    assert response.context["adminform"].form.errors["base_job_template"] == ["job_configuration: must be a JSON object."]
-    response = admin_client.post(reverse("admin:workpools_workpool_add"), _pool_form(job_variables='{"image": "mine:2"}'))
+    assert response.context["adminform"].form.errors["base_job_template"] == [
+        "job_configuration: must be a JSON object."
+    ]
+    response = admin_client.post(
+        reverse("admin:workpools_workpool_add"), _pool_form(job_variables='{"image": "mine:2"}')
+    )
     assert response.status_code == 302
     pool = WorkPool.objects.get(name="from-admin")
     assert pool.job_variables == {"image": "mine:2"} and pool.base_job_template == default_base_job_template("docker")
 
 
 @pytest.mark.django_db
-def test_the_deployment_admin_form_checks_job_variables_against_the_pool(admin_user: Any, make_deployment: Any, rf: Any) -> None:
+def test_the_deployment_admin_form_checks_job_variables_against_the_pool(
+    admin_user: Any, make_deployment: Any, rf: Any
+) -> None:
     from django.contrib import admin
     from django.forms.models import model_to_dict
 

@@ -57,11 +57,22 @@ def kubeconfig(cluster: FakeKubernetes, tmp_path: Path) -> str:
 @pytest.fixture
 def kube(kubeconfig: str) -> Iterator[KubernetesInfrastructure]:
     infrastructure = KubernetesInfrastructure(kubeconfig=kubeconfig)
-    infrastructure.set_worker(WorkerInfo(id="w1", name="k8s-worker", pool_name="k8s-pool", pool_type="kubernetes",
-                                         limit=None, queue_ids=None, heartbeat_seconds=10, run_heartbeat_seconds=5))
+    infrastructure.set_worker(
+        WorkerInfo(
+            id="w1",
+            name="k8s-worker",
+            pool_name="k8s-pool",
+            pool_type="kubernetes",
+            limit=None,
+            queue_ids=None,
+            heartbeat_seconds=10,
+            run_heartbeat_seconds=5,
+        )
+    )
     # An HTTP worker's own transport: its key must never reach a pod.
-    infrastructure.set_transport_env({"ORCHESTRATOR_API_URL": API_URL, "ORCHESTRATOR_API_KEY": "worker-key",
-                                      "RUN_HEARTBEAT_SECONDS": "5"})
+    infrastructure.set_transport_env(
+        {"ORCHESTRATOR_API_URL": API_URL, "ORCHESTRATOR_API_KEY": "worker-key", "RUN_HEARTBEAT_SECONDS": "5"}
+    )
     yield infrastructure
     infrastructure.close()
 
@@ -73,10 +84,19 @@ def configuration(**variables: Any) -> dict[str, Any]:
 
 
 def claimed(run_id: str = RUN_ID, name: str = "certain-cormorant", **variables: Any) -> ClaimedRun:
-    deployment = DeploymentInfo(id="d1", full_name="leonardo_dicapriflow/leonardo-deployment",
-                                entrypoint="hello.py:leonardo_dicapriflow", path="/app/examples")
-    return ClaimedRun(id=run_id, name=name, deployment=deployment, job_variables=variables,
-                      job_configuration=configuration(**variables))
+    deployment = DeploymentInfo(
+        id="d1",
+        full_name="leonardo_dicapriflow/leonardo-deployment",
+        entrypoint="hello.py:leonardo_dicapriflow",
+        path="/app/examples",
+    )
+    return ClaimedRun(
+        id=run_id,
+        name=name,
+        deployment=deployment,
+        job_variables=variables,
+        job_configuration=configuration(**variables),
+    )
 
 
 class Output:
@@ -91,8 +111,15 @@ class Output:
 
 
 def test_the_default_template_renders_a_valid_job_naming_the_run_everywhere(kube: KubernetesInfrastructure) -> None:
-    run = claimed(image="registry.example/flows:1.2", namespace="flows", service_account_name="flow-runner",
-                  env={"MODE": "prod"}, labels={"team": "data"}, cpu_request="250m", memory_limit="512Mi")
+    run = claimed(
+        image="registry.example/flows:1.2",
+        namespace="flows",
+        service_account_name="flow-runner",
+        env={"MODE": "prod"},
+        labels={"team": "data"},
+        cpu_request="250m",
+        memory_limit="512Mi",
+    )
     job = kube.manifest_for(run, credentials=CREDENTIALS)
 
     validate_manifest(job)  # against the Kubernetes 1.x schemas, strict
@@ -120,9 +147,15 @@ def test_the_default_template_renders_a_valid_job_naming_the_run_everywhere(kube
     assert container["command"] == ["python", "-m", "orchestrator.engine", RUN_ID]
     env = {item["name"]: item["value"] for item in container["env"]}
     # The run's own token replaces the worker's key: the pod can act on this run only.
-    assert env == {"MODE": "prod", "ORCHESTRATOR_API_URL": API_URL, "ORCHESTRATOR_API_KEY": "run-scoped-token",
-                   "ORCHESTRATOR_RUN_ID": RUN_ID, "PYTHONUNBUFFERED": "1", "RUN_HEARTBEAT_SECONDS": "5",
-                   "DJANGO_SETTINGS_MODULE": "orchestrator.settings"}
+    assert env == {
+        "MODE": "prod",
+        "ORCHESTRATOR_API_URL": API_URL,
+        "ORCHESTRATOR_API_KEY": "run-scoped-token",
+        "ORCHESTRATOR_RUN_ID": RUN_ID,
+        "PYTHONUNBUFFERED": "1",
+        "RUN_HEARTBEAT_SECONDS": "5",
+        "DJANGO_SETTINGS_MODULE": "orchestrator.settings",
+    }
     assert container["resources"] == {"requests": {"cpu": "250m"}, "limits": {"memory": "512Mi"}}
 
 
@@ -140,7 +173,9 @@ def test_a_job_needs_the_orchestrators_url_and_a_run_token(kube: KubernetesInfra
         kube.manifest_for(claimed(), credentials={"ORCHESTRATOR_API_KEY": "run-scoped-token"})
     with pytest.raises(ValueError, match="No run token"):
         kube.manifest_for(claimed(api_url=API_URL), credentials=None)
-    job = kube.manifest_for(claimed(api_url="https://orchestrator.internal/"), credentials={"ORCHESTRATOR_API_KEY": "t"})
+    job = kube.manifest_for(
+        claimed(api_url="https://orchestrator.internal/"), credentials={"ORCHESTRATOR_API_KEY": "t"}
+    )
     env = {item["name"]: item["value"] for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["ORCHESTRATOR_API_URL"] == "https://orchestrator.internal/"
 
@@ -168,7 +203,9 @@ def start(kube: KubernetesInfrastructure, run: ClaimedRun | None = None) -> tupl
 
 @pytest.mark.parametrize("exit_code", [0, 3])
 def test_a_run_is_one_job_whose_container_exit_code_is_the_runs(
-    cluster: FakeKubernetes, kube: KubernetesInfrastructure, exit_code: int,
+    cluster: FakeKubernetes,
+    kube: KubernetesInfrastructure,
+    exit_code: int,
 ) -> None:
     handle, output = start(kube)
     (sent,) = cluster.created
@@ -190,14 +227,17 @@ def test_a_run_is_one_job_whose_container_exit_code_is_the_runs(
 @pytest.mark.parametrize(
     ("happen", "reason"),
     [
-        ("image_pull_error", "could not be pulled (ErrImagePull: Failed to pull image \"orchestrator:latest\""),
+        ("image_pull_error", 'could not be pulled (ErrImagePull: Failed to pull image "orchestrator:latest"'),
         ("evict", "its pod was evicted: The node was low on resource: memory"),
         ("oom_kill", "was OOM-killed: its container went over its memory limit (exit code 137)"),
         ("delete_pod", "was lost: its pod was deleted"),
     ],
 )
 def test_a_pod_that_cannot_run_ends_the_job_with_the_reason_in_words(
-    cluster: FakeKubernetes, kube: KubernetesInfrastructure, happen: str, reason: str,
+    cluster: FakeKubernetes,
+    kube: KubernetesInfrastructure,
+    happen: str,
+    reason: str,
 ) -> None:
     handle, _ = start(kube)
     wait_for(lambda: handle.pod_name, 10, "the watch to see the Job's pod")
@@ -214,7 +254,8 @@ def test_a_pod_that_cannot_run_ends_the_job_with_the_reason_in_words(
 
 
 def test_a_pod_that_does_not_start_in_time_is_lost_with_its_last_status(
-    cluster: FakeKubernetes, kube: KubernetesInfrastructure,
+    cluster: FakeKubernetes,
+    kube: KubernetesInfrastructure,
 ) -> None:
     handle, _ = start(kube, claimed(pod_watch_timeout_seconds=1))
     code = wait_for(lambda: handle.poll(), 10, "the start timeout")
@@ -224,7 +265,8 @@ def test_a_pod_that_does_not_start_in_time_is_lost_with_its_last_status(
 
 
 def test_cancelling_deletes_the_job_with_foreground_propagation(
-    cluster: FakeKubernetes, kube: KubernetesInfrastructure,
+    cluster: FakeKubernetes,
+    kube: KubernetesInfrastructure,
 ) -> None:
     handle, _ = start(kube)
     cluster.running(handle.name)
@@ -236,20 +278,35 @@ def test_cancelling_deletes_the_job_with_foreground_propagation(
 
 
 def test_a_restarted_worker_adopts_its_jobs_by_the_run_id_label(
-    cluster: FakeKubernetes, kube: KubernetesInfrastructure, kubeconfig: str,
+    cluster: FakeKubernetes,
+    kube: KubernetesInfrastructure,
+    kubeconfig: str,
 ) -> None:
     other_id = "9a9a9a9a-0000-4000-8000-000000000000"
     first, _ = start(kube, claimed(namespace="flows"))
     kube.close()  # the worker "dies": nothing of its watching is left
     # A worker restarted with the same name: a fresh client, its held runs from the orchestrator.
     restarted = KubernetesInfrastructure(kubeconfig=kubeconfig, worker_name="k8s-worker")
-    held = [HeldRun(id=RUN_ID, name="certain-cormorant", state_type="RUNNING", state_name="Running", pid=None,
-                    hostname="old-host"),
-            HeldRun(id=other_id, name="gone-gazelle", state_type="RUNNING", state_name="Running", pid=None,
-                    hostname="old-host")]
+    held = [
+        HeldRun(
+            id=RUN_ID,
+            name="certain-cormorant",
+            state_type="RUNNING",
+            state_name="Running",
+            pid=None,
+            hostname="old-host",
+        ),
+        HeldRun(
+            id=other_id, name="gone-gazelle", state_type="RUNNING", state_name="Running", pid=None, hostname="old-host"
+        ),
+    ]
     outputs: dict[str, Output] = {}
-    found = restarted.adopt(held, hostname="new-host", worker_name="k8s-worker",
-                            on_output_for=lambda name: outputs.setdefault(name, Output()))
+    found = restarted.adopt(
+        held,
+        hostname="new-host",
+        worker_name="k8s-worker",
+        on_output_for=lambda name: outputs.setdefault(name, Output()),
+    )
     assert set(found) == {RUN_ID}  # the other run's Job is gone: the worker crashes that run
     adopted = found[RUN_ID]
     assert isinstance(adopted, KubernetesJob) and (adopted.namespace, adopted.name) == ("flows", first.name)
@@ -275,8 +332,13 @@ def k8s_loop(db: None, make_pool: Any, kubeconfig: str) -> Iterator[WorkerLoop]:
     make_pool("k8s-pool", type="kubernetes", job_variables={"image": "orchestrator:test", "api_url": API_URL})
     client = DirectClient()
     infrastructure = KubernetesInfrastructure(kubeconfig=kubeconfig)
-    loop = WorkerLoop(client.register_worker("k8s-pool", name="k8s-worker"), client=client, out=io.StringIO(),
-                         infrastructure=infrastructure, kill_after=30)
+    loop = WorkerLoop(
+        client.register_worker("k8s-pool", name="k8s-worker"),
+        client=client,
+        out=io.StringIO(),
+        infrastructure=infrastructure,
+        kill_after=30,
+    )
     yield loop
     infrastructure.close()
 
@@ -305,7 +367,9 @@ def settle(loop: WorkerLoop, run: FlowRun) -> FlowRun:
 
 
 def test_the_worker_sends_the_job_with_the_runs_own_token(
-    k8s_loop: WorkerLoop, k8s_run: FlowRun, cluster: FakeKubernetes,
+    k8s_loop: WorkerLoop,
+    k8s_run: FlowRun,
+    cluster: FakeKubernetes,
 ) -> None:
     from accounts.models import ApiKey
 
@@ -315,7 +379,7 @@ def test_the_worker_sends_the_job_with_the_runs_own_token(
     assert sent["spec"]["template"]["spec"]["containers"][0]["image"] == "orchestrator:test"
     assert sent["metadata"]["labels"]["orchestrator.dev/worker-name"] == "k8s-worker"
     # The run's own token, issued by the orchestrator for this run alone.
-    token = ApiKey.objects.get(prefix=env["ORCHESTRATOR_API_KEY"][:len(ApiKey.objects.get(flow_run=k8s_run).prefix)])
+    token = ApiKey.objects.get(prefix=env["ORCHESTRATOR_API_KEY"][: len(ApiKey.objects.get(flow_run=k8s_run).prefix)])
     assert token.flow_run == k8s_run and token.scope == "run"
     assert env["ORCHESTRATOR_API_URL"] == API_URL and "DATABASE_URL" not in env
     k8s_run.refresh_from_db()
@@ -323,7 +387,9 @@ def test_the_worker_sends_the_job_with_the_runs_own_token(
 
 
 def test_a_job_that_exits_non_zero_with_its_run_unfinished_crashes_it(
-    k8s_loop: WorkerLoop, k8s_run: FlowRun, cluster: FakeKubernetes,
+    k8s_loop: WorkerLoop,
+    k8s_run: FlowRun,
+    cluster: FakeKubernetes,
 ) -> None:
     name = claim(k8s_loop, k8s_run, cluster)
     set_state(FlowRun.objects.get(pk=k8s_run.pk), S.RUNNING)  # as the engine in the pod would
@@ -335,18 +401,22 @@ def test_a_job_that_exits_non_zero_with_its_run_unfinished_crashes_it(
 
 
 def test_an_image_that_cannot_be_pulled_crashes_the_run_with_the_reason(
-    k8s_loop: WorkerLoop, k8s_run: FlowRun, cluster: FakeKubernetes,
+    k8s_loop: WorkerLoop,
+    k8s_run: FlowRun,
+    cluster: FakeKubernetes,
 ) -> None:
     name = claim(k8s_loop, k8s_run, cluster)
     cluster.image_pull_error(name, reason="ImagePullBackOff")
     run = settle(k8s_loop, k8s_run)
     assert run.state_type == S.CRASHED
-    assert "could not be pulled (ImagePullBackOff: Failed to pull image \"orchestrator:test\"" in run.state_message
+    assert 'could not be pulled (ImagePullBackOff: Failed to pull image "orchestrator:test"' in run.state_message
     assert cluster.jobs == {}
 
 
 def test_cancelling_a_run_deletes_its_job_and_ends_it_cancelled(
-    k8s_loop: WorkerLoop, k8s_run: FlowRun, cluster: FakeKubernetes,
+    k8s_loop: WorkerLoop,
+    k8s_run: FlowRun,
+    cluster: FakeKubernetes,
 ) -> None:
     name = claim(k8s_loop, k8s_run, cluster)
     set_state(FlowRun.objects.get(pk=k8s_run.pk), S.RUNNING)
@@ -367,13 +437,18 @@ def test_a_kubernetes_pool_refuses_bad_job_variables_with_field_errors(db: None,
 
 
 def test_a_worker_restarted_with_the_same_name_adopts_its_jobs_and_crashes_runs_without_one(
-    k8s_loop: WorkerLoop, k8s_run: FlowRun, make_run: Any, cluster: FakeKubernetes, kubeconfig: str,
+    k8s_loop: WorkerLoop,
+    k8s_run: FlowRun,
+    make_run: Any,
+    cluster: FakeKubernetes,
+    kubeconfig: str,
 ) -> None:
     lost_run = make_run(k8s_run.deployment)
     assert k8s_loop.claim_and_start()
     jobs = wait_for(lambda: len(cluster.jobs) == 2 and dict(cluster.jobs), 10, "two Jobs")
-    lost_job = next(name for (_, name), job in jobs.items()
-                    if job["metadata"]["labels"][RUN_ID_LABEL] == str(lost_run.pk))
+    lost_job = next(
+        name for (_, name), job in jobs.items() if job["metadata"]["labels"][RUN_ID_LABEL] == str(lost_run.pk)
+    )
     kept_job = next(name for (_, name) in jobs if name != lost_job)
     for run in (k8s_run, lost_run):
         set_state(FlowRun.objects.get(pk=run.pk), S.RUNNING)
@@ -381,8 +456,12 @@ def test_a_worker_restarted_with_the_same_name_adopts_its_jobs_and_crashes_runs_
     cluster.delete_job("default", lost_job, {"propagationPolicy": "Background"})  # ...but one is gone meanwhile
 
     client = DirectClient()
-    restarted = WorkerLoop(client.register_worker("k8s-pool", name="k8s-worker"), client=client,
-                              out=io.StringIO(), infrastructure=KubernetesInfrastructure(kubeconfig=kubeconfig))
+    restarted = WorkerLoop(
+        client.register_worker("k8s-pool", name="k8s-worker"),
+        client=client,
+        out=io.StringIO(),
+        infrastructure=KubernetesInfrastructure(kubeconfig=kubeconfig),
+    )
     restarted.reconcile()
     assert set(restarted.children) == {str(k8s_run.pk)}
     assert f"adopting flow run {k8s_run.name!r} (Job)" in restarted.out.getvalue()

@@ -35,8 +35,11 @@ def cluster(docker_client: Any) -> Iterator[FakeKubernetes]:
     fake.stop()
     selector = {"label": "org.orchestrator.test=kubernetes-kubelet"}
     try:  # the kubelet removes each pod's container once it has ended
-        wait_for(lambda: not docker_client.containers.list(all=True, filters=selector), 60,
-                 "the kubelet to remove the pods' containers")
+        wait_for(
+            lambda: not docker_client.containers.list(all=True, filters=selector),
+            60,
+            "the kubelet to remove the pods' containers",
+        )
     finally:
         for container in docker_client.containers.list(all=True, filters=selector):
             with contextlib.suppress(docker.errors.APIError):
@@ -45,17 +48,27 @@ def cluster(docker_client: Any) -> Iterator[FakeKubernetes]:
 
 @pytest.fixture
 def k8s_pool(make_pool: Any, project_image: str, live_server: Any) -> Any:
-    return make_pool("k8s-e2e", type="kubernetes", job_variables={
-        "image": project_image, "image_pull_policy": "Never", "api_url": live_server.url,
-    })
+    return make_pool(
+        "k8s-e2e",
+        type="kubernetes",
+        job_variables={
+            "image": project_image,
+            "image_pull_policy": "Never",
+            "api_url": live_server.url,
+        },
+    )
 
 
 @pytest.fixture
 def loop(k8s_pool: Any, cluster: FakeKubernetes, tmp_path: Path) -> Iterator[Any]:
     client = DirectClient()
     infrastructure = KubernetesInfrastructure(kubeconfig=str(cluster.write_kubeconfig(tmp_path / "kubeconfig")))
-    worker_loop = WorkerLoop(client.register_worker(k8s_pool.name, name="k8s-worker"), client=client,
-                             out=io.StringIO(), infrastructure=infrastructure)
+    worker_loop = WorkerLoop(
+        client.register_worker(k8s_pool.name, name="k8s-worker"),
+        client=client,
+        out=io.StringIO(),
+        infrastructure=infrastructure,
+    )
     yield worker_loop
     infrastructure.close()
 
@@ -72,10 +85,19 @@ def run_to_the_end(loop: Any, run_id: str) -> FlowRun:
 
 
 def test_a_triggered_run_completes_in_a_job_and_logs_hello_leo(
-    loop: Any, k8s_pool: Any, make_deployment: Any, operator: Any, cluster: FakeKubernetes,
+    loop: Any,
+    k8s_pool: Any,
+    make_deployment: Any,
+    operator: Any,
+    cluster: FakeKubernetes,
 ) -> None:
-    deployment = make_deployment("hello-k8s", work_pool=k8s_pool, path="/app/examples",
-                                 entrypoint="hello.py:leonardo_dicapriflow", parameters={"name": "Leo"})
+    deployment = make_deployment(
+        "hello-k8s",
+        work_pool=k8s_pool,
+        path="/app/examples",
+        entrypoint="hello.py:leonardo_dicapriflow",
+        parameters={"name": "Leo"},
+    )
     created = operator.post(f"/api/deployments/{deployment.pk}/runs/", json={"parameters": {"name": "Leo"}})
     assert created.status_code == 201, created.text
     run = run_to_the_end(loop, created.json()["id"])
@@ -89,10 +111,14 @@ def test_a_triggered_run_completes_in_a_job_and_logs_hello_leo(
 
 
 def test_a_flow_that_cannot_load_ends_failed_with_the_engines_message(
-    loop: Any, k8s_pool: Any, make_deployment: Any, make_run: Any,
+    loop: Any,
+    k8s_pool: Any,
+    make_deployment: Any,
+    make_run: Any,
 ) -> None:
-    deployment = make_deployment("broken-k8s", work_pool=k8s_pool, path="/app/examples",
-                                 entrypoint="hello.py:no_such_flow")
+    deployment = make_deployment(
+        "broken-k8s", work_pool=k8s_pool, path="/app/examples", entrypoint="hello.py:no_such_flow"
+    )
     run = run_to_the_end(loop, str(make_run(deployment).pk))
     assert run.state_type == StateType.FAILED
     assert "has no function 'no_such_flow'" in run.state_message

@@ -88,9 +88,16 @@ def test_cancelling_a_forked_run_stops_it(loop: WorkerLoop, tmp_path: Path) -> N
         os.kill(pid, 0)
 
 
-def test_a_run_that_changes_the_settings_gets_a_fresh_interpreter(loop: WorkerLoop, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    dep = deployment(pool_of(loop), "own-db", "count_me", {"marker_dir": str(tmp_path)},
-                     job_variables={"env": {"DATABASE_URL": subprocess_env["DATABASE_URL"]}})
+def test_a_run_that_changes_the_settings_gets_a_fresh_interpreter(
+    loop: WorkerLoop, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    dep = deployment(
+        pool_of(loop),
+        "own-db",
+        "count_me",
+        {"marker_dir": str(tmp_path)},
+        job_variables={"env": {"DATABASE_URL": subprocess_env["DATABASE_URL"]}},
+    )
     run, _ = create_flow_run(dep)
     loop.claim_and_start()
     assert loop.children[str(run.pk)].popen is not None  # a plain subprocess, not a fork

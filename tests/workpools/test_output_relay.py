@@ -25,15 +25,25 @@ CAP = 64 * 1024
 def test_a_flow_printing_20_mb_gets_64_kb_relayed_and_completes(subprocess_env: dict[str, str]) -> None:
     pool = create_work_pool("loud")
     flow = Flow.objects.create(name="loud")
-    dep = Deployment.objects.create(flow=flow, name="loud", work_pool=pool, path=str(FLOWS),
-                                    entrypoint="chatty.py:loud", parameters={"megabytes": 20},
-                                    enforce_parameter_schema=False)
+    dep = Deployment.objects.create(
+        flow=flow,
+        name="loud",
+        work_pool=pool,
+        path=str(FLOWS),
+        entrypoint="chatty.py:loud",
+        parameters={"megabytes": 20},
+        enforce_parameter_schema=False,
+    )
     run, _ = create_flow_run(dep)
     worker = start_worker({**subprocess_env, "WORKER_OUTPUT_MAX_BYTES": str(CAP)}, "loud")
     output = collect(worker)
     try:
-        wait_for(lambda: FlowRun.objects.filter(pk=run.pk, state_type=StateType.COMPLETED).exists(), 300,
-                 "the loud run to complete", processes=[worker])
+        wait_for(
+            lambda: FlowRun.objects.filter(pk=run.pk, state_type=StateType.COMPLETED).exists(),
+            300,
+            "the loud run to complete",
+            processes=[worker],
+        )
         wait_for(lambda: "final state Completed" in "".join(output), 30, "the worker to reap the run")
     finally:
         assert stop(worker) == 0

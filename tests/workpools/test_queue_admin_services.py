@@ -35,7 +35,9 @@ def test_bad_queue_input_is_refused(pool: WorkPool) -> None:
     assert pool.queues.count() == 1
 
 
-def test_deleting_a_queue_moves_its_scheduled_runs_to_the_default_queue(pool: WorkPool, make_deployment: Any, make_run: Any) -> None:
+def test_deleting_a_queue_moves_its_scheduled_runs_to_the_default_queue(
+    pool: WorkPool, make_deployment: Any, make_run: Any
+) -> None:
     queue = create_work_queue(pool, "tutorial_queue", tags=["tutorial"])
     run = make_run(make_deployment("leo", tags=["tutorial"]))
     assert run.work_queue == queue

@@ -96,8 +96,10 @@ def test_skip_and_buffer_one_with_an_active_run_start_nothing_under_racing_worke
     made: dict[int, tuple[list[FlowRun], list[FlowRun]]] = {}
 
     def prepare(i: int) -> None:
-        made[i] = ([make_run(skip, scheduled_at=ago(5)) for _ in range(2)],
-                   [make_run(buffer, scheduled_at=ago(5)) for _ in range(2)])
+        made[i] = (
+            [make_run(skip, scheduled_at=ago(5)) for _ in range(2)],
+            [make_run(buffer, scheduled_at=ago(5)) for _ in range(2)],
+        )
 
     claimed = race(workers, ROUNDS, prepare)
     assert all(c == [] for c in claimed), "nothing starts while a run of each deployment is active"

@@ -30,7 +30,12 @@ S = StateType
 def start_worker(env: dict[str, str], pool: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "manage.py", "runworker", "--pool", pool, "--poll-interval", "0.2", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -38,7 +43,6 @@ def collect(proc: subprocess.Popen) -> list[str]:
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     return lines
-
 
 
 def stop(proc: subprocess.Popen, timeout: float = 60) -> int:
@@ -65,12 +69,20 @@ def events(marker_dir: Path) -> list[tuple[str, str, float]]:
 def deployment(pool: WorkPool, name: str, function: str, parameters: dict[str, Any], **kwargs: Any) -> Deployment:
     flow, _ = Flow.objects.get_or_create(name=function)
     return Deployment.objects.create(
-        flow=flow, name=name, work_pool=pool, path=str(FLOWS), entrypoint=f"counting.py:{function}",
-        parameters=parameters, enforce_parameter_schema=False, **kwargs,
+        flow=flow,
+        name=name,
+        work_pool=pool,
+        path=str(FLOWS),
+        entrypoint=f"counting.py:{function}",
+        parameters=parameters,
+        enforce_parameter_schema=False,
+        **kwargs,
     )
 
 
-def start_sleeping_run(env: dict[str, str], marker_dir: Path, seconds: float, grace: float) -> tuple[Any, Any, subprocess.Popen, list[str]]:
+def start_sleeping_run(
+    env: dict[str, str], marker_dir: Path, seconds: float, grace: float
+) -> tuple[Any, Any, subprocess.Popen, list[str]]:
     """A worker with one flow run in flight: returns (deployment, run, worker, its output)."""
     pool = create_work_pool("graceful")
     dep = deployment(pool, "slow", "sleepy", {"marker_dir": str(marker_dir), "seconds": seconds})
@@ -86,7 +98,9 @@ def start_sleeping_run(env: dict[str, str], marker_dir: Path, seconds: float, gr
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sigterm_lets_a_run_in_flight_finish_and_the_worker_exits_0(subprocess_env: dict[str, str], tmp_path: Path) -> None:
+def test_sigterm_lets_a_run_in_flight_finish_and_the_worker_exits_0(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     dep, run, worker, output = start_sleeping_run(subprocess_env, tmp_path, seconds=2, grace=30)
     try:
         os.kill(worker.pid, signal.SIGTERM)
@@ -122,7 +136,11 @@ def test_a_second_signal_stops_the_run_and_marks_it_crashed(subprocess_env: dict
 def test_an_unknown_pool_with_no_create_is_one_line_and_exit_1(subprocess_env: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "manage.py", "runworker", "--pool", "ghost", "--no-create"],
-        cwd=ROOT, env=subprocess_env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.strip() == (
@@ -133,7 +151,9 @@ def test_an_unknown_pool_with_no_create_is_one_line_and_exit_1(subprocess_env: d
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_three_workers_drain_600_runs_exactly_once_within_limits(subprocess_env: dict[str, str], tmp_path: Path) -> None:
+def test_three_workers_drain_600_runs_exactly_once_within_limits(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     pool = create_work_pool("race")
     set_concurrency_limit(pool, 2)
     dep = deployment(pool, "count", "count_me", {"marker_dir": str(tmp_path)})
@@ -164,7 +184,8 @@ def test_three_workers_drain_600_runs_exactly_once_within_limits(subprocess_env:
         sampler.join()
         set_concurrency_limit(WorkPool.objects.get(pk=pool.pk), None)
         wait_for(
-            lambda: not FlowRun.objects.filter(work_pool=pool).exclude(state_type=S.COMPLETED).exists(), 900,
+            lambda: not FlowRun.objects.filter(work_pool=pool).exclude(state_type=S.COMPLETED).exists(),
+            900,
             "all 600 runs to complete",
         )
     finally:

@@ -33,7 +33,6 @@ class SleepingProcess(ProcessInfrastructure):
         return [sys.executable, "-c", "import time; print('child up', flush=True); time.sleep(60)"]
 
 
-
 def worker_loop(pool: Any, name: str, **options: Any) -> WorkerLoop:
     """A registered worker's loop on the direct transport."""
     client = DirectClient()
@@ -122,7 +121,9 @@ def test_a_stop_signal_stops_claiming_and_stops_children_after_the_grace(loop: W
     assert FlowRun.objects.filter(state_type=S.SCHEDULED).count() == 1
 
 
-def test_a_restarted_worker_adopts_live_processes_and_crashes_lost_ones(pool: Any, make_run: Any, loop: WorkerLoop) -> None:
+def test_a_restarted_worker_adopts_live_processes_and_crashes_lost_ones(
+    pool: Any, make_run: Any, loop: WorkerLoop
+) -> None:
     alive_run, lost_run = make_run(), make_run()
     started(loop, alive_run)
     loop.claim_and_start()  # starts the second one too
@@ -167,5 +168,8 @@ def test_job_variables_layer_pool_then_deployment_then_run(pool: Any, make_deplo
     run = FlowRun.objects.with_related().get(pk=run.pk)
     # Under them all, the defaults of the pool's base job template.
     assert job_variables_for(run) == {
-        "env": {"A": "pool", "B": "deployment", "C": "run"}, "working_dir": "/srv", "command": None, "stream_output": True,
+        "env": {"A": "pool", "B": "deployment", "C": "run"},
+        "working_dir": "/srv",
+        "command": None,
+        "stream_output": True,
     }

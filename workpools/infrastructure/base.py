@@ -152,7 +152,10 @@ class Infrastructure(ABC):
     """
 
     type: ClassVar[str] = ""
-    default_base_job_template: ClassVar[dict[str, Any]] = {"job_configuration": {}, "variables": {"type": "object", "properties": {}}}
+    default_base_job_template: ClassVar[dict[str, Any]] = {
+        "job_configuration": {},
+        "variables": {"type": "object", "properties": {}},
+    }
     runs_remotely: ClassVar[bool] = False
     what: ClassVar[str] = "process"  # what one run's job is called in messages
     transport_env: dict[str, str] = {}
@@ -206,7 +209,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remote_run_environment(
-    run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None, *, transport_env: dict[str, str],
+    run: ClaimedRun,
+    config: dict[str, Any],
+    credentials: dict[str, str] | None,
+    *,
+    transport_env: dict[str, str],
     pool_type: str,
 ) -> dict[str, str]:
     """The environment of a run that executes away from the worker (a container, a pod): the
@@ -225,8 +232,14 @@ def remote_run_environment(
     if not credentials.get(KEY_VARIABLE):
         raise ValueError(f"No run token for the {pool_type} job: the worker must issue one (issue_run_token).")
     env = {str(key): str(value) for key, value in (config.get("env") or {}).items()}
-    env.update({URL_VARIABLE: api_url, KEY_VARIABLE: credentials[KEY_VARIABLE], "ORCHESTRATOR_RUN_ID": str(run.id),
-                "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            URL_VARIABLE: api_url,
+            KEY_VARIABLE: credentials[KEY_VARIABLE],
+            "ORCHESTRATOR_RUN_ID": str(run.id),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")  # the engine reads settings
     if "RUN_HEARTBEAT_SECONDS" in transport_env:
         env["RUN_HEARTBEAT_SECONDS"] = transport_env["RUN_HEARTBEAT_SECONDS"]

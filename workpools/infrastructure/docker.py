@@ -60,56 +60,87 @@ DEFAULT_TEMPLATE: dict[str, Any] = {
         "type": "object",
         "properties": {
             "image": {
-                "type": "string", "minLength": 1, "default": "orchestrator:latest", "title": "Image",
+                "type": "string",
+                "minLength": 1,
+                "default": "orchestrator:latest",
+                "title": "Image",
                 "description": "The image the flow run's container starts from; it needs python and this project "
                 "installed (python -m orchestrator.engine must work).",
             },
             "image_pull_policy": {
-                "type": "string", "enum": PULL_POLICIES, "default": "IfNotPresent", "title": "Image pull policy",
+                "type": "string",
+                "enum": PULL_POLICIES,
+                "default": "IfNotPresent",
+                "title": "Image pull policy",
                 "description": "Always pull, pull only when the image is not on the Docker host, or never pull.",
             },
             "command": {
-                "type": ["array", "null"], "items": {"type": "string"}, "default": None, "title": "Command",
+                "type": ["array", "null"],
+                "items": {"type": "string"},
+                "default": None,
+                "title": "Command",
                 "description": "Default: python -m orchestrator.engine RUN_ID.",
             },
             "env": ENV_SCHEMA,
             "labels": {
-                "type": "object", "additionalProperties": {"type": "string"}, "default": {}, "title": "Labels",
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "default": {},
+                "title": "Labels",
                 "description": "Extra container labels (the org.orchestrator.* ones are always set).",
             },
             "volumes": {
-                "type": "array", "items": {"type": "string", "pattern": "^[^:]+:[^:]+(:(ro|rw))?$"}, "default": [],
-                "title": "Volumes", "description": "Mounts as HOST_PATH_OR_VOLUME:CONTAINER_PATH[:ro|rw].",
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[^:]+:[^:]+(:(ro|rw))?$"},
+                "default": [],
+                "title": "Volumes",
+                "description": "Mounts as HOST_PATH_OR_VOLUME:CONTAINER_PATH[:ro|rw].",
             },
             "network_mode": {
-                "type": "string", "default": "host", "title": "Network mode",
+                "type": "string",
+                "default": "host",
+                "title": "Network mode",
                 "description": "host (the container reaches the orchestrator on the worker's loopback), bridge, "
                 "none, or a network's name.",
             },
             "working_dir": {
-                "type": ["string", "null"], "default": None, "title": "Working directory",
+                "type": ["string", "null"],
+                "default": None,
+                "title": "Working directory",
                 "description": "Inside the container (default: the image's); the deployment's path, if any, is where "
                 "the engine looks for the flow's code.",
             },
             "mem_limit": {
-                "type": ["string", "null"], "pattern": "^[0-9]+[bkmg]?$", "default": None, "title": "Memory limit",
+                "type": ["string", "null"],
+                "pattern": "^[0-9]+[bkmg]?$",
+                "default": None,
+                "title": "Memory limit",
                 "description": "For example 512m or 2g.",
             },
             "cpus": {
-                "type": ["number", "null"], "exclusiveMinimum": 0, "default": None, "title": "CPUs",
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "default": None,
+                "title": "CPUs",
                 "description": "How many CPUs the container may use (for example 0.5).",
             },
             "api_url": {
-                "type": "string", "default": "", "title": "API URL",
+                "type": "string",
+                "default": "",
+                "title": "API URL",
                 "description": "How the container reaches the orchestrator's API, e.g. http://127.0.0.1:8000/api/ "
                 "(default: the worker's --api-url).",
             },
             "stream_output": {
-                "type": "boolean", "default": True, "title": "Stream output",
+                "type": "boolean",
+                "default": True,
+                "title": "Stream output",
                 "description": "Print the container's output on the worker's console, prefixed with the run name.",
             },
             "auto_remove": {
-                "type": "boolean", "default": True, "title": "Remove the container",
+                "type": "boolean",
+                "default": True,
+                "title": "Remove the container",
                 "description": "Remove the container once the run's final state is recorded.",
             },
         },
@@ -234,18 +265,22 @@ class DockerInfrastructure(Infrastructure):
         deployment = run.deployment
         flow_name, _, deployment_name = (deployment.full_name if deployment else "").partition("/")
         labels = {str(k): str(v) for k, v in (extra or {}).items()}
-        labels.update({
-            RUN_LABEL: run.id,
-            f"{LABEL}.flow-run-name": run.name,
-            DEPLOYMENT_LABEL: deployment.id if deployment else "",
-            f"{LABEL}.deployment-name": deployment_name,
-            FLOW_LABEL: flow_name,
-            WORKER_LABEL: self.worker.name if self.worker else "",
-            POOL_LABEL: self.worker.pool_name if self.worker else "",
-        })
+        labels.update(
+            {
+                RUN_LABEL: run.id,
+                f"{LABEL}.flow-run-name": run.name,
+                DEPLOYMENT_LABEL: deployment.id if deployment else "",
+                f"{LABEL}.deployment-name": deployment_name,
+                FLOW_LABEL: flow_name,
+                WORKER_LABEL: self.worker.name if self.worker else "",
+                POOL_LABEL: self.worker.pool_name if self.worker else "",
+            }
+        )
         return labels
 
-    def environment(self, run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None) -> dict[str, str]:
+    def environment(
+        self, run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None
+    ) -> dict[str, str]:
         return remote_run_environment(run, config, credentials, transport_env=self.transport_env, pool_type="docker")
 
     def ensure_image(self, image: str, policy: str) -> None:
@@ -293,7 +328,9 @@ class DockerInfrastructure(Infrastructure):
         except Exception:
             container.remove(force=True)  # created but not started (a command that is not there...)
             raise
-        handle = ContainerRun(container, run_id=run.id, run_name=run.name, remove=config.get("auto_remove") is not False)
+        handle = ContainerRun(
+            container, run_id=run.id, run_name=run.name, remove=config.get("auto_remove") is not False
+        )
         if config.get("stream_output") is not False:
             self._stream(container, on_output)
         return handle

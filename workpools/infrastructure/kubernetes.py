@@ -71,15 +71,17 @@ DEFAULT_BASE_JOB_TEMPLATE: dict[str, Any] = {
                     "spec": {
                         "restartPolicy": "Never",
                         "serviceAccountName": "{{ service_account_name }}",
-                        "containers": [{
-                            "name": CONTAINER_NAME,
-                            "image": "{{ image }}",
-                            "imagePullPolicy": "{{ image_pull_policy }}",
-                            "resources": {
-                                "requests": {"cpu": "{{ cpu_request }}", "memory": "{{ memory_request }}"},
-                                "limits": {"cpu": "{{ cpu_limit }}", "memory": "{{ memory_limit }}"},
-                            },
-                        }],
+                        "containers": [
+                            {
+                                "name": CONTAINER_NAME,
+                                "image": "{{ image }}",
+                                "imagePullPolicy": "{{ image_pull_policy }}",
+                                "resources": {
+                                    "requests": {"cpu": "{{ cpu_request }}", "memory": "{{ memory_request }}"},
+                                    "limits": {"cpu": "{{ cpu_limit }}", "memory": "{{ memory_limit }}"},
+                                },
+                            }
+                        ],
                     },
                 },
             },
@@ -88,38 +90,78 @@ DEFAULT_BASE_JOB_TEMPLATE: dict[str, Any] = {
     "variables": {
         "type": "object",
         "properties": {
-            "image": {"type": "string", "default": "orchestrator:latest",
-                      "description": "The image of the flow run's container: this project's image (Dockerfile) "
-                                     "or one with the project and the flow's dependencies installed."},
-            "image_pull_policy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"],
-                                  "default": "IfNotPresent", "description": "When the node pulls the image."},
-            "namespace": {"type": "string", "default": "default",
-                          "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63,
-                          "description": "The namespace the Job is created in."},
-            "api_url": {"type": ["string", "null"], "default": None,
-                        "description": "The orchestrator's URL as pods reach it, e.g. https://orchestrator.example.com/ "
-                                       "(none: the worker's own --api-url)."},
-            "service_account_name": {"type": ["string", "null"], "default": None,
-                                     "description": "The pod's service account (none: the namespace's default)."},
-            "env": {"type": "object", "additionalProperties": {"type": "string"}, "default": {},
-                    "description": "Environment variables of the flow run's container."},
-            "labels": {"type": "object", "additionalProperties": {"type": "string"}, "default": {},
-                       "description": "Extra labels of the Job and its pod."},
-            "command": {"type": ["array", "null"], "items": {"type": "string"}, "default": None,
-                        "description": "The container's command, given the run id as its last argument "
-                                       "(default: python -m orchestrator.engine)."},
+            "image": {
+                "type": "string",
+                "default": "orchestrator:latest",
+                "description": "The image of the flow run's container: this project's image (Dockerfile) "
+                "or one with the project and the flow's dependencies installed.",
+            },
+            "image_pull_policy": {
+                "type": "string",
+                "enum": ["Always", "IfNotPresent", "Never"],
+                "default": "IfNotPresent",
+                "description": "When the node pulls the image.",
+            },
+            "namespace": {
+                "type": "string",
+                "default": "default",
+                "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                "maxLength": 63,
+                "description": "The namespace the Job is created in.",
+            },
+            "api_url": {
+                "type": ["string", "null"],
+                "default": None,
+                "description": "The orchestrator's URL as pods reach it, e.g. https://orchestrator.example.com/ "
+                "(none: the worker's own --api-url).",
+            },
+            "service_account_name": {
+                "type": ["string", "null"],
+                "default": None,
+                "description": "The pod's service account (none: the namespace's default).",
+            },
+            "env": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "default": {},
+                "description": "Environment variables of the flow run's container.",
+            },
+            "labels": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "default": {},
+                "description": "Extra labels of the Job and its pod.",
+            },
+            "command": {
+                "type": ["array", "null"],
+                "items": {"type": "string"},
+                "default": None,
+                "description": "The container's command, given the run id as its last argument "
+                "(default: python -m orchestrator.engine).",
+            },
             "cpu_request": {"type": ["string", "null"], "default": None, "description": "e.g. 500m"},
             "cpu_limit": {"type": ["string", "null"], "default": None, "description": "e.g. 2"},
             "memory_request": {"type": ["string", "null"], "default": None, "description": "e.g. 256Mi"},
             "memory_limit": {"type": ["string", "null"], "default": None, "description": "e.g. 1Gi"},
-            "finished_job_ttl": {"type": ["integer", "null"], "minimum": 0, "default": 3600,
-                                 "description": "Seconds a finished Job (and its pod's logs) is kept "
-                                                "(ttlSecondsAfterFinished); none: kept until deleted."},
-            "pod_watch_timeout_seconds": {"type": "integer", "minimum": 1, "default": 300,
-                                          "description": "How long the pod may take to start (scheduling "
-                                                         "and image pull) before the run is crashed."},
-            "stream_output": {"type": "boolean", "default": True,
-                              "description": "Print the container's output on the worker's console."},
+            "finished_job_ttl": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "default": 3600,
+                "description": "Seconds a finished Job (and its pod's logs) is kept "
+                "(ttlSecondsAfterFinished); none: kept until deleted.",
+            },
+            "pod_watch_timeout_seconds": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 300,
+                "description": "How long the pod may take to start (scheduling "
+                "and image pull) before the run is crashed.",
+            },
+            "stream_output": {
+                "type": "boolean",
+                "default": True,
+                "description": "Print the container's output on the worker's console.",
+            },
         },
     },
 }
@@ -155,8 +197,15 @@ def _prune(value: Any) -> Any:
 
 
 def build_job_manifest(
-    configuration: dict[str, Any], *, run_id: str, run_name: str, deployment_name: str = "", flow_name: str = "",
-    worker_name: str = "", pool_name: str = "", environment: dict[str, str] | None = None,
+    configuration: dict[str, Any],
+    *,
+    run_id: str,
+    run_name: str,
+    deployment_name: str = "",
+    flow_name: str = "",
+    worker_name: str = "",
+    pool_name: str = "",
+    environment: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Job for one run from the rendered `configuration` (see DEFAULT_BASE_JOB_TEMPLATE),
     checked against the Kubernetes schemas. `environment` (the transport and the run's token)
@@ -257,8 +306,16 @@ class KubernetesJob(RunHandle):
     what = "Job"
 
     def __init__(
-        self, *, api: Any, namespace: str, name: str, run_id: str, run_name: str, start_timeout: float,
-        on_output: Callable[[str], Any] | None, recorded: bool = False,
+        self,
+        *,
+        api: Any,
+        namespace: str,
+        name: str,
+        run_id: str,
+        run_name: str,
+        start_timeout: float,
+        on_output: Callable[[str], Any] | None,
+        recorded: bool = False,
     ) -> None:
         from kubernetes import client
 
@@ -287,8 +344,12 @@ class KubernetesJob(RunHandle):
     # --- what the worker calls ---------------------------------------------------------------
 
     def poll(self) -> int | None:
-        if self.exit_code is None and not self.started and not self.stopped_by \
-                and time.monotonic() > self.start_deadline:
+        if (
+            self.exit_code is None
+            and not self.started
+            and not self.stopped_by
+            and time.monotonic() > self.start_deadline
+        ):
             self._lose(f"its pod did not start within {self.start_timeout:g} s (last seen: {self.last_status})")
         return self.exit_code
 
@@ -319,7 +380,9 @@ class KubernetesJob(RunHandle):
             self.batch.delete_namespaced_job(self.name, self.namespace, body=options)
         except ApiException as error:
             if error.status != 404:
-                raise KubernetesJobError(f"Could not delete Job {self.namespace}/{self.name}: {_api_error(error)}") from None
+                raise KubernetesJobError(
+                    f"Could not delete Job {self.namespace}/{self.name}: {_api_error(error)}"
+                ) from None
 
     def _lose(self, reason: str, code: int = -1) -> None:
         if self.exit_code is not None:
@@ -351,8 +414,9 @@ class KubernetesJob(RunHandle):
         while not self._done.is_set():
             try:
                 if resource_version is None:
-                    response = self.core.list_namespaced_pod(self.namespace, label_selector=selector,
-                                                             _preload_content=False)
+                    response = self.core.list_namespaced_pod(
+                        self.namespace, label_selector=selector, _preload_content=False
+                    )
                     listing = json.loads(response.data)
                     resource_version = str(listing.get("metadata", {}).get("resourceVersion") or "")
                     for pod in listing.get("items") or []:
@@ -360,8 +424,14 @@ class KubernetesJob(RunHandle):
                     if not listing.get("items") and (self.stopped_by or self.pod_name):
                         self._observe("DELETED", {})  # it had a pod (or we deleted it), and it is gone
                 watcher = watch.Watch()
-                for event in watcher.stream(self.core.list_namespaced_pod, self.namespace, label_selector=selector,
-                                            resource_version=resource_version, timeout_seconds=5, deserialize=False):
+                for event in watcher.stream(
+                    self.core.list_namespaced_pod,
+                    self.namespace,
+                    label_selector=selector,
+                    resource_version=resource_version,
+                    timeout_seconds=5,
+                    deserialize=False,
+                ):
                     pod = event.get("object") or event.get("raw_object") or {}
                     resource_version = pod.get("metadata", {}).get("resourceVersion") or resource_version
                     self._observe(event["type"], pod)
@@ -377,7 +447,7 @@ class KubernetesJob(RunHandle):
             except Exception:  # noqa: BLE001 (network trouble: retried with a backoff)
                 failures += 1
             if failures:
-                self._done.wait(min(0.5 * 2 ** failures, 10))
+                self._done.wait(min(0.5 * 2**failures, 10))
 
     def _observe(self, kind: str, pod: dict[str, Any]) -> None:
         """Turn one pod event into the handle's state."""
@@ -414,8 +484,9 @@ class KubernetesJob(RunHandle):
                 terminated = state["terminated"]
                 code = int(terminated.get("exitCode", -1))
                 if terminated.get("reason") == "OOMKilled":
-                    self._lose("was OOM-killed: its container went over its memory limit "
-                               f"(exit code {code})", code=code)
+                    self._lose(
+                        f"was OOM-killed: its container went over its memory limit (exit code {code})", code=code
+                    )
                 else:
                     self._follow_output()
                     self._end(code)
@@ -431,7 +502,11 @@ class KubernetesJob(RunHandle):
     def _pump_output(self) -> None:
         try:
             response = self.core.read_namespaced_pod_log(
-                self.pod_name, self.namespace, container=CONTAINER_NAME, follow=True, _preload_content=False,
+                self.pod_name,
+                self.namespace,
+                container=CONTAINER_NAME,
+                follow=True,
+                _preload_content=False,
             )
             buffer = b""
             for chunk in response.stream(amt=None, decode_content=False):
@@ -457,8 +532,9 @@ class KubernetesInfrastructure(Infrastructure):
     runs_remotely: ClassVar[bool] = True
     what: ClassVar[str] = "Job"
 
-    def __init__(self, *, worker_name: str = "", kubeconfig: str | None = None, context: str | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, *, worker_name: str = "", kubeconfig: str | None = None, context: str | None = None, **options: Any
+    ) -> None:
         self.worker_name = worker_name
         self.kubeconfig, self.context = kubeconfig, context
         self._api: Any = None
@@ -470,7 +546,9 @@ class KubernetesInfrastructure(Infrastructure):
             self._api = api_client(kubeconfig=self.kubeconfig, context=self.context)
         return self._api
 
-    def environment(self, run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None) -> dict[str, str]:
+    def environment(
+        self, run: ClaimedRun, config: dict[str, Any], credentials: dict[str, str] | None
+    ) -> dict[str, str]:
         """The pod's variables (see base.remote_run_environment): HTTP and the run's own token."""
         return remote_run_environment(run, config, credentials, transport_env=self.transport_env, pool_type=self.type)
 
@@ -480,8 +558,12 @@ class KubernetesInfrastructure(Infrastructure):
         flow_name, _, deployment_name = (deployment.full_name if deployment else "").partition("/")
         config = job_configuration(run)
         return build_job_manifest(
-            config, run_id=str(run.id), run_name=run.name, deployment_name=deployment_name,
-            flow_name=flow_name, worker_name=self.worker.name if self.worker else self.worker_name,
+            config,
+            run_id=str(run.id),
+            run_name=run.name,
+            deployment_name=deployment_name,
+            flow_name=flow_name,
+            worker_name=self.worker.name if self.worker else self.worker_name,
             pool_name=self.worker.pool_name if self.worker else "",
             environment=self.environment(run, config, credentials),
         )
@@ -501,7 +583,11 @@ class KubernetesInfrastructure(Infrastructure):
             if error.status != 409:
                 raise KubernetesJobError(f"Could not create Job {namespace}/{name}: {_api_error(error)}") from None
         handle = KubernetesJob(
-            api=self.api, namespace=namespace, name=name, run_id=str(run.id), run_name=run.name,
+            api=self.api,
+            namespace=namespace,
+            name=name,
+            run_id=str(run.id),
+            run_name=run.name,
             start_timeout=float(configuration.get("pod_watch_timeout_seconds") or 300),
             on_output=on_output if configuration.get("stream_output", True) else None,
         )
@@ -531,8 +617,14 @@ class KubernetesInfrastructure(Infrastructure):
             if run is None:
                 continue
             found[run.id] = handle = KubernetesJob(
-                api=self.api, namespace=job.metadata.namespace, name=job.metadata.name, run_id=str(run.id),
-                run_name=run.name, start_timeout=300, on_output=on_output_for(run.name), recorded=True,
+                api=self.api,
+                namespace=job.metadata.namespace,
+                name=job.metadata.name,
+                run_id=str(run.id),
+                run_name=run.name,
+                start_timeout=300,
+                on_output=on_output_for(run.name),
+                recorded=True,
             )
             self._handles.append(handle)
         return found

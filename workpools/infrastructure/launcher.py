@@ -225,8 +225,14 @@ def _prewarm() -> None:
 
     from orchestrator.core.parameters import validate_call_parameters
 
-    def sample(name: str, count: int = 1, ratio: float = 0.5, flag: bool = False, items: list[str] | None = None,
-               mapping: dict[str, Any] | None = None) -> None:
+    def sample(
+        name: str,
+        count: int = 1,
+        ratio: float = 0.5,
+        flag: bool = False,
+        items: list[str] | None = None,
+        mapping: dict[str, Any] | None = None,
+    ) -> None:
         """A flow signature using the common annotations."""
 
     validate_call_parameters(sample, {"name": "warm-up", "items": ["a"], "mapping": {"k": 1}})

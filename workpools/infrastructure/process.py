@@ -37,17 +37,24 @@ DEFAULT_TEMPLATE: dict[str, Any] = {
         "properties": {
             "env": ENV_SCHEMA,
             "working_dir": {
-                "type": ["string", "null"], "default": None, "title": "Working directory",
+                "type": ["string", "null"],
+                "default": None,
+                "title": "Working directory",
                 "description": "Where the flow process starts (default: the deployment's path when it exists here, "
                 "else the worker's own directory).",
             },
             "command": {
-                "type": ["array", "null"], "items": {"type": "string"}, "default": None, "title": "Command",
+                "type": ["array", "null"],
+                "items": {"type": "string"},
+                "default": None,
+                "title": "Command",
                 "description": "The command that runs the flow (default: python -m orchestrator.engine, with the run "
                 "id in ORCHESTRATOR_RUN_ID).",
             },
             "stream_output": {
-                "type": "boolean", "default": True, "title": "Stream output",
+                "type": "boolean",
+                "default": True,
+                "title": "Stream output",
                 "description": "Print the flow process's output on the worker's console, prefixed with the run name.",
             },
         },

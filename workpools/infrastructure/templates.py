@@ -77,7 +77,9 @@ def check_base_job_template(template: Any, *, field: str = "base_job_template") 
         Draft202012Validator.check_schema(variables)
     except SchemaError as error:
         where = ".".join(str(part) for part in error.absolute_path)
-        raise bad(f"is not a valid JSON schema: {error.message}" + (f" (at {where})" if where else ""), f"{field}.variables") from None
+        raise bad(
+            f"is not a valid JSON schema: {error.message}" + (f" (at {where})" if where else ""), f"{field}.variables"
+        ) from None
     names = set(_properties(template))
     missing = sorted({name for name in _placeholders(template["job_configuration"])} - names)
     if missing:
@@ -85,7 +87,11 @@ def check_base_job_template(template: Any, *, field: str = "base_job_template") 
             f"refers to undeclared variable(s) {', '.join(missing)}; declare them under variables.properties.",
             f"{field}.job_configuration",
         )
-    defaults = {name: spec["default"] for name, spec in _properties(template).items() if isinstance(spec, dict) and "default" in spec}
+    defaults = {
+        name: spec["default"]
+        for name, spec in _properties(template).items()
+        if isinstance(spec, dict) and "default" in spec
+    }
     errors = _schema_errors(template, defaults, f"{field}.variables.properties", suffix=".default")
     if errors:
         raise ValidationError(_one_line(errors), errors)
@@ -118,7 +124,9 @@ def check_job_variables(template: dict[str, Any], variables: Any, *, field: str 
     return variables
 
 
-def _schema_errors(template: dict[str, Any], values: dict[str, Any], field: str, *, suffix: str = "") -> dict[str, list[str]]:
+def _schema_errors(
+    template: dict[str, Any], values: dict[str, Any], field: str, *, suffix: str = ""
+) -> dict[str, list[str]]:
     from jsonschema import Draft202012Validator
 
     errors: dict[str, list[str]] = {}
@@ -199,12 +207,14 @@ def job_variables_for(run: Any) -> dict[str, Any]:
     """The run's job variables: its pool's template defaults < the pool's job_variables <
     the deployment's < the run's own."""
     pool = run.work_pool if run.work_pool_id else None
-    return merge_job_variables([
-        template_defaults(effective_template(pool)) if pool is not None else {},
-        pool.job_variables if pool is not None else {},
-        run.deployment.job_variables if run.deployment_id else {},
-        run.job_variables or {},
-    ])
+    return merge_job_variables(
+        [
+            template_defaults(effective_template(pool)) if pool is not None else {},
+            pool.job_variables if pool is not None else {},
+            run.deployment.job_variables if run.deployment_id else {},
+            run.job_variables or {},
+        ]
+    )
 
 
 def job_configuration_for(run: Any) -> dict[str, Any]:
@@ -227,6 +237,6 @@ def field_messages(error: ValidationError, field: str) -> list[str]:
     (for Django forms and model clean(), whose errors must name a real field)."""
     messages = []
     for key, items in (error.errors or {field: [str(error)]}).items():
-        where = key[len(field) + 1:] if key.startswith(field + ".") else ("" if key == field else key)
+        where = key[len(field) + 1 :] if key.startswith(field + ".") else ("" if key == field else key)
         messages.extend(f"{where}: {item}" if where else item for item in items)
     return messages

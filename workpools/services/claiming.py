@@ -83,7 +83,9 @@ def claim_runs(
 
         limits: dict[Any, int] = {
             dep: limit
-            for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list("id", "concurrency_limit")
+            for dep, limit in pool.deployments.filter(concurrency_limit__isnull=False).values_list(
+                "id", "concurrency_limit"
+            )
             if limit is not None
         }
         # Overlap and lateness policies cancel what must not run and cap what may start.
@@ -117,8 +119,13 @@ def claim_runs(
                 batch = list(candidates)
                 for run in batch:
                     dep = run.deployment_id
-                    set_state(run, StateType.PENDING, worker=worker, expected=StateType.SCHEDULED,
-                              message=f"Claimed by worker {worker.name}")
+                    set_state(
+                        run,
+                        StateType.PENDING,
+                        worker=worker,
+                        expected=StateType.SCHEDULED,
+                        message=f"Claimed by worker {worker.name}",
+                    )
                     claimed.append(run)
                     taken_here += 1
                     if dep in limits:
@@ -152,11 +159,17 @@ def unstarted_runs(worker: Worker) -> list[Any]:
     A claim whose answer was lost on the way (a network error between a remote worker and the
     orchestrator) leaves such runs behind; handing them out again means a worker never loses a
     run it claimed. The worker skips any it did start (it knows its own children)."""
-    return list(FlowRun.objects.filter(worker=worker, state_type=StateType.PENDING, pid__isnull=True).order_by("state_at", "id"))
+    return list(
+        FlowRun.objects.filter(worker=worker, state_type=StateType.PENDING, pid__isnull=True).order_by("state_at", "id")
+    )
 
 
 def runs_to_start(
-    worker: Worker, *, queue_ids: list[Any] | None = None, prefetch_seconds: float = 0, wait_seconds: float = 0,
+    worker: Worker,
+    *,
+    queue_ids: list[Any] | None = None,
+    prefetch_seconds: float = 0,
+    wait_seconds: float = 0,
     max_runs: int | None = None,
 ) -> list[Any]:
     """What `worker` should start now, with pool and deployment loaded: its unstarted runs,
@@ -183,9 +196,7 @@ def _check_queues_exist(worker: Worker, queue_ids: list[Any] | None, queues: lis
         return
     missing = sorted({str(q) for q in queue_ids} - {str(q.pk) for q in queues})
     if missing:
-        raise NotFound(
-            f"Work pool {worker.pool.name!r} has no queue with id {', '.join(missing)} any more (deleted?)."
-        )
+        raise NotFound(f"Work pool {worker.pool.name!r} has no queue with id {', '.join(missing)} any more (deleted?).")
 
 
 def _room(limit: int | None, used: int) -> int:

@@ -43,7 +43,9 @@ def update_work_pool(
         changes["concurrency_limit"] = concurrency_limit
     template = effective_template(pool)
     if base_job_template is not UNSET:
-        template = check_base_job_template(base_job_template) if base_job_template else default_base_job_template(pool.type)
+        template = (
+            check_base_job_template(base_job_template) if base_job_template else default_base_job_template(pool.type)
+        )
         changes["base_job_template"] = template
     variables = pool.job_variables if job_variables is UNSET else (job_variables or {})
     if job_variables is not UNSET or base_job_template is not UNSET:

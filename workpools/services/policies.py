@@ -61,8 +61,11 @@ def apply_run_policies(pool: WorkPool, *, now: datetime, horizon: datetime) -> d
     deployment_ids = set(deployment_policies) | {dep for dep, _slug in schedule_policies}
     due = list(
         FlowRun.objects.filter(
-            work_pool=pool, work_queue__paused=False, state_type=StateType.SCHEDULED,
-            next_scheduled_start_at__lte=horizon, deployment_id__in=deployment_ids,
+            work_pool=pool,
+            work_queue__paused=False,
+            state_type=StateType.SCHEDULED,
+            next_scheduled_start_at__lte=horizon,
+            deployment_id__in=deployment_ids,
         )
         .order_by("next_scheduled_start_at", "id")
         .select_for_update(skip_locked=True, of=("self",))[:MAX_RUNS_PER_PASS]
@@ -75,7 +78,8 @@ def apply_run_policies(pool: WorkPool, *, now: datetime, horizon: datetime) -> d
             return default
         return _Policy(
             override.overlap or default.overlap,
-            override.max_lateness_seconds if override.max_lateness_seconds is not None
+            override.max_lateness_seconds
+            if override.max_lateness_seconds is not None
             else default.max_lateness_seconds,
         )
 
@@ -87,8 +91,11 @@ def apply_run_policies(pool: WorkPool, *, now: datetime, horizon: datetime) -> d
         waiting[run.deployment_id].append((run, policy))
 
     active = dict(
-        FlowRun.objects.active().filter(deployment_id__in=list(waiting) + list(deployment_policies))
-        .values("deployment_id").annotate(n=Count("id")).values_list("deployment_id", "n")
+        FlowRun.objects.active()
+        .filter(deployment_id__in=list(waiting) + list(deployment_policies))
+        .values("deployment_id")
+        .annotate(n=Count("id"))
+        .values_list("deployment_id", "n")
     )
     caps: dict[Any, int] = {}
     for dep, policy in deployment_policies.items():
@@ -105,8 +112,9 @@ def _policies(pool: WorkPool) -> tuple[dict[Any, _Policy], dict[tuple[Any, str],
     """The pool's deployments and schedules with a policy other than the defaults."""
     deployments = {
         row[0]: _Policy(row[1], row[2])
-        for row in pool.deployments.exclude(overlap_policy=OverlapPolicy.ALLOW, max_lateness_seconds__isnull=True)
-        .values_list("id", "overlap_policy", "max_lateness_seconds")
+        for row in pool.deployments.exclude(
+            overlap_policy=OverlapPolicy.ALLOW, max_lateness_seconds__isnull=True
+        ).values_list("id", "overlap_policy", "max_lateness_seconds")
     }
     schedules = {
         (row[0], row[1]): _Policy(row[2], row[3])
@@ -126,8 +134,7 @@ def _cancel_if_too_late(run: FlowRun, policy: _Policy, now: datetime) -> bool:
         return False
     return _cancel(
         run,
-        f"Not started: {late:.0f} s late, more than the {policy.max_lateness_seconds} s its "
-        "max lateness allows.",
+        f"Not started: {late:.0f} s late, more than the {policy.max_lateness_seconds} s its max lateness allows.",
     )
 
 
@@ -159,8 +166,10 @@ def _apply_overlap(dep: Any, runs: list[tuple[FlowRun, _Policy]], *, busy: bool)
             kept_waiting = True
             continue
         reason = "one is already waiting" if policy.overlap == OverlapPolicy.BUFFER_ONE else "it would overlap"
-        _cancel(run, f"Skipped: another run of this deployment is still active and {reason} "
-                     f"(overlap policy {policy.overlap}).")
+        _cancel(
+            run,
+            f"Skipped: another run of this deployment is still active and {reason} (overlap policy {policy.overlap}).",
+        )
 
 
 def _cancel(run: FlowRun, message: str) -> bool:

@@ -54,8 +54,13 @@ def create_work_pool(
     try:
         with transaction.atomic():
             pool = WorkPool.objects.create(
-                name=name, type=type, concurrency_limit=concurrency_limit, paused=paused, description=description,
-                base_job_template=template, job_variables=job_variables or {},
+                name=name,
+                type=type,
+                concurrency_limit=concurrency_limit,
+                paused=paused,
+                description=description,
+                base_job_template=template,
+                job_variables=job_variables or {},
             )
             WorkQueue.objects.create(pool=pool, name=WorkPool.DEFAULT_QUEUE_NAME, priority=1)
             audit.record("work_pool.create", pool, after={"type": type, "concurrency_limit": concurrency_limit})
@@ -75,8 +80,12 @@ def set_work_pool_paused(pool: WorkPool, paused: bool) -> WorkPool:
     """Pause or resume a pool: workers claim nothing from a paused pool."""
     with transaction.atomic():
         WorkPool.objects.filter(pk=pool.pk).update(paused=paused)
-        audit.record("work_pool.pause" if paused else "work_pool.resume", pool,
-                     before={"paused": pool.paused}, after={"paused": paused})
+        audit.record(
+            "work_pool.pause" if paused else "work_pool.resume",
+            pool,
+            before={"paused": pool.paused},
+            after={"paused": paused},
+        )
     pool.paused = paused
     if not paused:
         wakeups.notify_pools([pool.pk])
@@ -87,8 +96,12 @@ def set_work_queue_paused(queue: WorkQueue, paused: bool) -> WorkQueue:
     """Pause or resume one queue: workers claim nothing from a paused queue."""
     with transaction.atomic():
         WorkQueue.objects.filter(pk=queue.pk).update(paused=paused)
-        audit.record("work_queue.pause" if paused else "work_queue.resume", queue,
-                     before={"paused": queue.paused}, after={"paused": paused})
+        audit.record(
+            "work_queue.pause" if paused else "work_queue.resume",
+            queue,
+            before={"paused": queue.paused},
+            after={"paused": paused},
+        )
     queue.paused = paused
     if not paused:
         wakeups.notify_pools([queue.pool_id])
@@ -108,9 +121,7 @@ def route_to_queue(deployment: Any, *, queues: Iterable[WorkQueue] | None = None
         return deployment.work_queue
     if queues is None:
         queues = WorkQueue.objects.filter(pool_id=deployment.work_pool_id)
-    queues = sorted(
-        (q for q in queues if q.pool_id == deployment.work_pool_id), key=lambda q: (q.priority, q.name)
-    )
+    queues = sorted((q for q in queues if q.pool_id == deployment.work_pool_id), key=lambda q: (q.priority, q.name))
     tags = deployment.tags or []
     for queue in queues:
         if queue.tags and queue.serves_tags(tags):
@@ -128,9 +139,15 @@ def check_concurrency_limit(limit: object, field: str = "concurrency_limit") -> 
     if limit is None:
         return
     if not isinstance(limit, int) or isinstance(limit, bool):
-        raise ValidationError(f"A concurrency limit must be a whole number (got {limit!r}).", {field: ["Must be a whole number, 0 or more."]})
+        raise ValidationError(
+            f"A concurrency limit must be a whole number (got {limit!r}).",
+            {field: ["Must be a whole number, 0 or more."]},
+        )
     if limit < 0:
-        raise ValidationError(f"A concurrency limit cannot be negative (got {limit}).", {field: ["A concurrency limit cannot be negative: 0 or more."]})
+        raise ValidationError(
+            f"A concurrency limit cannot be negative (got {limit}).",
+            {field: ["A concurrency limit cannot be negative: 0 or more."]},
+        )
 
 
 def set_concurrency_limit(obj: WorkPool | WorkQueue, limit: int | None) -> WorkPool | WorkQueue:
@@ -139,8 +156,12 @@ def set_concurrency_limit(obj: WorkPool | WorkQueue, limit: int | None) -> WorkP
     check_concurrency_limit(limit)
     with transaction.atomic():
         type(obj).objects.filter(pk=obj.pk).update(concurrency_limit=limit)
-        audit.record(f"{obj._meta.model_name}.set_concurrency_limit", obj,
-                     before={"concurrency_limit": obj.concurrency_limit}, after={"concurrency_limit": limit})
+        audit.record(
+            f"{obj._meta.model_name}.set_concurrency_limit",
+            obj,
+            before={"concurrency_limit": obj.concurrency_limit},
+            after={"concurrency_limit": limit},
+        )
     obj.concurrency_limit = limit
     wakeups.notify_pools([obj.pk if isinstance(obj, WorkPool) else obj.pool_id])
     return obj
@@ -194,8 +215,13 @@ def create_work_queue(
     try:
         with transaction.atomic():
             queue = WorkQueue.objects.create(
-                pool=pool, name=name, priority=priority, concurrency_limit=concurrency_limit,
-                tags=clean_tags, description=description, paused=paused,
+                pool=pool,
+                name=name,
+                priority=priority,
+                concurrency_limit=concurrency_limit,
+                tags=clean_tags,
+                description=description,
+                paused=paused,
             )
             audit.record("work_queue.create", queue, after={"priority": priority, "tags": clean_tags})
             return queue

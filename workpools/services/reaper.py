@@ -36,7 +36,10 @@ def recover_lost_runs(*, now: datetime | None = None) -> dict[str, int]:
     for run in FlowRun.objects.filter(state_type__in=[StateType.PENDING, StateType.RUNNING], heartbeat_at__lt=stale):
         try:
             set_state(
-                run, StateType.CRASHED, expected=run.state_type, only_if=Q(heartbeat_at__lt=stale),
+                run,
+                StateType.CRASHED,
+                expected=run.state_type,
+                only_if=Q(heartbeat_at__lt=stale),
                 message=f"The run's process stopped heartbeating (last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); presumed dead.",
             )
             crashed += 1
@@ -47,7 +50,9 @@ def recover_lost_runs(*, now: datetime | None = None) -> dict[str, int]:
     for run in FlowRun.objects.filter(state_type=StateType.CANCELLING, state_at__lt=now - timedelta(seconds=timeout)):
         try:
             set_state(
-                run, StateType.CANCELLED, expected=StateType.CANCELLING,
+                run,
+                StateType.CANCELLED,
+                expected=StateType.CANCELLING,
                 message=f"No worker confirmed the cancellation within {timeout:g} s; marked cancelled to release its slot.",
             )
             cancelled += 1

@@ -28,7 +28,9 @@ from workpools.models import Worker, WorkQueue
 SAFETY_RECHECK_SECONDS = 5.0
 
 
-def next_due_at(worker: Worker, queue_ids: list[Any] | None = None, *, after: datetime | None = None) -> datetime | None:
+def next_due_at(
+    worker: Worker, queue_ids: list[Any] | None = None, *, after: datetime | None = None
+) -> datetime | None:
     """When the earliest SCHEDULED run `worker` could claim is due (maybe already past), or None
     when its unpaused queues of an unpaused pool hold none; with `after`, the earliest due later
     than that. One query: per queue, the first run in the claim index (work_queue, state_type,

@@ -27,7 +27,9 @@ def register_worker(
     name with a slash (names go in URLs: /api/work-pools/POOL/workers/NAME/)."""
     check_concurrency_limit(limit, "limit")
     if name is not None and (not name.strip() or "/" in name):
-        raise ValidationError(f"A worker name must not be blank or hold a '/' (got {name!r}).", {"name": ["No '/' allowed."]})
+        raise ValidationError(
+            f"A worker name must not be blank or hold a '/' (got {name!r}).", {"name": ["No '/' allowed."]}
+        )
     hostname = hostname or socket.gethostname()
     pid = pid or os.getpid()
     pool_created = False

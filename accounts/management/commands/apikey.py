@@ -46,12 +46,17 @@ class Command(BaseCommand):
             return
         rows = [("NAME", "PREFIX", "SCOPE", "POOL", "CREATED", "LAST USED", "STATUS")]
         for key in keys:
-            rows.append((
-                key.name, key.prefix + "…", key.scope, key.pool.name if key.pool else "-",
-                f"{key.created_at:%Y-%m-%d %H:%M}",
-                f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
-                f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active",
-            ))
+            rows.append(
+                (
+                    key.name,
+                    key.prefix + "…",
+                    key.scope,
+                    key.pool.name if key.pool else "-",
+                    f"{key.created_at:%Y-%m-%d %H:%M}",
+                    f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
+                    f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active",
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -35,8 +35,10 @@ class Command(ServiceCommand):
         self.stdout.write(json.dumps(services.get_variable(name).value))
 
     def do_ls(self, **_: Any) -> None:
-        rows = [(v.name, _short(json.dumps(v.value)), v.updated_at.isoformat(timespec="seconds"))
-                for v in Variable.objects.order_by("name")[:LISTED]]
+        rows = [
+            (v.name, _short(json.dumps(v.value)), v.updated_at.isoformat(timespec="seconds"))
+            for v in Variable.objects.order_by("name")[:LISTED]
+        ]
         self.table("Variables", ["Name", "Value", "Updated"], rows)
 
     def do_delete(self, name: str, **_: Any) -> None:

@@ -1,12 +1,12 @@
 """`manage.py deploy`: create or update deployments.
 
-    deploy ENTRYPOINT -n NAME -p POOL [-q QUEUE] [--param k=v]... [--params JSON] [--tag T]...
-           [--cron EXPR | --interval SECONDS | --rrule RRULE] [--timezone TZ]
-           [--description TEXT] [--version V]          flags, for CI: never prompts
-    deploy --all | --name N [--name M]... [--file deployments.yaml]    from the spec file; flags
-           (-p, -q, --param, --params, --tag, --cron/--interval/--rrule, --description, --version)
-           override the file's values for the deployments deployed
-    deploy                                             on a terminal: the wizard
+deploy ENTRYPOINT -n NAME -p POOL [-q QUEUE] [--param k=v]... [--params JSON] [--tag T]...
+       [--cron EXPR | --interval SECONDS | --rrule RRULE] [--timezone TZ]
+       [--description TEXT] [--version V]          flags, for CI: never prompts
+deploy --all | --name N [--name M]... [--file deployments.yaml]    from the spec file; flags
+       (-p, -q, --param, --params, --tag, --cron/--interval/--rrule, --description, --version)
+       override the file's values for the deployments deployed
+deploy                                             on a terminal: the wizard
 """
 
 from __future__ import annotations
@@ -34,13 +34,23 @@ class Command(ServiceCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("entrypoint", nargs="?", metavar="ENTRYPOINT", help="path/to/file.py:function")
-        parser.add_argument("-n", "--name", action="append", default=[], dest="names",
-                            help="The deployment's name; without ENTRYPOINT, a deployment of the spec file to deploy (repeatable).")
+        parser.add_argument(
+            "-n",
+            "--name",
+            action="append",
+            default=[],
+            dest="names",
+            help="The deployment's name; without ENTRYPOINT, a deployment of the spec file to deploy (repeatable).",
+        )
         parser.add_argument("--all", action="store_true", help="Deploy every deployment of the spec file.")
-        parser.add_argument("--file", default=DEFAULT_SPEC_FILE, help=f"The spec file (default: ./{DEFAULT_SPEC_FILE}).")
+        parser.add_argument(
+            "--file", default=DEFAULT_SPEC_FILE, help=f"The spec file (default: ./{DEFAULT_SPEC_FILE})."
+        )
         parser.add_argument("-p", "--pool", help="Work pool.")
         parser.add_argument("-q", "--queue", help="Work queue of the pool (default: routed by tags).")
-        parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="A default parameter (repeatable).")
+        parser.add_argument(
+            "--param", action="append", default=[], metavar="KEY=VALUE", help="A default parameter (repeatable)."
+        )
         parser.add_argument("--params", metavar="JSON", help="Default parameters as a JSON object.")
         parser.add_argument("--tag", action="append", default=[], dest="tags", help="A tag (repeatable).")
         when = parser.add_mutually_exclusive_group()
@@ -83,9 +93,15 @@ class Command(ServiceCommand):
         if not options["pool"]:
             raise CommandError("Missing --pool (-p): the work pool to deploy to.")
         definition = DeploymentDefinition(
-            name=names[0], entrypoint=options["entrypoint"], work_pool=options["pool"], work_queue=options["queue"],
-            description=options["description"], version=options["deployment_version"], tags=options["tags"],
-            parameters=params_option(options), parameter_strings=parse_params(options["param"]),
+            name=names[0],
+            entrypoint=options["entrypoint"],
+            work_pool=options["pool"],
+            work_queue=options["queue"],
+            description=options["description"],
+            version=options["deployment_version"],
+            tags=options["tags"],
+            parameters=params_option(options),
+            parameter_strings=parse_params(options["param"]),
             schedules=schedule_options(options),
         )
         self.report(deploy_definitions([definition], project_dir=Path.cwd()))

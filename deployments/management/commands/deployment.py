@@ -1,8 +1,8 @@
 """`manage.py deployment ls|inspect|run|pause|resume|delete|execute`.
 
-    deployment run FLOW/DEPLOYMENT [--param k=v]... [--params JSON] [--start-in 10m | --start-at ISO] [--watch]
-    deployment execute FLOW/DEPLOYMENT [--param KEY=VALUE]...    run it here, without a worker
-    deployment backfill FLOW/DEPLOYMENT --start ISO --end ISO [--schedule SLUG]... [--dry-run] [--max N]
+deployment run FLOW/DEPLOYMENT [--param k=v]... [--params JSON] [--start-in 10m | --start-at ISO] [--watch]
+deployment execute FLOW/DEPLOYMENT [--param KEY=VALUE]...    run it here, without a worker
+deployment backfill FLOW/DEPLOYMENT --start ISO --end ISO [--schedule SLUG]... [--dry-run] [--max N]
 """
 
 from __future__ import annotations
@@ -107,19 +107,32 @@ class Command(ServiceCommand):
         when = run.add_mutually_exclusive_group()
         when.add_argument("--start-in", metavar="DURATION", help="Start after 30s, 10m, 2h, 1d.")
         when.add_argument("--start-at", metavar="ISO", help="Start at this date and time.")
-        run.add_argument("--watch", action="store_true",
-                         help="Follow its states and logs until it ends; exit 0 only when it COMPLETED.")
+        run.add_argument(
+            "--watch",
+            action="store_true",
+            help="Follow its states and logs until it ends; exit 0 only when it COMPLETED.",
+        )
         backfill = actions.add_parser(
             "backfill", help="Make the runs the deployment's schedules would have made between --start and --end."
         )
         backfill.add_argument("deployment", metavar="FLOW/DEPLOYMENT")
         backfill.add_argument("--start", required=True, metavar="ISO", help="From this date and time (included).")
         backfill.add_argument("--end", required=True, metavar="ISO", help="Up to this date and time (included).")
-        backfill.add_argument("--schedule", action="append", default=[], metavar="SLUG",
-                              help="Only this schedule (repeatable; default: every active schedule).")
+        backfill.add_argument(
+            "--schedule",
+            action="append",
+            default=[],
+            metavar="SLUG",
+            help="Only this schedule (repeatable; default: every active schedule).",
+        )
         backfill.add_argument("--dry-run", action="store_true", help="List the runs it would make; make none.")
-        backfill.add_argument("--max", type=int, default=DEFAULT_BACKFILL_MAX, metavar="N",
-                              help=f"Refuse to make more than N runs (default {DEFAULT_BACKFILL_MAX}).")
+        backfill.add_argument(
+            "--max",
+            type=int,
+            default=DEFAULT_BACKFILL_MAX,
+            metavar="N",
+            help=f"Refuse to make more than N runs (default {DEFAULT_BACKFILL_MAX}).",
+        )
         execute = actions.add_parser("execute", help="Create a run of the deployment and run it here, now.")
         execute.add_argument("deployment", metavar="FLOW/DEPLOYMENT")
         self.add_param_arguments(execute)
@@ -127,7 +140,10 @@ class Command(ServiceCommand):
     @staticmethod
     def add_param_arguments(parser: Any) -> None:
         parser.add_argument(
-            "--param", action="append", default=[], metavar="KEY=VALUE",
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="A parameter for this run (repeatable); VALUE is read as JSON unless the parameter is a string.",
         )
 
@@ -136,24 +152,43 @@ class Command(ServiceCommand):
         rows = []
         for d in deployments:
             schedules = "; ".join(s.describe() + ("" if s.active else " (inactive)") for s in d.schedules.all())
-            rows.append((d.full_name, d.pk, d.work_pool.name if d.work_pool else "", d.work_queue.name if d.work_queue else "",
-                         schedules or "-", "yes" if d.paused else "no"))
+            rows.append(
+                (
+                    d.full_name,
+                    d.pk,
+                    d.work_pool.name if d.work_pool else "",
+                    d.work_queue.name if d.work_queue else "",
+                    schedules or "-",
+                    "yes" if d.paused else "no",
+                )
+            )
         self.table("Deployments", ["Name", "ID", "Pool", "Queue", "Schedule", "Paused"], rows)
 
     def do_inspect(self, deployment: str, **_: Any) -> None:
         d = get_deployment(deployment)
-        self.fields([
-            ("Name", d.full_name), ("ID", d.pk), ("Flow", d.flow.name), ("Description", d.description or "-"),
-            ("Version", d.version or "-"), ("Entrypoint", d.entrypoint), ("Path", d.path or "-"),
-            ("Pull steps", json.dumps(d.pull_steps) if d.pull_steps else "-"),
-            ("Parameters", json.dumps(d.parameters)), ("Parameter schema", json.dumps(d.parameter_schema)),
-            ("Enforce parameter schema", d.enforce_parameter_schema), ("Tags", ", ".join(d.tags) or "-"),
-            ("Work pool", d.work_pool.name if d.work_pool else "-"),
-            ("Work queue", d.work_queue.name if d.work_queue else "(routed by tags)"),
-            ("Job variables", json.dumps(d.job_variables)), ("Concurrency limit", limit_text(d.concurrency_limit)),
-            ("Paused", d.paused), ("Created", d.created_at.isoformat(timespec="seconds")),
-            ("Updated", d.updated_at.isoformat(timespec="seconds")),
-        ])
+        self.fields(
+            [
+                ("Name", d.full_name),
+                ("ID", d.pk),
+                ("Flow", d.flow.name),
+                ("Description", d.description or "-"),
+                ("Version", d.version or "-"),
+                ("Entrypoint", d.entrypoint),
+                ("Path", d.path or "-"),
+                ("Pull steps", json.dumps(d.pull_steps) if d.pull_steps else "-"),
+                ("Parameters", json.dumps(d.parameters)),
+                ("Parameter schema", json.dumps(d.parameter_schema)),
+                ("Enforce parameter schema", d.enforce_parameter_schema),
+                ("Tags", ", ".join(d.tags) or "-"),
+                ("Work pool", d.work_pool.name if d.work_pool else "-"),
+                ("Work queue", d.work_queue.name if d.work_queue else "(routed by tags)"),
+                ("Job variables", json.dumps(d.job_variables)),
+                ("Concurrency limit", limit_text(d.concurrency_limit)),
+                ("Paused", d.paused),
+                ("Created", d.created_at.isoformat(timespec="seconds")),
+                ("Updated", d.updated_at.isoformat(timespec="seconds")),
+            ]
+        )
         schedules = list(d.schedules.all())
         self.stdout.write("Schedules:" if schedules else "Schedules: none")
         for s in schedules:
@@ -163,16 +198,28 @@ class Command(ServiceCommand):
             if s.active and not d.paused:
                 times = ", ".join(t.isoformat(timespec="minutes") for t in s.next_fire_times(3))
                 self.stdout.write(f"    next: {times}")
-        upcoming = FlowRun.objects.filter(deployment=d, state_type=StateType.SCHEDULED).order_by("next_scheduled_start_at")[:5]
-        runs = [(r.name, r.pk, r.next_scheduled_start_at.isoformat(timespec="seconds") if r.next_scheduled_start_at else "")
-                for r in upcoming]
+        upcoming = FlowRun.objects.filter(deployment=d, state_type=StateType.SCHEDULED).order_by(
+            "next_scheduled_start_at"
+        )[:5]
+        runs = [
+            (r.name, r.pk, r.next_scheduled_start_at.isoformat(timespec="seconds") if r.next_scheduled_start_at else "")
+            for r in upcoming
+        ]
         if runs:
             self.table("Next runs", ["Name", "ID", "Starts"], runs)
         else:
             self.stdout.write("Next runs: none scheduled")
 
-    def do_run(self, deployment: str, param: list[str], params: str | None, start_in: str | None,
-               start_at: str | None, watch: bool, **_: Any) -> None:
+    def do_run(
+        self,
+        deployment: str,
+        param: list[str],
+        params: str | None,
+        start_in: str | None,
+        start_at: str | None,
+        watch: bool,
+        **_: Any,
+    ) -> None:
         from deployments.services import create_flow_run
 
         d = get_deployment(deployment)
@@ -210,12 +257,18 @@ class Command(ServiceCommand):
         extra = f" and {deleted} run(s) that had not started" if deleted else ""
         self.stdout.write(f"Deleted deployment '{name}' ({deployment_id}){extra}.")
 
-    def do_backfill(self, deployment: str, start: str, end: str, schedule: list[str], dry_run: bool, max: int,
-                    **_: Any) -> None:
+    def do_backfill(
+        self, deployment: str, start: str, end: str, schedule: list[str], dry_run: bool, max: int, **_: Any
+    ) -> None:
         d = get_deployment(deployment)
         result = backfill_deployment(
-            d, start=parse_moment("--start", start), end=parse_moment("--end", end), dry_run=dry_run, max_runs=max,
-            schedule_slugs=schedule or None, created_by="backfill:cli",
+            d,
+            start=parse_moment("--start", start),
+            end=parse_moment("--end", end),
+            dry_run=dry_run,
+            max_runs=max,
+            schedule_slugs=schedule or None,
+            created_by="backfill:cli",
         )
         rows = backfill_window_text(result)
         if rows:
@@ -224,7 +277,9 @@ class Command(ServiceCommand):
         if dry_run:
             self.stdout.write(f"Dry run: would create {made} run(s); {len(rows) - made} exist already.")
         else:
-            self.stdout.write(f"Created {len(result.created)} run(s); {len(rows) - len(result.created)} existed already.")
+            self.stdout.write(
+                f"Created {len(result.created)} run(s); {len(rows) - len(result.created)} existed already."
+            )
 
     def do_execute(self, deployment: str, param: list[str], **_: Any) -> None:
         from deployments.services import create_local_flow_run

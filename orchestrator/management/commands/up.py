@@ -23,9 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
-            "--verbose", action="store_true", default=env_bool("VERBOSE", False),
+            "--verbose",
+            action="store_true",
+            default=env_bool("VERBOSE", False),
             help="Show everything the processes print (access log, every Celery task, the flows' logs); "
-                 "default: one line per run started and finished, warnings and errors (also: VERBOSE=1).",
+            "default: one line per run started and finished, warnings and errors (also: VERBOSE=1).",
         )
 
     def handle(self, *args: Any, host: str, port: int, verbose: bool, **options: Any) -> None:
@@ -60,8 +62,10 @@ class Command(BaseCommand):
         if verbose:
             self.stdout.write("Press Ctrl-C to stop.")
         else:
-            self.stdout.write("Press Ctrl-C to stop. Quiet: runs started and finished, warnings and errors "
-                              "(make up VERBOSE=1 or manage.py up --verbose for everything).")
+            self.stdout.write(
+                "Press Ctrl-C to stop. Quiet: runs started and finished, warnings and errors "
+                "(make up VERBOSE=1 or manage.py up --verbose for everything)."
+            )
         programs = up_programs(host, port, verbose=verbose)
         supervisor = Supervisor(programs, out=self.stdout)
         signal.signal(signal.SIGINT, supervisor.on_signal)
@@ -76,16 +80,41 @@ def up_programs(host: str, port: int, *, verbose: bool) -> list[Program]:
     """The processes `up` runs. Quiet (the default), each prints only what a person watching
     needs: warnings and errors, and the worker's one line per run started and finished."""
     python = sys.executable
-    web = [python, "-m", "gunicorn", "orchestrator.wsgi", "--bind", f"{host}:{port}",
-           # Threads: each remote worker's idle claim waits on one (a long poll).
-           "--workers", "2", "--threads", "16", "--graceful-timeout", "3"]
+    web = [
+        python,
+        "-m",
+        "gunicorn",
+        "orchestrator.wsgi",
+        "--bind",
+        f"{host}:{port}",
+        # Threads: each remote worker's idle claim waits on one (a long poll).
+        "--workers",
+        "2",
+        "--threads",
+        "16",
+        "--graceful-timeout",
+        "3",
+    ]
     web += ["--access-logfile", "-"] if verbose else ["--log-level", "warning"]
     # The periodic services (scheduler, late runs, reaper, retention) and the tasks the web app
     # sends. On the embedded default the filesystem broker's producers and consumers meet in
     # one folder under the data directory (settings).
-    celery = [python, "-m", "celery", "-A", "orchestrator", *([] if verbose else ["--quiet"]),  # --quiet: no banner
-              "worker", "--beat", "--concurrency", "2", "--hostname", "orchestrator@%h",
-              "--loglevel", "INFO" if verbose else "WARNING"]
+    celery = [
+        python,
+        "-m",
+        "celery",
+        "-A",
+        "orchestrator",
+        *([] if verbose else ["--quiet"]),  # --quiet: no banner
+        "worker",
+        "--beat",
+        "--concurrency",
+        "2",
+        "--hostname",
+        "orchestrator@%h",
+        "--loglevel",
+        "INFO" if verbose else "WARNING",
+    ]
     # One worker on the default process pool runs the flows.
     worker = [python, str(settings.BASE_DIR / "manage.py"), "runworker", "--pool", DEFAULT_POOL, "--name", "up-worker"]
     if not verbose:

@@ -9,6 +9,11 @@ from orchestrator.sdk.task_runners.ray_runner import RayTaskRunner
 from orchestrator.sdk.task_runners.remote import TaskRunCancelled, TaskRunCrashed
 
 __all__ = [
-    "DaskTaskRunner", "RayTaskRunner", "TaskRunCancelled", "TaskRunCrashed", "TaskRunFuture", "TaskRunner",
+    "DaskTaskRunner",
+    "RayTaskRunner",
+    "TaskRunCancelled",
+    "TaskRunCrashed",
+    "TaskRunFuture",
+    "TaskRunner",
     "ThreadTaskRunner",
 ]

@@ -130,7 +130,12 @@ class ClusterTaskRunner(TaskRunner):
         self._started = True
 
     def submit(
-        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, dynamic_key: int,
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        dynamic_key: int,
         wait_for: Sequence[TaskRunFuture] = (),
     ) -> TaskRunFuture:
         from orchestrator.sdk.tasks import _TaskRun, exception_text
@@ -173,7 +178,11 @@ class ClusterTaskRunner(TaskRunner):
 
     # --- shipping a call ---
     def _remote_call(
-        self, task: Task[..., Any], run: _TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any],
+        self,
+        task: Task[..., Any],
+        run: _TaskRun,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         wait_for: Sequence[TaskRunFuture],
     ) -> tuple[RemoteCall, list[Any]]:
         assert self._flow is not None
@@ -202,9 +211,14 @@ class ClusterTaskRunner(TaskRunner):
         for future in wait_for:
             index_of(future)
         call = RemoteCall(
-            connection=self._connection, flow_run=self._flow.run, task_run=run.info, task=self._pickled_task(task),
-            arguments=_pickled_arguments(task, run.name, shipped_args, shipped_kwargs), log_prints=self._flow.log_prints,
-            upstream_names=tuple(names), argument_upstreams=argument_upstreams,
+            connection=self._connection,
+            flow_run=self._flow.run,
+            task_run=run.info,
+            task=self._pickled_task(task),
+            arguments=_pickled_arguments(task, run.name, shipped_args, shipped_kwargs),
+            log_prints=self._flow.log_prints,
+            upstream_names=tuple(names),
+            argument_upstreams=argument_upstreams,
         )
         return call, upstream
 
@@ -232,7 +246,9 @@ class ClusterTaskRunner(TaskRunner):
             try:
                 pickled = cloudpickle.dumps(task)
             except Exception as error:
-                raise CannotShip(f"Task '{task.name}' cannot be sent to the cluster: {exception_text(error)}") from error
+                raise CannotShip(
+                    f"Task '{task.name}' cannot be sent to the cluster: {exception_text(error)}"
+                ) from error
             self._pickled_tasks[id(task)] = pickled
         return pickled
 
@@ -264,7 +280,9 @@ class ClusterTaskRunner(TaskRunner):
         from orchestrator.sdk.tasks import exception_text
 
         if self._stopping:
-            return Envelope(False, error=TaskRunCancelled(f"Task run '{future.task_run_name}' was stopped with its flow run."))
+            return Envelope(
+                False, error=TaskRunCancelled(f"Task run '{future.task_run_name}' was stopped with its flow run.")
+            )
         message = f"The cluster lost it: {exception_text(error)}"
         self._record_end(future, StateType.CRASHED, message)
         return Envelope(False, error=TaskRunCrashed(f"Task run '{future.task_run_name}' crashed: {message}"))
@@ -278,7 +296,9 @@ class ClusterTaskRunner(TaskRunner):
             info = client.read_task_run(future.task_run_id or "")
             if info.state_type not in FINISHED:
                 RunLogger(
-                    TASK_RUN_LOGGER, label=f"Task run '{future.task_run_name}'", flow_run_id=self._flow.run.id,
+                    TASK_RUN_LOGGER,
+                    label=f"Task run '{future.task_run_name}'",
+                    flow_run_id=self._flow.run.id,
                     task_run_id=info.id,
                 ).error("%s", message)
                 client.set_task_run_state(info.id, state_type, expected=info.state_type, message=message)
@@ -306,4 +326,6 @@ def _pickled_arguments(task: Task[..., Any], run_name: str, args: tuple[Any, ...
                 raise CannotShip(
                     f"Argument {name!r} of task run '{run_name}' cannot be sent to the cluster: {exception_text(culprit)}"
                 ) from culprit
-        raise CannotShip(f"The arguments of task run '{run_name}' cannot be sent to the cluster: {exception_text(error)}") from error
+        raise CannotShip(
+            f"The arguments of task run '{run_name}' cannot be sent to the cluster: {exception_text(error)}"
+        ) from error

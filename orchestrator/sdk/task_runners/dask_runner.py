@@ -34,12 +34,17 @@ class DaskTaskRunner(ClusterTaskRunner):
     name = "DaskTaskRunner"
 
     def __init__(
-        self, address: str | None = None, *, cluster_kwargs: dict[str, Any] | None = None,
+        self,
+        address: str | None = None,
+        *,
+        cluster_kwargs: dict[str, Any] | None = None,
         client_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if address is not None and not (isinstance(address, str) and address.strip()):
-            raise ValueError(f"DaskTaskRunner: address must be a scheduler address such as 'tcp://host:8786', not {address!r}.")
+            raise ValueError(
+                f"DaskTaskRunner: address must be a scheduler address such as 'tcp://host:8786', not {address!r}."
+            )
         if address and cluster_kwargs:
             raise ValueError("DaskTaskRunner: cluster_kwargs start a temporary cluster, so they go without an address.")
         self.address = address
@@ -55,7 +60,9 @@ class DaskTaskRunner(ClusterTaskRunner):
         try:
             from distributed import Client, LocalCluster
         except ImportError as missing:
-            raise RuntimeError("DaskTaskRunner needs dask.distributed: pip install 'django-orchestrator[dask]'.") from missing
+            raise RuntimeError(
+                "DaskTaskRunner needs dask.distributed: pip install 'django-orchestrator[dask]'."
+            ) from missing
         if self.address:
             self._client = Client(self.address, **{"timeout": 30, **self.client_kwargs})
             flow.logger.info("Using the Dask cluster at %s", self.address)
@@ -74,7 +81,9 @@ class DaskTaskRunner(ClusterTaskRunner):
         workers = len(self._cluster.workers)
         flow.logger.info(
             "Started a temporary local Dask cluster at %s (%d worker%s)",
-            self._cluster.scheduler_address, workers, "" if workers == 1 else "s",
+            self._cluster.scheduler_address,
+            workers,
+            "" if workers == 1 else "s",
         )
 
     def _submit_call(self, call: RemoteCall, upstream: list[Any], key: str) -> Any:

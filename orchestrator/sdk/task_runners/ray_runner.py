@@ -32,12 +32,17 @@ class RayTaskRunner(ClusterTaskRunner):
     name = "RayTaskRunner"
 
     def __init__(
-        self, address: str | None = None, *, init_kwargs: dict[str, Any] | None = None,
+        self,
+        address: str | None = None,
+        *,
+        init_kwargs: dict[str, Any] | None = None,
         remote_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if address is not None and not (isinstance(address, str) and address.strip()):
-            raise ValueError(f"RayTaskRunner: address must be a Ray address such as 'ray://head:10001', not {address!r}.")
+            raise ValueError(
+                f"RayTaskRunner: address must be a Ray address such as 'ray://head:10001', not {address!r}."
+            )
         self.address = address
         self.init_kwargs = dict(init_kwargs or {})
         self.remote_options = dict(remote_options or {})

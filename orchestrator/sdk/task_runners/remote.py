@@ -156,10 +156,13 @@ def run_remote(call: RemoteCall, *upstream: Envelope) -> Envelope:
     except Exception as error:
         from orchestrator.sdk.tasks import exception_text
 
-        return Envelope(False, error=CouldNotStart(
-            f"The cluster worker could not load the task of '{call.task_run.name}' (is its code importable there?): "
-            f"{exception_text(error)}"
-        ))
+        return Envelope(
+            False,
+            error=CouldNotStart(
+                f"The cluster worker could not load the task of '{call.task_run.name}' (is its code importable there?): "
+                f"{exception_text(error)}"
+            ),
+        )
     shipper = logs.shipper_for(client, call.flow_run.id)
     run = _TaskRun(task, client, call.flow_run, call.task_run)
     try:
@@ -188,7 +191,9 @@ def _execute(run: Any, call: RemoteCall, upstream: tuple[Envelope, ...]) -> Enve
     attempts_made = 0
     while True:
         try:
-            value = execute_task_run(run, args, kwargs, log_prints=call.log_prints, scopes=scopes, attempts_made=attempts_made)
+            value = execute_task_run(
+                run, args, kwargs, log_prints=call.log_prints, scopes=scopes, attempts_made=attempts_made
+            )
         except TaskRunTakenAway as taken:
             if run.moves == 0 and taken.actual in (RUNNING, SCHEDULED):
                 # An earlier execution of this task run started and its worker died.
@@ -197,10 +202,13 @@ def _execute(run: Any, call: RemoteCall, upstream: tuple[Envelope, ...]) -> Enve
                     continue
                 return crashed
             if run.moves == 0 and taken.actual in FINISHED:
-                return Envelope(False, error=TaskRunCrashed(
-                    f"Task run '{run.name}' ended {taken.actual} on a cluster worker that was lost before its "
-                    "result reached the flow run."
-                ))
+                return Envelope(
+                    False,
+                    error=TaskRunCrashed(
+                        f"Task run '{run.name}' ended {taken.actual} on a cluster worker that was lost before its "
+                        "result reached the flow run."
+                    ),
+                )
             return Envelope(False, error=TaskRunCancelled(taken.reason))
         except (Interrupted, KeyboardInterrupt) as stop:
             # Stopped from outside: the flow run was cancelled or ended (Dask: stop_flow_run;

@@ -35,8 +35,12 @@ class Command(ServiceCommand):
         ls.add_argument("--limit", type=int, default=20, help="At most this many (default 20).")
         which = ls.add_mutually_exclusive_group()
         which.add_argument("--upcoming", action="store_true", help="Only runs scheduled for later, soonest first.")
-        which.add_argument("--all", action="store_true", dest="everything",
-                           help="Every run, past and future, latest expected start first.")
+        which.add_argument(
+            "--all",
+            action="store_true",
+            dest="everything",
+            help="Every run, past and future, latest expected start first.",
+        )
         for name, text in (("inspect", "Show a flow run."), ("cancel", "Cancel a flow run.")):
             actions.add_parser(name, help=text).add_argument("run", metavar="ID|NAME")
         logs = actions.add_parser("logs", help="Print a flow run's logs.")
@@ -55,7 +59,8 @@ class Command(ServiceCommand):
             except ValueError as error:
                 raise CommandError(str(error)) from None
         runs = FlowRun.objects.with_related().matching(
-            states=[state_type] if state_type else [], state_names=[state_name] if state_name else [],
+            states=[state_type] if state_type else [],
+            state_names=[state_name] if state_name else [],
             deployment=get_deployment(deployment) if deployment else None,
         )
         now = timezone.now()
@@ -64,27 +69,50 @@ class Command(ServiceCommand):
         else:  # newest first: by default what started or was due, with --all the future too
             shown = (runs if everything else runs.started_or_due(now)).keyset_page(size=limit).runs
         rows = [
-            (r.pk, r.name, r.deployment.full_name if r.deployment else r.flow.name, f"{r.state_name} ({r.state_type})",
-             _short(r.expected_start_at), r.work_queue.name if r.work_queue else "-")
+            (
+                r.pk,
+                r.name,
+                r.deployment.full_name if r.deployment else r.flow.name,
+                f"{r.state_name} ({r.state_type})",
+                _short(r.expected_start_at),
+                r.work_queue.name if r.work_queue else "-",
+            )
             for r in shown
         ]
         title = "Upcoming Flow Runs" if upcoming else "Flow Runs"
-        caption = "" if upcoming or everything else "Runs that started or are due; --upcoming for later ones, --all for both."
-        self.table(title, ["ID", "Name", "Flow/Deployment", "State", "Start", "Queue"], rows, caption=caption,
-                   no_wrap=("ID", "Start"))
+        caption = (
+            "" if upcoming or everything else "Runs that started or are due; --upcoming for later ones, --all for both."
+        )
+        self.table(
+            title,
+            ["ID", "Name", "Flow/Deployment", "State", "Start", "Queue"],
+            rows,
+            caption=caption,
+            no_wrap=("ID", "Start"),
+        )
 
     def do_inspect(self, run: str, **_: Any) -> None:
         r = find_flow_run(run)
-        self.fields([
-            ("Name", r.name), ("ID", r.pk), ("Flow", r.flow.name),
-            ("Deployment", r.deployment.full_name if r.deployment else "-"),
-            ("State", f"{r.state_name} ({r.state_type})"), ("Message", r.state_message or "-"),
-            ("Parameters", json.dumps(r.parameters)), ("Tags", ", ".join(r.tags) or "-"),
-            ("Work pool", r.work_pool.name if r.work_pool else "-"), ("Work queue", r.work_queue.name if r.work_queue else "-"),
-            ("Worker", r.worker.name if r.worker else "-"), ("Expected start", _when(r.expected_start_at)),
-            ("Started", _when(r.started_at)), ("Ended", _when(r.ended_at)), ("Run count", r.run_count),
-            ("Created by", r.created_by or "-"),
-        ])
+        self.fields(
+            [
+                ("Name", r.name),
+                ("ID", r.pk),
+                ("Flow", r.flow.name),
+                ("Deployment", r.deployment.full_name if r.deployment else "-"),
+                ("State", f"{r.state_name} ({r.state_type})"),
+                ("Message", r.state_message or "-"),
+                ("Parameters", json.dumps(r.parameters)),
+                ("Tags", ", ".join(r.tags) or "-"),
+                ("Work pool", r.work_pool.name if r.work_pool else "-"),
+                ("Work queue", r.work_queue.name if r.work_queue else "-"),
+                ("Worker", r.worker.name if r.worker else "-"),
+                ("Expected start", _when(r.expected_start_at)),
+                ("Started", _when(r.started_at)),
+                ("Ended", _when(r.ended_at)),
+                ("Run count", r.run_count),
+                ("Created by", r.created_by or "-"),
+            ]
+        )
         self.stdout.write("States:")
         for s in r.states.all():
             message = f": {s.message}" if s.message else ""

@@ -30,7 +30,9 @@ class Command(ServiceCommand):
         create.add_argument("--base-job-template", metavar="FILE", help="A JSON file (default: the type's template).")
         update = sub.add_parser("update", help="Change a pool's base job template, job variables or description.")
         update.add_argument("name")
-        update.add_argument("--base-job-template", metavar="FILE", help="A JSON file ('{}' restores the type's default).")
+        update.add_argument(
+            "--base-job-template", metavar="FILE", help="A JSON file ('{}' restores the type's default)."
+        )
         update.add_argument("--job-variables", metavar="JSON", help="The pool's default job variables, a JSON object.")
         update.add_argument("--description", default=None)
         default = sub.add_parser("get-default-base-job-template", help="Print a pool type's default template (JSON).")
@@ -43,11 +45,21 @@ class Command(ServiceCommand):
         limit.add_argument("limit", type=int)
 
     def do_create(
-        self, name: str, type: str, concurrency_limit: int | None, paused: bool, description: str,
-        base_job_template: str | None, **_: Any,
+        self,
+        name: str,
+        type: str,
+        concurrency_limit: int | None,
+        paused: bool,
+        description: str,
+        base_job_template: str | None,
+        **_: Any,
     ) -> None:
         pool = services.create_work_pool(
-            name, type=type, concurrency_limit=concurrency_limit, paused=paused, description=description,
+            name,
+            type=type,
+            concurrency_limit=concurrency_limit,
+            paused=paused,
+            description=description,
             base_job_template=_json_file(base_job_template, "--base-job-template") if base_job_template else None,
         )
         self.stdout.write(f"Created work pool {pool.name!r} (type {pool.type}, id {pool.pk}).")
@@ -76,7 +88,13 @@ class Command(ServiceCommand):
         now = timezone.now()
         pools = with_online_workers(WorkPool.objects.all(), now=now)
         rows = [
-            (p.name, p.type, p.pk, limit_text(p.concurrency_limit), pool_health(p, now=now, online=p.online_workers).status)
+            (
+                p.name,
+                p.type,
+                p.pk,
+                limit_text(p.concurrency_limit),
+                pool_health(p, now=now, online=p.online_workers).status,
+            )
             for p in pools
         ]
         self.table("Work Pools", ["Name", "Type", "ID", "Concurrency Limit", "Status"], rows)
@@ -87,15 +105,25 @@ class Command(ServiceCommand):
         health = pool_health(pool, now=now)
         self.fields(
             [
-                ("Name", pool.name), ("ID", pool.pk), ("Type", pool.type), ("Description", pool.description or "-"),
-                ("Concurrency limit", limit_text(pool.concurrency_limit)), ("Paused", pool.paused),
-                ("Status", f"{health.status} ({health.reason})"), ("Job variables", pool.job_variables or {}),
+                ("Name", pool.name),
+                ("ID", pool.pk),
+                ("Type", pool.type),
+                ("Description", pool.description or "-"),
+                ("Concurrency limit", limit_text(pool.concurrency_limit)),
+                ("Paused", pool.paused),
+                ("Status", f"{health.status} ({health.reason})"),
+                ("Job variables", pool.job_variables or {}),
                 ("Created", pool.created_at.isoformat(timespec="seconds")),
             ]
         )
         queues = [
-            (q.name, q.priority, limit_text(q.concurrency_limit), ", ".join(q.tags) or "-",
-             f"{(h := queue_health(q, now=now)).status}: {h.reason}")
+            (
+                q.name,
+                q.priority,
+                limit_text(q.concurrency_limit),
+                ", ".join(q.tags) or "-",
+                f"{(h := queue_health(q, now=now)).status}: {h.reason}",
+            )
             for q in pool.queues.select_related("pool").order_by("priority", "name")
         ]
         self.table("Queues", ["Name", "Priority", "Concurrency Limit", "Tags", "Status"], queues)
@@ -130,7 +158,9 @@ def _json_text(text: str, option: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise CommandError(f"{option}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno}).") from None
+        raise CommandError(
+            f"{option}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})."
+        ) from None
 
 
 def _json_file(path: str, option: str) -> Any:

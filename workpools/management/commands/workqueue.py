@@ -25,15 +25,22 @@ class Command(ServiceCommand):
         create.add_argument("--pool", default=None, help=f"Work pool (default: {DEFAULT_POOL!r}).")
         create.add_argument("--priority", type=int, default=None, help="1 is served first (default: after the others).")
         create.add_argument("--concurrency-limit", type=int, default=None)
-        create.add_argument("--tag", action="append", default=[], dest="tags",
-                            help="Serve only deployments carrying this tag (repeatable: all must match).")
+        create.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            dest="tags",
+            help="Serve only deployments carrying this tag (repeatable: all must match).",
+        )
         create.add_argument("--description", default="")
         ls = sub.add_parser("ls", help="List queues.")
         ls.add_argument("--pool", default=None)
         for action in ("inspect", "pause", "resume", "delete", "clear-concurrency-limit"):
             p = sub.add_parser(action)
             p.add_argument("name", help="Queue name, or id.")
-            p.add_argument("--pool", default=None, help=f"Work pool (default: {DEFAULT_POOL!r}; not needed with an id).")
+            p.add_argument(
+                "--pool", default=None, help=f"Work pool (default: {DEFAULT_POOL!r}; not needed with an id)."
+            )
         limit = sub.add_parser("set-concurrency-limit")
         limit.add_argument("name")
         limit.add_argument("limit", type=int)
@@ -47,14 +54,26 @@ class Command(ServiceCommand):
                 pool = DEFAULT_POOL
         return services.get_work_queue(services.get_work_pool(pool), name)
 
-    def do_create(self, name: str, pool: str | None, priority: int | None, concurrency_limit: int | None,
-                  tags: list[str], description: str, **_: Any) -> None:
+    def do_create(
+        self,
+        name: str,
+        pool: str | None,
+        priority: int | None,
+        concurrency_limit: int | None,
+        tags: list[str],
+        description: str,
+        **_: Any,
+    ) -> None:
         # The tutorial reader may expect another pool: without --pool, say which one first.
         defaulted = pool is None
         pool = pool or DEFAULT_POOL
         queue = services.create_work_queue(
-            services.get_work_pool(pool), name, priority=priority, concurrency_limit=concurrency_limit,
-            tags=tags, description=description,
+            services.get_work_pool(pool),
+            name,
+            priority=priority,
+            concurrency_limit=concurrency_limit,
+            tags=tags,
+            description=description,
         )
         serves = f"; serves deployments tagged {', '.join(queue.tags)}" if queue.tags else ""
         if defaulted:
@@ -62,7 +81,9 @@ class Command(ServiceCommand):
                 f"In pool {pool!r} (no --pool given): created work queue {queue.name!r} (priority {queue.priority}{serves})."
             )
         else:
-            self.stdout.write(f"Created work queue {queue.name!r} in pool {pool!r} (priority {queue.priority}{serves}).")
+            self.stdout.write(
+                f"Created work queue {queue.name!r} in pool {pool!r} (priority {queue.priority}{serves})."
+            )
         self.stdout.write(f"ID: {queue.pk}")
 
     def do_ls(self, pool: str | None, **_: Any) -> None:
@@ -75,17 +96,26 @@ class Command(ServiceCommand):
             status = queue_health(q, now=now).status
             name = f"{q.name} (**)" if status == PAUSED else q.name
             rows.append((q.pk, name, q.pool.name, q.priority, limit_text(q.concurrency_limit), status))
-        self.table("Work Queues", ["ID", "Name", "Pool", "Priority", "Concurrency Limit", "Status"], rows,
-                   caption="(**) denotes a paused queue")
+        self.table(
+            "Work Queues",
+            ["ID", "Name", "Pool", "Priority", "Concurrency Limit", "Status"],
+            rows,
+            caption="(**) denotes a paused queue",
+        )
 
     def do_inspect(self, name: str, pool: str | None, **_: Any) -> None:
         q = self.find(name, pool)
         health = queue_health(q)
         self.fields(
             [
-                ("Name", q.name), ("ID", q.pk), ("Pool", q.pool.name), ("Priority", q.priority),
-                ("Concurrency limit", limit_text(q.concurrency_limit)), ("Tags", ", ".join(q.tags) or "-"),
-                ("Paused", q.paused), ("Status", f"{health.status} ({health.reason})"),
+                ("Name", q.name),
+                ("ID", q.pk),
+                ("Pool", q.pool.name),
+                ("Priority", q.priority),
+                ("Concurrency limit", limit_text(q.concurrency_limit)),
+                ("Tags", ", ".join(q.tags) or "-"),
+                ("Paused", q.paused),
+                ("Status", f"{health.status} ({health.reason})"),
                 ("Last polled", q.last_polled_at.isoformat(timespec="seconds") if q.last_polled_at else "never"),
             ]
         )
@@ -112,5 +142,3 @@ class Command(ServiceCommand):
     def do_clear_concurrency_limit(self, name: str, pool: str | None, **_: Any) -> None:
         q = services.set_concurrency_limit(self.find(name, pool), None)
         self.stdout.write(f"Cleared the concurrency limit of work queue {q.name!r}.")
-
-
