@@ -79,6 +79,30 @@ def _nesting(task_runs: list[Any]) -> list[tuple[Any, int]]:
     return ordered
 
 
+def with_subflow_task_runs(task_runs: list[Any], *, limit: int, depth: int = 3) -> list[Any]:
+    """`task_runs` of a run plus, nested under each subflow's placeholder task run, the task runs
+    of the child flow run it stands for (and theirs, `depth` levels down), at most `limit` in all.
+    The nesting rides on `parent_task_run_id`, which _nesting reads."""
+    rows = list(task_runs)
+    level = [t for t in task_runs if getattr(t, "pk", None) is not None]
+    for _ in range(depth):
+        if len(rows) >= limit or not level:
+            break
+        placeholders = {t.pk: t for t in level}
+        children = list(
+            type(level[0])
+            .objects.filter(flow_run__parent_task_run__in=list(placeholders))
+            .select_related("flow_run")
+            .order_by("created_at")[: limit - len(rows)]
+        )
+        for child in children:
+            if child.flow_run.parent_task_run_id in placeholders and getattr(child, "parent_task_run_id", None) is None:
+                child.parent_task_run_id = child.flow_run.parent_task_run_id
+        rows.extend(children)
+        level = children
+    return rows[:limit]
+
+
 def build_gantt(task_runs: list[Any], *, now: datetime | None = None) -> Gantt | None:
     """Lay out `task_runs` (any order) as Gantt rows; None when none has started."""
     now = now or timezone.now()

@@ -20,7 +20,7 @@ from orchestrator.core.states import StateType
 from runs.forms import RunFilterForm, RunInputForm
 from runs.models import FlowRun, RunCursor
 from runs.services import request_cancellation, resume_flow_run, waiting_input
-from runs.timeline import build_gantt
+from runs.timeline import build_gantt, with_subflow_task_runs
 
 PAGE_SIZE = 50
 TASK_RUNS_SHOWN = 500
@@ -124,7 +124,7 @@ def _task_runs(run: FlowRun) -> dict[str, object]:
     return {
         "run": run,
         "task_runs": task_runs[:TASK_RUNS_SHOWN],
-        "gantt": build_gantt(task_runs[:TASK_RUNS_SHOWN]),
+        "gantt": build_gantt(with_subflow_task_runs(task_runs[:TASK_RUNS_SHOWN], limit=TASK_RUNS_SHOWN)),
         "more_task_runs": len(task_runs) > TASK_RUNS_SHOWN,
         "task_runs_live": not run.is_terminal,
     }

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from runs.timeline import build_gantt
 
@@ -41,3 +44,36 @@ def test_a_running_task_reaches_now_and_an_unstarted_one_has_no_bar() -> None:
     assert running.running and abs(running.x + running.width - (gantt.width - 10)) < 0.5
     assert next(r for r in gantt.rows if r.label == "t3").width == 0
     assert build_gantt([task(1, None, None)]) is None
+
+
+@pytest.mark.django_db
+def test_a_subflows_task_runs_sit_under_its_placeholder_in_the_parents_chart(make_run: Any) -> None:
+    from runs.models import FlowRun, TaskRun
+    from runs.timeline import with_subflow_task_runs
+
+    parent = make_run()
+    started = {
+        "state_type": "COMPLETED",
+        "state_name": "Completed",
+        "state_at": T0,
+        "started_at": T0,
+        "ended_at": T0 + timedelta(seconds=5),
+    }
+    first = TaskRun.objects.create(flow_run=parent, name="first-0", task_key="first", **started)
+    placeholder = TaskRun.objects.create(flow_run=parent, name="child-0", task_key="child", **started)
+    child = FlowRun.objects.create(
+        flow=parent.flow,
+        name="child-run",
+        parent_flow_run=parent,
+        parent_task_run=placeholder,
+        state_type="COMPLETED",
+        state_name="Completed",
+        state_at=T0,
+        expected_start_at=T0,
+    )
+    TaskRun.objects.create(flow_run=child, name="inner-0", task_key="inner", **started)
+
+    rows = with_subflow_task_runs([first, placeholder], limit=500)
+    gantt = build_gantt(rows, now=T0 + timedelta(seconds=10))
+    assert gantt is not None
+    assert [(r.label, r.depth) for r in gantt.rows] == [("first-0", 0), ("child-0", 0), ("inner-0", 1)]
