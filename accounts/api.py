@@ -31,3 +31,5 @@ class AuditEntryViewSet(ReadApiViewSet):
     queryset = AuditEntry.objects.order_by("-at", "-id")
     serializer_class = AuditEntrySerializer
     filterset_class = AuditEntryFilter
+    # Ids are integers; anything else (or one too big for the column) is a 404, not a query.
+    lookup_value_regex = r"[0-9]{1,18}"

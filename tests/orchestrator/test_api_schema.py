@@ -13,6 +13,7 @@ from django.core.management import call_command
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
+from accounts.models import AuditEntry
 from automations.services import create_automation
 from deployments.models import DeploymentSchedule
 from deployments.services import create_flow_run
@@ -84,6 +85,7 @@ def api_schema(live_server: Any, make_api_key: Any, deployment: Any, settings: A
             "/api/webhooks/": str(hook.pk),
             "/api/automations/": str(automation.pk),
             "/api/task-runs/": str(task_run.pk),
+            "/api/audit-log/": str(AuditEntry.objects.order_by("-id").values_list("pk", flat=True).first()),
         }[path[: path.index("{id}")]],
     }
     return loaded
