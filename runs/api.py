@@ -331,7 +331,10 @@ class TaskRunDetailViewSet(mixins.RetrieveModelMixin, ApiViewSet):
         task_run = services.find_cached_task_run(query.validated_data["cache_key"], pool=pool)
         if task_run is None:
             return Response(status=204)
-        body = {"task_run_id": str(task_run.pk), "task_run_name": task_run.name, "value": task_run.result}
+        body = {
+            "task_run_id": str(task_run.pk), "task_run_name": task_run.name, "value": task_run.result,
+            "result_uri": task_run.result_uri,
+        }
         return Response(CachedResultSerializer(body).data)
 
 

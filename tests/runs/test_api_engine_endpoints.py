@@ -161,7 +161,9 @@ def test_a_cached_result_is_found_by_its_key_within_the_workers_pool(
     other_pool_run = make_run(make_deployment("elsewhere", work_pool=make_pool("someone-elses-pool")))
     completed(other_pool_run, "k2", "secret")
     hit = pool_worker.get("/api/task-runs/cached/", params={"cache_key": "k1"})
-    assert hit.json() == {"task_run_id": str(mine.pk), "task_run_name": "cached-k1", "value": {"greeting": "Hello Leo"}}
+    assert hit.json() == {
+        "task_run_id": str(mine.pk), "task_run_name": "cached-k1", "value": {"greeting": "Hello Leo"}, "result_uri": "",
+    }
     assert pool_worker.get("/api/task-runs/cached/", params={"cache_key": "nope"}).status_code == 204
     assert pool_worker.get("/api/task-runs/cached/", params={"cache_key": "k2"}).status_code == 204  # not its pool's
     assert writer.get("/api/task-runs/cached/", params={"cache_key": "k2"}).json()["value"] == "secret"
