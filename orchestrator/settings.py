@@ -300,6 +300,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StateTypeEnum": "orchestrator.core.states.StateType",
         "WorkPoolTypeEnum": "workpools.models.pool_type_choices",  # every registered type
+        "ArtifactTypeEnum": "runs.models.ArtifactType",
     },
 }
 # Automations' notifications: a failing URL is tried this many times more, waiting
