@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 
@@ -69,6 +69,9 @@ def create_work_pool(
     return pool
 
 
+_Pausable = TypeVar("_Pausable", WorkPool, WorkQueue)
+
+
 def get_work_pool(name: str) -> WorkPool:
     try:
         return WorkPool.objects.get(name=name)
@@ -78,34 +81,28 @@ def get_work_pool(name: str) -> WorkPool:
 
 def set_work_pool_paused(pool: WorkPool, paused: bool) -> WorkPool:
     """Pause or resume a pool: workers claim nothing from a paused pool."""
-    with transaction.atomic():
-        WorkPool.objects.filter(pk=pool.pk).update(paused=paused)
-        audit.record(
-            "work_pool.pause" if paused else "work_pool.resume",
-            pool,
-            before={"paused": pool.paused},
-            after={"paused": paused},
-        )
-    pool.paused = paused
-    if not paused:
-        wakeups.notify_pools([pool.pk])
-    return pool
+    return _set_paused(pool, paused, action="work_pool", pool_id=pool.pk)
 
 
 def set_work_queue_paused(queue: WorkQueue, paused: bool) -> WorkQueue:
     """Pause or resume one queue: workers claim nothing from a paused queue."""
+    return _set_paused(queue, paused, action="work_queue", pool_id=queue.pool_id)
+
+
+def _set_paused(obj: _Pausable, paused: bool, *, action: str, pool_id: Any) -> _Pausable:
+    """Write `paused` with its audit row in one transaction; resuming wakes the pool's workers."""
     with transaction.atomic():
-        WorkQueue.objects.filter(pk=queue.pk).update(paused=paused)
+        type(obj).objects.filter(pk=obj.pk).update(paused=paused)
         audit.record(
-            "work_queue.pause" if paused else "work_queue.resume",
-            queue,
-            before={"paused": queue.paused},
+            f"{action}.pause" if paused else f"{action}.resume",
+            obj,
+            before={"paused": obj.paused},
             after={"paused": paused},
         )
-    queue.paused = paused
+    obj.paused = paused
     if not paused:
-        wakeups.notify_pools([queue.pool_id])
-    return queue
+        wakeups.notify_pools([pool_id])
+    return obj
 
 
 def route_to_queue(deployment: Any, *, queues: Iterable[WorkQueue] | None = None) -> WorkQueue | None:
