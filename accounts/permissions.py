@@ -46,6 +46,18 @@ def pool_of(obj: Any) -> Any:
     return getattr(obj, "work_pool", None)
 
 
+def pool_limit(key: ApiKey | None) -> Any:
+    """The work pool a request holding `key` is limited to when it reads across runs (cached
+    results): a worker key's own pool, a run token's run's pool; None (no limit) otherwise."""
+    if key is None:
+        return None
+    if key.scope == Scope.WORKER:
+        return key.pool
+    if key.scope == Scope.RUN and key.flow_run is not None:
+        return pool_of(key.flow_run)
+    return None
+
+
 def can_act_on_pool(key: ApiKey | None, pool: Any) -> bool:
     """Whether a request holding `key` (None: a logged-in session) may act on `pool` (a
     WorkPool or a pool name). Only worker keys are limited to a pool: their own."""

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from accounts.models import ApiKey, Scope
+from accounts.permissions import pool_limit
 from accounts.services import issue_run_token
 from orchestrator.api import ApiViewSet, ReadApiViewSet, actor
 from orchestrator.api_policy import CursorPagination
@@ -364,14 +365,11 @@ class TaskRunDetailViewSet(mixins.RetrieveModelMixin, ApiViewSet):
     @action(detail=False, methods=["get"])
     def cached(self, request: Any) -> Response:
         """The result stored under `cache_key` by the latest completed task run, while fresh;
-        204 when there is none. A worker key sees only results of its own pool's runs."""
+        204 when there is none. A worker key or run token sees only results of its own pool's runs."""
         query = CachedResultQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         key = request.auth if isinstance(request.auth, ApiKey) else None
-        pool = key.pool if key and key.scope == Scope.WORKER else None
-        if key and key.scope == Scope.RUN:
-            pool = key.flow_run.work_pool  # type: ignore[union-attr]
-        task_run = services.find_cached_task_run(query.validated_data["cache_key"], pool=pool)
+        task_run = services.find_cached_task_run(query.validated_data["cache_key"], pool=pool_limit(key))
         if task_run is None:
             return Response(status=204)
         body = {
