@@ -22,6 +22,21 @@ S = StateType
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def start_remote_worker(url: str, key: str, pool: str, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    """`runworker --api-url URL --api-key KEY` with no database settings, and its collected output."""
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "runworker", "--pool", pool, "--name", "remote-1", "--api-url", url]
+        + ["--api-key", key, "--poll-interval", "0.2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    return worker, collect(worker)
+
+
 def check_parent_and_children(parent: FlowRun, output: str) -> None:
     assert parent.state_type == S.COMPLETED, (parent.state_message, output)
     children = {(c.flow.name, c.parameters.get("reason", "")): c for c in parent.child_runs.all()}
@@ -63,30 +78,7 @@ def test_subflows_and_results_over_http_on_a_worker_without_a_database(
     home.mkdir()
     storage = (tmp_path / "remote-results").as_uri()
     key = make_api_key("worker", pool, name="remote-worker")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "runworker",
-            "--pool",
-            pool.name,
-            "--name",
-            "remote-1",
-            "--api-url",
-            live_server.url,
-            "--api-key",
-            key,
-            "--poll-interval",
-            "0.2",
-        ],
-        cwd=ROOT,
-        env=remote_env(home, RESULT_STORAGE=storage),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = collect(worker)
+    worker, output = start_remote_worker(live_server.url, key, pool.name, remote_env(home, RESULT_STORAGE=storage))
     try:
         parent_run, _ = create_flow_run(deploy_runtime(pool, "parent"))
         wait_for(lambda: FlowRun.objects.get(pk=parent_run.pk).is_terminal, 90, "the parent run", processes=[])
@@ -115,30 +107,7 @@ def test_a_remote_run_reads_a_variable_and_a_secret_with_its_credential_and_the_
     home = tmp_path / "remote-home"
     home.mkdir()
     key = make_api_key("worker", pool, name="remote-worker")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "runworker",
-            "--pool",
-            pool.name,
-            "--name",
-            "remote-1",
-            "--api-url",
-            live_server.url,
-            "--api-key",
-            key,
-            "--poll-interval",
-            "0.2",
-        ],
-        cwd=ROOT,
-        env=remote_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = collect(worker)
+    worker, output = start_remote_worker(live_server.url, key, pool.name, remote_env(home))
     try:
         run, _ = create_flow_run(deploy_runtime(pool, "uses_blocks"))
         wait_for(lambda: FlowRun.objects.get(pk=run.pk).is_terminal, 90, "the run")
