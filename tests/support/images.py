@@ -2,9 +2,8 @@
 
 Nothing can be pulled on the machines the tests run on, so the images are made here:
 
-1. a base image: `debootstrap --variant=minbase --include=python3,python3-venv bookworm` from
-   the Debian mirror the host's apt uses, imported with `docker import` as
-   `orchestrator-test-base:bookworm` (kept: about a minute the first time, nothing afterwards);
+1. the base image the production image is built on too (orchestrator.images.ensure_base_image:
+   debootstrap of bookworm with python3 from the host's mirror, `docker import`ed, kept);
 2. a wheelhouse built on the host with `pip wheel` (the project's dependencies, kept per
    pyproject.toml; the project's own wheel, made fresh), because a build container does not
    reach the package index the way the host does;
@@ -13,8 +12,8 @@ Nothing can be pulled on the machines the tests run on, so the images are made h
    reuses while only the project's code changes. It is tagged and labelled with a hash of the
    project's sources, so it is rebuilt only when they change.
 
-Only the `docker` package and the standard library are used (no Django, nothing of ours), so
-any script can call `build_test_image()`; `python tests/support/images.py` prints the tag.
+Only the `docker` package, the standard library and orchestrator.images (no Django) are used,
+so any script can call `build_test_image()`; `python tests/support/images.py` prints the tag.
 A file lock serialises builders on one machine (two test runs, or another engineer's script).
 """
 
@@ -22,8 +21,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,14 +30,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-BASE_TAG = "orchestrator-test-base:bookworm"
+from orchestrator.images import ImageBuildError, cache_dir, ensure_base_image
+
 TEST_REPOSITORY = "orchestrator-test"
 HASH_LABEL = "org.orchestrator.test-image.content-hash"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Debian bookworm's python3 is 3.11.2: dependencies the host's newer 3.11 skipped by their
 # markers (redis needs async-timeout below 3.11.3) go into the wheelhouse too.
 BOOKWORM_EXTRAS = ("async-timeout>=4.0.3",)
-SOURCE_DIRS = ("orchestrator", "runs", "deployments", "workpools", "accounts", "automations")
+SOURCE_DIRS = ("orchestrator", "runs", "deployments", "workpools", "blocks", "accounts", "automations")
 DOCKERFILE = """\
 FROM {base}
 # The dependencies first: this layer is reused while only the project's own code changes.
@@ -52,16 +50,6 @@ COPY project /project
 RUN /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /project/*.whl && rm -rf /project
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 """
-
-
-class ImageBuildError(RuntimeError):
-    """A step of building a test image failed; the message says which and why."""
-
-
-def cache_dir() -> Path:
-    path = Path(os.environ.get("ORCHESTRATOR_IMAGE_CACHE", Path.home() / ".cache" / "orchestrator-images"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @contextmanager
@@ -88,43 +76,6 @@ def image_exists(client: Any, tag: str) -> bool:
     except docker.errors.ImageNotFound:
         return False
     return True
-
-
-def debian_mirror() -> str:
-    """The Debian mirror apt uses on this host (deb822 `URIs:` or one-line `deb URL suite`)."""
-    candidates = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-    for path in candidates:
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            match = re.match(r"URIs:\s*(\S+)", line) or re.match(r"deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\b", line)
-            if match and "security" not in match.group(1):
-                return match.group(1)
-    return "http://deb.debian.org/debian"
-
-
-def build_base_image(client: Any | None = None, *, tag: str = BASE_TAG) -> str:
-    """The bookworm base image with python3 and venv (built once, then reused)."""
-    client = client or docker_client()
-    if image_exists(client, tag):
-        return tag
-    if shutil.which("debootstrap") is None:
-        raise ImageBuildError("debootstrap is not installed (apt-get install debootstrap)")
-    with tempfile.TemporaryDirectory(prefix="orchestrator-rootfs-") as root:
-        result = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3,python3-venv", "bookworm", root, debian_mirror()],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise ImageBuildError(f"debootstrap failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
-        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(["docker", "import", "-", tag], stdin=tar.stdout, capture_output=True, text=True)
-        tar.wait()
-        if imported.returncode != 0 or tar.returncode != 0:
-            raise ImageBuildError(f"docker import failed: {imported.stderr.strip()}")
-    return tag
 
 
 def _tracked_sources(root: Path) -> list[Path]:
@@ -192,7 +143,7 @@ def build_test_image(root: Path = PROJECT_ROOT, *, client: Any | None = None) ->
     `orchestrator-test:<hash>`; an image with the same sources' hash is reused."""
     client = client or docker_client()
     with build_lock():
-        base = build_base_image(client)
+        base = ensure_base_image(log=lambda message: None)
         digest = source_hash(root, base_id=client.images.get(base).id + DOCKERFILE)
         tag = f"{TEST_REPOSITORY}:{digest[:16]}"
         if image_exists(client, tag):
