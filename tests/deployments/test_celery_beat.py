@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -201,17 +200,15 @@ def test_a_new_deployment_is_scheduled_within_seconds_not_at_the_next_full_pass(
     try:
         wait_for(lambda: " ready." in worker.output(), 60, "the worker to start", processes=(worker,))
         deployment = make_deployment("brand-new")
-        started = time.monotonic()
         sync_schedules(deployment, [TWO_SECONDS])  # its task is sent when this commits
 
         # The window is ten fire times; no full pass comes to add more.
         wait_for(
             lambda: FlowRun.objects.filter(deployment=deployment).count() == 10,
-            15,
+            60,  # the full pass is an hour away: only the on-change task can make them this soon
             "the new deployment's runs",
             processes=(worker,),
         )
-        assert time.monotonic() - started < 15
         assert "deployments.tasks.schedule_deployment[" in worker.output()
     finally:
         worker.stop()
